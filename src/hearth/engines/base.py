@@ -1,0 +1,141 @@
+"""Engine interfaces: one abstract class per capability, with capability flags.
+
+An engine owns a loaded model and runs inference off the event loop (in its own threads), so
+routes only ``await``. Engines never see HTTP: they take plain dataclasses and raise
+``hearth.errors`` exceptions.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Literal
+
+import numpy as np
+from PIL import Image
+
+from hearth.config import ModelKind, ModelSpec
+
+FinishReason = Literal["stop", "length", "cancelled", "error"]
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What ``hearth models info`` and ``GET /v1/models/{id}`` show."""
+
+    id: str
+    kind: ModelKind
+    backend: str
+    parameters: int | None = None
+    file_size_bytes: int | None = None
+    quantization: str | None = None
+    context_length: int | None = None
+    device: str = "cpu"
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class SamplingParams:
+    max_tokens: int
+    temperature: float = 1.0
+    top_p: float = 1.0
+    seed: int | None = None
+    stop: tuple[str, ...] = ()
+    presence_penalty: float = 0.0
+    frequency_penalty: float = 0.0
+    logit_bias: dict[int, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class TextDelta:
+    """A piece of generated text. ``text`` may be empty while a stop string is still undecided."""
+
+    text: str
+    tokens: int = 1
+
+
+@dataclass(frozen=True)
+class GenerationDone:
+    finish_reason: FinishReason
+    prompt_tokens: int
+    completion_tokens: int
+    cached_tokens: int = 0
+
+
+GenerationEvent = TextDelta | GenerationDone
+
+
+@dataclass(frozen=True)
+class Embeddings:
+    vectors: np.ndarray  # shape (n, dim), float32
+    token_counts: list[int]
+
+
+@dataclass(frozen=True)
+class Prediction:
+    label: str
+    confidence: float
+    index: int
+
+
+class Engine(abc.ABC):
+    """A loaded model. ``load`` is blocking and runs once at startup, in a worker thread."""
+
+    kind: ClassVar[ModelKind]
+
+    def __init__(self, spec: ModelSpec, data_dir: Any) -> None:
+        self.spec = spec
+        self.data_dir = data_dir
+
+    @abc.abstractmethod
+    def load(self) -> None: ...
+
+    @abc.abstractmethod
+    def info(self) -> ModelInfo: ...
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release threads and native memory."""
+
+
+class ChatEngine(Engine):
+    """Text generation: serves chat and completions."""
+
+    kind = ModelKind.CHAT
+    supports_logit_bias: ClassVar[bool] = True
+
+    @property
+    @abc.abstractmethod
+    def context_length(self) -> int: ...
+
+    @abc.abstractmethod
+    def tokenize(self, text: str) -> list[int]:
+        """Tokens of a full prompt as it will be fed (including BOS where the model adds one)."""
+
+    @abc.abstractmethod
+    def render_chat(self, messages: Sequence[dict[str, str]]) -> str:
+        """Apply the model's chat template to ``[{"role", "content"}]`` and open the assistant turn."""
+
+    @abc.abstractmethod
+    def generate(self, prompt: list[int], params: SamplingParams) -> AsyncIterator[GenerationEvent]:
+        """Stream text deltas then exactly one ``GenerationDone`` (implement as an async generator).
+
+        Errors (``Overloaded``, ``ContextLengthExceeded``) surface on the first ``__anext__``.
+
+        Closing the iterator early (client gone) cancels the sequence and frees its capacity.
+        Raises ``Overloaded`` at once when the waiting queue is full.
+        """
+
+
+class EmbeddingEngine(Engine):
+    kind = ModelKind.EMBEDDING
+
+    @abc.abstractmethod
+    async def embed(self, texts: list[str]) -> Embeddings: ...
+
+
+class ClassifierEngine(Engine):
+    kind = ModelKind.IMAGE_CLASSIFICATION
+
+    @abc.abstractmethod
+    async def classify(self, image: Image.Image, top_k: int) -> list[Prediction]: ...

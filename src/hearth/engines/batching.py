@@ -1,0 +1,102 @@
+"""Dynamic batching for embeddings and vision: merge requests that arrive close together.
+
+Requests queue on the event loop; one collector task takes the first waiting item, waits up to
+``window_s`` for more (up to ``max_batch``), and runs the batch in a single worker thread, so
+the loop never blocks and there is only ever one forward pass at a time. Items that pile up
+while a batch runs form the next batch at once, so batching grows with load.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+from hearth.errors import Overloaded
+
+In = TypeVar("In")
+Out = TypeVar("Out")
+
+
+@dataclass
+class _Pending(Generic[In, Out]):
+    item: In
+    future: asyncio.Future[Out]
+
+
+class MicroBatcher(Generic[In, Out]):
+    def __init__(
+        self,
+        run_batch: Callable[[list[In]], Sequence[Out]],
+        *,
+        name: str,
+        max_batch: int,
+        window_s: float,
+        max_queue: int,
+    ) -> None:
+        self._run_batch = run_batch
+        self._max_batch = max_batch
+        self._window_s = window_s
+        self._max_queue = max_queue
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"batch-{name}")
+        self._queue: asyncio.Queue[_Pending[In, Out]] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._task: asyncio.Task[None] | None = None
+        self.batches_run = 0
+        self.items_run = 0
+
+    async def submit(self, item: In) -> Out:
+        queue = self._ensure_started()
+        if queue.qsize() >= self._max_queue:
+            raise Overloaded("the server is busy: the request queue is full", retry_after=1)
+        future: asyncio.Future[Out] = asyncio.get_running_loop().create_future()
+        queue.put_nowait(_Pending(item, future))
+        return await future
+
+    def _ensure_started(self) -> asyncio.Queue[_Pending[In, Out]]:
+        loop = asyncio.get_running_loop()
+        if self._queue is None or self._loop is not loop or self._task is None or self._task.done():
+            self._loop = loop
+            self._queue = asyncio.Queue()
+            self._task = loop.create_task(self._collect(self._queue), name="micro-batcher")
+        return self._queue
+
+    async def _collect(self, queue: asyncio.Queue[_Pending[In, Out]]) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            batch = [await queue.get()]
+            deadline = time.monotonic() + self._window_s
+            while len(batch) < self._max_batch:
+                if not queue.empty():
+                    batch.append(queue.get_nowait())
+                    continue
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                try:
+                    batch.append(await asyncio.wait_for(queue.get(), remaining))
+                except TimeoutError:
+                    break
+            live = [p for p in batch if not p.future.done()]  # callers that gave up are skipped
+            if not live:
+                continue
+            try:
+                results = await loop.run_in_executor(self._executor, self._run_batch, [p.item for p in live])
+            except Exception as exc:  # one bad batch fails its callers, never the collector
+                for p in live:
+                    if not p.future.done():
+                        p.future.set_exception(exc)
+                continue
+            self.batches_run += 1
+            self.items_run += len(live)
+            for p, result in zip(live, results, strict=True):
+                if not p.future.done():
+                    p.future.set_result(result)
+
+    def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+        self._executor.shutdown(wait=False, cancel_futures=True)

@@ -1,0 +1,105 @@
+"""sentence-transformers embeddings, dynamically batched across concurrent requests."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from hearth.engines.base import EmbeddingEngine, Embeddings, ModelInfo
+from hearth.engines.batching import MicroBatcher
+from hearth.engines.sources import import_model_package, local_path, pypi_package
+from hearth.errors import ContextLengthExceeded
+
+_Item = tuple[np.ndarray, int]
+
+
+class SentenceTransformerEngine(EmbeddingEngine):
+    _model: Any = None
+    _batcher: MicroBatcher[str, _Item] | None = None
+
+    def _model_dir(self) -> Path:
+        if pypi_package(self.spec.source):
+            package: Any = import_model_package(self.spec.source)
+            return Path(package.get_model_path())
+        return local_path(self.spec.source, want_dir=True)
+
+    def load(self) -> None:
+        # Never reach for the Hub: models come from packages or local directories only.
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+        import torch
+        import transformers
+        from sentence_transformers import SentenceTransformer
+
+        transformers.utils.logging.disable_progress_bar()  # no tqdm bars in server logs
+
+        if self.spec.threads:
+            torch.set_num_threads(self.spec.threads)
+        self._path = self._model_dir()
+        self._model = SentenceTransformer(str(self._path), device="cpu", local_files_only=True)
+        self._max_tokens = int(self._model.max_seq_length)
+        self._batcher = MicroBatcher(
+            self._encode_batch,
+            name=self.spec.id,
+            max_batch=self.spec.batch_size,
+            window_s=self.spec.batch_window_ms / 1000,
+            max_queue=self.spec.max_queue * self.spec.batch_size,
+        )
+
+    @property
+    def dimensions(self) -> int:
+        getter = getattr(self._model, "get_embedding_dimension", None)
+        getter = getter or self._model.get_sentence_embedding_dimension  # older sentence-transformers
+        return int(getter())
+
+    def count_tokens(self, texts: list[str]) -> list[int]:
+        encoded = self._model.tokenizer(texts, add_special_tokens=True, truncation=False)["input_ids"]
+        return [len(ids) for ids in encoded]
+
+    def _encode_batch(self, texts: list[str]) -> list[_Item]:
+        import torch
+
+        counts = self.count_tokens(texts)
+        with torch.inference_mode():
+            vectors = self._model.encode(
+                texts, batch_size=len(texts), convert_to_numpy=True, normalize_embeddings=True
+            )
+        return [(np.asarray(v, dtype=np.float32), n) for v, n in zip(vectors, counts, strict=True)]
+
+    async def embed(self, texts: list[str]) -> Embeddings:
+        assert self._batcher is not None, "engine not loaded"
+        # A WordPiece token covers at least one character, so only long texts can overflow;
+        # count those off the loop before spending a forward pass on them.
+        long_texts = [(i, t) for i, t in enumerate(texts) if len(t) + 2 > self._max_tokens]
+        if long_texts:
+            counts = await asyncio.to_thread(self.count_tokens, [t for _, t in long_texts])
+            for (index, _), n in zip(long_texts, counts, strict=True):
+                if n > self._max_tokens:
+                    raise ContextLengthExceeded(
+                        f"input[{index}] has {n} tokens; this model's maximum is {self._max_tokens}",
+                        param="input",
+                    )
+        results = await asyncio.gather(*(self._batcher.submit(t) for t in texts))
+        return Embeddings(np.stack([v for v, _ in results]), [n for _, n in results])
+
+    def info(self) -> ModelInfo:
+        params = sum(p.numel() for p in self._model.parameters())
+        size = sum(f.stat().st_size for f in self._path.rglob("*") if f.is_file())
+        return ModelInfo(
+            id=self.spec.id,
+            kind=self.kind,
+            backend=self.spec.backend,
+            parameters=int(params),
+            file_size_bytes=size,
+            quantization="float32",
+            context_length=self._max_tokens,
+            extra={"dimensions": self.dimensions, "max_batch": self.spec.batch_size},
+        )
+
+    def close(self) -> None:
+        if self._batcher is not None:
+            self._batcher.close()

@@ -1,0 +1,141 @@
+"""Fake engines: deterministic, weightless stand-ins so API, gateway and CLI tests run fast.
+
+They honour the same contracts as the real engines (bounded queue, slots, cancellation, stop
+strings, max_tokens, context length), so tests of those contracts mean something. Prompts can
+steer them: ``FAIL_MIDSTREAM`` makes a generation fail after two tokens.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections.abc import AsyncIterator, Sequence
+
+import numpy as np
+from PIL import Image
+
+from hearth.engines.base import (
+    ChatEngine,
+    ClassifierEngine,
+    EmbeddingEngine,
+    Embeddings,
+    GenerationDone,
+    GenerationEvent,
+    ModelInfo,
+    Prediction,
+    SamplingParams,
+    TextDelta,
+)
+from hearth.errors import ContextLengthExceeded, EngineFailure, Overloaded
+
+WORDS = ("the", "quick", "brown", "fox", "jumps", "over", "lazy", "dog", "and", "runs", "away", "home")
+
+
+FAIL_TOKEN = 999_999
+
+
+class FakeChatEngine(ChatEngine):
+    token_delay_s = 0.0  # tests raise it to keep streams open
+
+    def load(self) -> None:
+        self._slots = asyncio.Semaphore(self.spec.slots)
+        self.waiting = 0
+        self.running = 0
+        self.cancelled = 0
+
+    @property
+    def context_length(self) -> int:
+        return self.spec.context_length or 2048
+
+    def tokenize(self, text: str) -> list[int]:
+        return [1] + [FAIL_TOKEN if w == "FAIL_MIDSTREAM" else len(w) for w in text.split()]
+
+    def render_chat(self, messages: Sequence[dict[str, str]]) -> str:
+        return "".join(f"{m['role']}: {m['content']}\n" for m in messages) + "assistant:"
+
+    async def generate(self, prompt: list[int], params: SamplingParams) -> AsyncIterator[GenerationEvent]:
+        if len(prompt) + params.max_tokens > self.context_length:
+            raise ContextLengthExceeded(
+                f"prompt ({len(prompt)} tokens) plus max_tokens ({params.max_tokens}) exceeds the "
+                f"context length {self.context_length}"
+            )
+        if self._slots.locked() and self.waiting >= self.spec.max_queue:
+            raise Overloaded("the server is busy: the request queue is full", retry_after=1)
+        async for event in self._run(prompt, params):
+            yield event
+
+    async def _run(self, prompt: list[int], params: SamplingParams) -> AsyncIterator[GenerationEvent]:
+        self.waiting += 1
+        try:
+            await self._slots.acquire()
+        finally:
+            self.waiting -= 1
+        self.running += 1
+        finished = False
+        try:
+            start = (params.seed or 0) + sum(prompt)
+            text = ""
+            emitted = 0
+            for n in range(params.max_tokens):
+                if self.token_delay_s:
+                    await asyncio.sleep(self.token_delay_s)
+                word = WORDS[(start + n) % len(WORDS)]
+                text += (" " if n else "") + word
+                hit = next((s for s in params.stop if s in text), None)
+                if hit:
+                    cut = text.index(hit)
+                    if cut > emitted:
+                        yield TextDelta(text[emitted:cut])
+                    finished = True
+                    yield GenerationDone("stop", len(prompt), n + 1)
+                    return
+                yield TextDelta(text[emitted:])
+                emitted = len(text)
+                if n == 1 and FAIL_TOKEN in prompt:
+                    raise EngineFailure("the fake engine failed mid-stream, as asked")
+            finished = True
+            yield GenerationDone("length", len(prompt), params.max_tokens)
+        finally:
+            if not finished:
+                self.cancelled += 1
+            self.running -= 1
+            self._slots.release()
+
+    def info(self) -> ModelInfo:
+        return ModelInfo(self.spec.id, self.kind, "fake", parameters=0, context_length=self.context_length)
+
+
+class FakeEmbeddingEngine(EmbeddingEngine):
+    dimensions = 8
+
+    def load(self) -> None:
+        pass
+
+    async def embed(self, texts: list[str]) -> Embeddings:
+        vectors = []
+        for text in texts:
+            digest = hashlib.sha256(text.encode()).digest()
+            v = np.frombuffer(digest[: self.dimensions * 4], dtype=np.uint32).astype(np.float32)
+            vectors.append(v / np.linalg.norm(v))
+        return Embeddings(np.stack(vectors), [len(t.split()) + 2 for t in texts])
+
+    def info(self) -> ModelInfo:
+        return ModelInfo(self.spec.id, self.kind, "fake", parameters=0, context_length=512)
+
+
+class FakeClassifierEngine(ClassifierEngine):
+    labels = ("tabby cat", "coffee mug", "rocket", "astronaut")
+
+    def load(self) -> None:
+        pass
+
+    async def classify(self, image: Image.Image, top_k: int) -> list[Prediction]:
+        # Deterministic in the image content: the mean brightness picks the winner.
+        brightness = float(np.asarray(image.convert("L")).mean())
+        first = int(brightness) % len(self.labels)
+        order = [(first + i) % len(self.labels) for i in range(len(self.labels))]
+        confidences = [0.7, 0.2, 0.07, 0.03]
+        return [Prediction(self.labels[i], c, i) for i, c in zip(order, confidences, strict=True)][:top_k]
+
+    def info(self) -> ModelInfo:
+        return ModelInfo(self.spec.id, self.kind, "fake", parameters=0)

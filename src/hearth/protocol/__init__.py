@@ -1,0 +1,1 @@
+"""Pydantic models mirroring each public API, plus conversion into engine parameters."""
