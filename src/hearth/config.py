@@ -45,6 +45,9 @@ class ModelSpec(BaseModel):
     batch_window_ms: float = Field(default=3.0, ge=0, description="how long embedding/vision batches wait")
     max_queue: int = Field(default=64, ge=1, description="waiting requests before 503")
     chat_template: str | None = Field(default=None, description="Jinja template overriding the GGUF's")
+    options: dict[str, str | int | float | bool] = Field(
+        default_factory=dict, description="backend-specific runtime options"
+    )
     description: str = ""
 
 

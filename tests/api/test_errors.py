@@ -27,7 +27,9 @@ def assert_envelope(reply: object, status: int, code: str | None = None) -> dict
 
 
 def test_malformed_json(client: TestClient) -> None:
-    reply = client.post("/v1/chat/completions", content=b"{not json", headers={"content-type": "application/json"})
+    reply = client.post(
+        "/v1/chat/completions", content=b"{not json", headers={"content-type": "application/json"}
+    )
     error = assert_envelope(reply, 400)
     assert "JSON" in str(error["message"])
     assert error["type"] == "invalid_request_error"
@@ -40,7 +42,9 @@ def test_missing_and_invalid_fields_are_400_not_422(client: TestClient) -> None:
     assert error["param"] == "temperature"
     assert_envelope(client.post("/v1/chat/completions", json={**CHAT, "max_tokens": 0}), 400)
     assert_envelope(client.post("/v1/chat/completions", json={**CHAT, "messages": []}), 400)
-    assert_envelope(client.post("/v1/chat/completions", json={**CHAT, "stop": ["a", "b", "c", "d", "e"]}), 400)
+    assert_envelope(
+        client.post("/v1/chat/completions", json={**CHAT, "stop": ["a", "b", "c", "d", "e"]}), 400
+    )
     assert_envelope(client.post("/v1/chat/completions", json={**CHAT, "logit_bias": {"abc": 1}}), 400)
     assert_envelope(client.post("/v1/chat/completions", json=[1, 2]), 400)
     assert_envelope(client.post("/v1/embeddings", json={"model": "fake-embed", "input": []}), 400)
@@ -48,8 +52,12 @@ def test_missing_and_invalid_fields_are_400_not_422(client: TestClient) -> None:
 
 
 def test_unknown_model_and_wrong_kind(client: TestClient) -> None:
-    assert_envelope(client.post("/v1/chat/completions", json={**CHAT, "model": "gpt-9"}), 404, "model_not_found")
-    assert_envelope(client.post("/v1/embeddings", json={"model": "nope", "input": "x"}), 404, "model_not_found")
+    assert_envelope(
+        client.post("/v1/chat/completions", json={**CHAT, "model": "gpt-9"}), 404, "model_not_found"
+    )
+    assert_envelope(
+        client.post("/v1/embeddings", json={"model": "nope", "input": "x"}), 404, "model_not_found"
+    )
     error = assert_envelope(client.post("/v1/embeddings", json={"model": "fake-chat", "input": "x"}), 400)
     assert error["param"] == "model"
 
@@ -62,7 +70,9 @@ def test_image_content_to_text_model_is_rejected(client: TestClient) -> None:
 
 def test_context_length_exceeded(client: TestClient) -> None:
     too_many = {**CHAT, "max_tokens": 5000}
-    error = assert_envelope(client.post("/v1/chat/completions", json=too_many), 400, "context_length_exceeded")
+    error = assert_envelope(
+        client.post("/v1/chat/completions", json=too_many), 400, "context_length_exceeded"
+    )
     assert error["param"] == "max_tokens"
     long_prompt = {**CHAT, "messages": [{"role": "user", "content": "word " * 3000}]}
     assert_envelope(client.post("/v1/chat/completions", json=long_prompt), 400, "context_length_exceeded")
@@ -77,10 +87,16 @@ def test_context_length_exceeded(client: TestClient) -> None:
 
 def test_broken_and_truncated_images(client: TestClient) -> None:
     garbage = base64.b64encode(b"definitely not an image").decode()
-    assert_envelope(client.post("/v1/classify", json={"image": garbage, "model": "fake-vision"}), 400, "invalid_image")
+    assert_envelope(
+        client.post("/v1/classify", json={"image": garbage, "model": "fake-vision"}), 400, "invalid_image"
+    )
     truncated = base64.b64encode(png_bytes()[:60]).decode()
-    assert_envelope(client.post("/v1/classify", json={"image": truncated, "model": "fake-vision"}), 400, "invalid_image")
-    assert_envelope(client.post("/v1/classify", json={"image": "%%%", "model": "fake-vision"}), 400, "invalid_image")
+    assert_envelope(
+        client.post("/v1/classify", json={"image": truncated, "model": "fake-vision"}), 400, "invalid_image"
+    )
+    assert_envelope(
+        client.post("/v1/classify", json={"image": "%%%", "model": "fake-vision"}), 400, "invalid_image"
+    )
     no_file = client.post("/v1/classify", data={"top_k": "1"}, files={"other": ("a", b"x")})
     assert_envelope(no_file, 400, "invalid_image")
     assert_envelope(client.post("/v1/classify", json={"model": "fake-vision"}), 400)
@@ -99,7 +115,9 @@ def test_body_too_large(tmp_path: Path) -> None:
             for _ in range(10):
                 yield b" " * 1000
 
-        chunked = client.post("/v1/chat/completions", content=chunks(), headers={"content-type": "application/json"})
+        chunked = client.post(
+            "/v1/chat/completions", content=chunks(), headers={"content-type": "application/json"}
+        )
         assert_envelope(chunked, 413)
 
 
@@ -109,7 +127,12 @@ def test_unknown_route_and_method(client: TestClient) -> None:
 
 
 def test_mid_stream_failure_sends_error_event_then_done(client: TestClient) -> None:
-    body = {**CHAT, "messages": [{"role": "user", "content": "FAIL_MIDSTREAM"}], "max_tokens": 10, "stream": True}
+    body = {
+        **CHAT,
+        "messages": [{"role": "user", "content": "FAIL_MIDSTREAM"}],
+        "max_tokens": 10,
+        "stream": True,
+    }
     with client.stream("POST", "/v1/chat/completions", json=body) as reply:
         assert reply.status_code == 200
         events = sse_events(reply.read().decode())
@@ -135,7 +158,10 @@ def test_queue_full_is_503_with_retry_after(tmp_path: Path, stream: bool) -> Non
         engine = app.state.registry.get("fake-chat", object)
         engine.token_delay_s = 0.05
         slow = {**CHAT, "max_tokens": 40}
-        threads = [threading.Thread(target=client.post, args=("/v1/chat/completions",), kwargs={"json": slow}) for _ in range(2)]
+        threads = [
+            threading.Thread(target=client.post, args=("/v1/chat/completions",), kwargs={"json": slow})
+            for _ in range(2)
+        ]
         for t in threads:
             t.start()
         import time

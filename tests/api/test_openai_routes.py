@@ -60,7 +60,9 @@ def test_chat_content_parts_and_system(client: TestClient) -> None:
         {"role": "assistant", "content": "hi"},
         {"role": "user", "content": "again"},
     ]
-    reply = client.post("/v1/chat/completions", json={"model": "fake-chat", "messages": messages, "max_tokens": 2})
+    reply = client.post(
+        "/v1/chat/completions", json={"model": "fake-chat", "messages": messages, "max_tokens": 2}
+    )
     assert reply.status_code == 200, reply.text
 
 
@@ -109,14 +111,18 @@ def test_chat_n_choices(client: TestClient) -> None:
 
 
 def test_completions_text_and_tokens(client: TestClient) -> None:
-    data = client.post("/v1/completions", json={"model": "fake-chat", "prompt": "Once upon", "max_tokens": 3}).json()
+    data = client.post(
+        "/v1/completions", json={"model": "fake-chat", "prompt": "Once upon", "max_tokens": 3}
+    ).json()
     assert data["object"] == "text_completion"
     assert data["choices"][0]["finish_reason"] == "length"
     assert data["usage"]["completion_tokens"] == 3
     tokens = client.post("/v1/completions", json={"model": "fake-chat", "prompt": [1, 5, 9], "max_tokens": 2})
     assert tokens.status_code == 200
     assert tokens.json()["usage"]["prompt_tokens"] == 3
-    batch = client.post("/v1/completions", json={"model": "fake-chat", "prompt": ["a", "b c"], "max_tokens": 2})
+    batch = client.post(
+        "/v1/completions", json={"model": "fake-chat", "prompt": ["a", "b c"], "max_tokens": 2}
+    )
     assert [c["index"] for c in batch.json()["choices"]] == [0, 1]
 
 
@@ -159,7 +165,9 @@ def test_classify_json_and_multipart(client: TestClient) -> None:
     assert {"label", "confidence", "index"} <= set(data["predictions"][0])
     assert data["usage"]["images"] == 1
     upload = client.post(
-        "/v1/classify", files={"image": ("x.png", image, "image/png")}, data={"top_k": "3", "model": "fake-vision"}
+        "/v1/classify",
+        files={"image": ("x.png", image, "image/png")},
+        data={"top_k": "3", "model": "fake-vision"},
     )
     assert upload.status_code == 200, upload.text
     assert len(upload.json()["predictions"]) == 3

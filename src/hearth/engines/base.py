@@ -8,7 +8,7 @@ routes only ``await``. Engines never see HTTP: they take plain dataclasses and r
 from __future__ import annotations
 
 import abc
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
@@ -117,7 +117,7 @@ class ChatEngine(Engine):
         """Apply the model's chat template to ``[{"role", "content"}]`` and open the assistant turn."""
 
     @abc.abstractmethod
-    def generate(self, prompt: list[int], params: SamplingParams) -> AsyncIterator[GenerationEvent]:
+    def generate(self, prompt: list[int], params: SamplingParams) -> AsyncGenerator[GenerationEvent, None]:
         """Stream text deltas then exactly one ``GenerationDone`` (implement as an async generator).
 
         Errors (``Overloaded``, ``ContextLengthExceeded``) surface on the first ``__anext__``.

@@ -35,7 +35,7 @@ class SentenceTransformerEngine(EmbeddingEngine):
         import transformers
         from sentence_transformers import SentenceTransformer
 
-        transformers.utils.logging.disable_progress_bar()  # no tqdm bars in server logs
+        transformers.utils.logging.disable_progress_bar()  # type: ignore[no-untyped-call]
 
         if self.spec.threads:
             torch.set_num_threads(self.spec.threads)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Sequence
 
 import numpy as np
 from PIL import Image
@@ -42,6 +42,7 @@ class FakeChatEngine(ChatEngine):
         self.waiting = 0
         self.running = 0
         self.cancelled = 0
+        self.token_delay_s = float(self.spec.options.get("token_delay_s", 0.0))
 
     @property
     def context_length(self) -> int:
@@ -53,7 +54,9 @@ class FakeChatEngine(ChatEngine):
     def render_chat(self, messages: Sequence[dict[str, str]]) -> str:
         return "".join(f"{m['role']}: {m['content']}\n" for m in messages) + "assistant:"
 
-    async def generate(self, prompt: list[int], params: SamplingParams) -> AsyncIterator[GenerationEvent]:
+    async def generate(
+        self, prompt: list[int], params: SamplingParams
+    ) -> AsyncGenerator[GenerationEvent, None]:
         if len(prompt) + params.max_tokens > self.context_length:
             raise ContextLengthExceeded(
                 f"prompt ({len(prompt)} tokens) plus max_tokens ({params.max_tokens}) exceeds the "
@@ -64,7 +67,7 @@ class FakeChatEngine(ChatEngine):
         async for event in self._run(prompt, params):
             yield event
 
-    async def _run(self, prompt: list[int], params: SamplingParams) -> AsyncIterator[GenerationEvent]:
+    async def _run(self, prompt: list[int], params: SamplingParams) -> AsyncGenerator[GenerationEvent, None]:
         self.waiting += 1
         try:
             await self._slots.acquire()

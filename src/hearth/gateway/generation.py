@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -83,7 +83,7 @@ class ChoiceResult:
 
 async def stream_choices(
     job: GenerationJob, ctx: RequestContext
-) -> AsyncIterator[tuple[int, GenerationEvent]]:
+) -> AsyncGenerator[tuple[int, GenerationEvent], None]:
     """Events of every choice, tagged by index, accounting tokens into ``ctx`` as they come.
 
     With one choice this is the engine stream itself; with several, choices run concurrently.
@@ -111,7 +111,7 @@ def _account(ctx: RequestContext, event: GenerationEvent) -> None:
         ctx.cached_tokens += event.cached_tokens
 
 
-async def _merge(job: GenerationJob) -> AsyncIterator[tuple[int, GenerationEvent]]:
+async def _merge(job: GenerationJob) -> AsyncGenerator[tuple[int, GenerationEvent], None]:
     queue: asyncio.Queue[tuple[int, GenerationEvent] | BaseException | None] = asyncio.Queue()
 
     async def pump(index: int, prompt: list[int]) -> None:
@@ -165,7 +165,7 @@ class PrimedStream:
     errors surface as real status codes instead of as an error inside a 200 stream.
     """
 
-    def __init__(self, events: AsyncIterator[tuple[int, GenerationEvent]]) -> None:
+    def __init__(self, events: AsyncGenerator[tuple[int, GenerationEvent], None]) -> None:
         self._events = events
         self._first: tuple[int, GenerationEvent] | None = None
 
@@ -173,7 +173,7 @@ class PrimedStream:
         try:
             self._first = await anext(self._events)
         except BaseException:
-            await self._events.aclose()  # type: ignore[attr-defined]
+            await self._events.aclose()
             raise
         return self
 
@@ -187,4 +187,4 @@ class PrimedStream:
         return await anext(self._events)
 
     async def aclose(self) -> None:
-        await self._events.aclose()  # type: ignore[attr-defined]
+        await self._events.aclose()

@@ -172,8 +172,8 @@ class CompletionRequest(_Sampling):
         if not p:
             raise InvalidRequest("prompt must not be empty", param="prompt")
         if all(isinstance(x, int) for x in p):
-            return [[int(x) for x in p]]  # type: ignore[union-attr]
-        return list(p)  # type: ignore[arg-type]
+            return [[x for x in p if isinstance(x, int)]]
+        return [x for x in p if isinstance(x, str | list)]
 
 
 # --- responses ----------------------------------------------------------------------------------

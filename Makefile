@@ -1,0 +1,49 @@
+# Two commands on a fresh machine:  `make serve`  and  `make test`.
+# Each creates .venv and installs everything; llama-cpp-python is compiled once (about 4 min
+# on 2 cores) and the wheel is cached in ~/.cache/hearth/wheels for every later install.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+WHEELS ?= $(HOME)/.cache/hearth/wheels
+LLAMA_CPP_VERSION := 0.3.36
+STAMP := $(VENV)/.hearth-installed
+
+.PHONY: install serve test lint typecheck pytest system-deps clean bench
+
+$(STAMP): pyproject.toml Makefile
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	mkdir -p $(WHEELS)
+	ls $(WHEELS)/llama_cpp_python-$(LLAMA_CPP_VERSION)-*.whl >/dev/null 2>&1 || \
+	  CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) $(BIN)/pip wheel --no-deps -w $(WHEELS) llama-cpp-python==$(LLAMA_CPP_VERSION)
+	# torch first and pinned: a looser range pulls gigabytes of CUDA wheels.
+	$(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q --find-links $(WHEELS) -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+serve: install
+	$(BIN)/hearth serve
+
+# Debian packages the test suite drives (none yet beyond the base system).
+system-deps:
+	@true
+
+lint: install
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+
+typecheck: install
+	$(BIN)/mypy src
+
+pytest: install
+	$(BIN)/pytest -q -ra --durations=15 $(PYTEST_ARGS)
+
+test: system-deps lint typecheck pytest
+
+bench: install
+	$(BIN)/python bench/serve_vs_llama_server.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
