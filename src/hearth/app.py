@@ -14,7 +14,7 @@ from hearth import __version__
 from hearth.api.disconnect import ClientDisconnected
 from hearth.api.errors import install_error_handlers
 from hearth.api.middleware import CLIENT_CLOSED, BodyLimitMiddleware, RequestContextMiddleware
-from hearth.api.routes import chat, classify, embeddings, health, models
+from hearth.api.routes import chat, classify, embeddings, health, models, tokenize
 from hearth.config import Settings
 from hearth.engines.registry import ModelRegistry
 from hearth.gateway.context import RequestContext
@@ -62,7 +62,14 @@ def build_app(
 
         return Response(status_code=CLIENT_CLOSED)
 
-    for router in (health.router, models.router, chat.router, embeddings.router, classify.router):
+    for router in (
+        health.router,
+        models.router,
+        chat.router,
+        embeddings.router,
+        classify.router,
+        tokenize.router,
+    ):
         app.include_router(router)
 
     app.add_middleware(RequestContextMiddleware, on_done=on_request_done or _log_request)

@@ -174,3 +174,12 @@ def test_classify_json_and_multipart(client: TestClient) -> None:
     assert upload.json()["predictions"][0] == data["predictions"][0]
     data_url = client.post("/v1/classify", json={**body, "image": "data:image/png;base64," + body["image"]})
     assert data_url.status_code == 200
+
+
+def test_tokenize(client: TestClient) -> None:
+    reply = client.post("/v1/tokenize", json={"model": "fake-chat", "prompt": "a bb ccc"}).json()
+    assert reply == {"tokens": [1, 1, 2, 3], "count": 4, "max_model_len": 2048}
+    chat = client.post(
+        "/v1/tokenize", json={"model": "fake-chat", "messages": [{"role": "user", "content": "x"}]}
+    )
+    assert chat.json()["count"] > 1

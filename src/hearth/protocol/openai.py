@@ -309,3 +309,21 @@ class ModelCard(BaseModel):
 class ModelList(BaseModel):
     object: Literal["list"] = "list"
     data: list[ModelCard]
+
+
+# --- tokenize -----------------------------------------------------------------------------------
+
+
+class TokenizeRequest(_Request):
+    model: str = Field(min_length=1, max_length=256)
+    prompt: str | None = None
+    messages: list[ChatMessage] | None = None
+
+    def plain_messages(self) -> list[dict[str, str]]:
+        return ChatCompletionRequest(model=self.model, messages=self.messages or []).plain_messages()
+
+
+class TokenizeResponse(BaseModel):
+    tokens: list[int]
+    count: int
+    max_model_len: int
