@@ -37,7 +37,8 @@ def fake_models(**chat_overrides: object) -> list[ModelSpec]:
 def fake_settings(tmp_path: Path, **overrides: object) -> Settings:
     chat = overrides.pop("chat", {})
     assert isinstance(chat, dict)
-    return Settings(data_dir=tmp_path / "data", models=fake_models(**chat), no_auth=True, **overrides)  # type: ignore[arg-type]
+    values: dict[str, object] = {"data_dir": tmp_path / "data", "models": fake_models(**chat), "no_auth": True}
+    return Settings(**{**values, **overrides})  # type: ignore[arg-type]
 
 
 @pytest.fixture

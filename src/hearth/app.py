@@ -6,76 +6,89 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from starlette.responses import Response
 
 from hearth import __version__
 from hearth.api.disconnect import ClientDisconnected
 from hearth.api.errors import install_error_handlers
 from hearth.api.middleware import CLIENT_CLOSED, BodyLimitMiddleware, RequestContextMiddleware
-from hearth.api.routes import chat, classify, embeddings, health, models, tokenize
+from hearth.api.routes import admin, chat, classify, embeddings, health, models, tokenize, usage
 from hearth.config import Settings
 from hearth.engines.registry import ModelRegistry
+from hearth.gateway.auth import load_admin_secret
 from hearth.gateway.context import RequestContext
+from hearth.gateway.service import Gateway
+from hearth.metrics import Metrics
 
 log = logging.getLogger("hearth")
 
+ROUTERS = (
+    health.router,
+    models.router,
+    chat.router,
+    embeddings.router,
+    classify.router,
+    tokenize.router,
+    usage.router,
+    admin.router,
+)
 
-def build_app(
-    settings: Settings,
-    registry: ModelRegistry | None = None,
-    on_request_done: Callable[[RequestContext, int], None] | None = None,
-) -> FastAPI:
+
+def build_app(settings: Settings, registry: ModelRegistry | None = None) -> FastAPI:
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
     registry = registry or ModelRegistry(settings.models, settings.data_dir)
+    gateway = Gateway(settings, registry)
+    metrics = Metrics()
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
-        # Models load in the background: /health answers at once, /ready once all have loaded.
-        loading = asyncio.create_task(registry.load_all(), name="load-models")
-        app.state.loading = loading
+        # Models and the database come up in the background: /health answers at once,
+        # /ready once every model has loaded and the database is migrated.
+        tasks = [
+            asyncio.create_task(registry.load_all(), name="load-models"),
+            asyncio.create_task(gateway.connect(), name="connect-store"),
+        ]
         try:
             yield
         finally:
-            loading.cancel()
-            with contextlib.suppress(BaseException):
-                await loading
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await gateway.close()
             registry.close()
 
     app = FastAPI(
         title="Hearth",
         version=__version__,
-        description="Your own AI provider: local models behind the OpenAI API.",
+        description="Your own AI provider: local models behind the OpenAI API, with keys, limits and a ledger.",
         lifespan=lifespan,
     )
     app.state.settings = settings
     app.state.registry = registry
+    app.state.gateway = gateway
+    app.state.metrics = metrics
+    app.state.admin_secret = load_admin_secret(settings.data_dir, settings.admin_key)
     app.state.started_at = int(time.time())
-    app.state.readiness_checks = []
+    app.state.readiness_checks = [gateway.readiness_problem, gateway.limits_problem]
 
     install_error_handlers(app)
 
     @app.exception_handler(ClientDisconnected)
-    async def _gone(_request: object, _exc: ClientDisconnected) -> object:
-        from starlette.responses import Response
-
+    async def _gone(_request: Request, _exc: ClientDisconnected) -> Response:
         return Response(status_code=CLIENT_CLOSED)
 
-    for router in (
-        health.router,
-        models.router,
-        chat.router,
-        embeddings.router,
-        classify.router,
-        tokenize.router,
-    ):
+    for router in ROUTERS:
         app.include_router(router)
 
-    app.add_middleware(RequestContextMiddleware, on_done=on_request_done or _log_request)
-    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    async def request_done(ctx: RequestContext, status: int) -> None:
+        metrics.observe(ctx, status)
+        await gateway.request_done(ctx, status)
+
+    app.add_middleware(RequestContextMiddleware, on_done=request_done)
+    app.add_middleware(
+        BodyLimitMiddleware, max_bytes=settings.max_body_bytes, max_header_bytes=settings.max_header_bytes
+    )
     return app
-
-
-def _log_request(ctx: RequestContext, status: int) -> None:
-    log.debug("%s %s %s %.1fms", ctx.request_id, ctx.route, status, ctx.latency_ms())

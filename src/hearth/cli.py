@@ -12,11 +12,15 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from hearth.cli_store import db_app, keys_app, usage
 from hearth.config import Settings, load_settings
 
 app = typer.Typer(help="Hearth: your own AI provider.", no_args_is_help=True, add_completion=False)
 models_app = typer.Typer(help="List and inspect the configured models.", no_args_is_help=True)
 app.add_typer(models_app, name="models")
+app.add_typer(keys_app, name="keys")
+app.add_typer(db_app, name="db")
+app.command("usage")(usage)
 console = Console()
 
 ConfigOpt = Annotated[
@@ -60,7 +64,9 @@ def serve(
         console.print(f"[red]--no-auth refuses to bind to {host}: without keys, bind to 127.0.0.1 only[/red]")
         raise typer.Exit(2)
     settings = _settings(config, host=host, port=port, no_auth=no_auth or None, log_level=log_level)
-    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     uvicorn.run(
         build_app(settings),
         host=settings.host,

@@ -183,3 +183,14 @@ def test_tokenize(client: TestClient) -> None:
         "/v1/tokenize", json={"model": "fake-chat", "messages": [{"role": "user", "content": "x"}]}
     )
     assert chat.json()["count"] > 1
+
+
+def test_metrics_count_requests_and_tokens(client: TestClient) -> None:
+    client.post("/v1/chat/completions", json={"model": "fake-chat", "messages": [{"role": "user", "content": "x"}], "max_tokens": 4})
+    client.post("/v1/chat/completions", json={"model": "nope", "messages": [{"role": "user", "content": "x"}]})
+    text = client.get("/metrics").text
+    assert 'hearth_requests_total{model="fake-chat",route="POST /v1/chat/completions",status="200"} 1.0' in text
+    assert 'status="404"' in text
+    assert 'hearth_tokens_total{model="fake-chat",type="completion"} 4.0' in text
+    assert "hearth_models_ready 3.0" in text
+    assert "hearth_time_to_first_token_seconds_bucket" in text

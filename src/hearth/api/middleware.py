@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from hearth.errors import PayloadTooLarge
+from hearth.errors import InvalidRequest, PayloadTooLarge
 from hearth.gateway.context import RequestContext
 
 API_PREFIXES = ("/v1/", "/v2/", "/api/")
@@ -20,15 +20,26 @@ CLIENT_CLOSED = 499  # nginx's code for "client closed request"
 
 
 class BodyLimitMiddleware:
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    """413 for bodies over ``max_bytes``; 431 for request headers over ``max_header_bytes``."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int, max_header_bytes: int = 32 * 1024) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.max_header_bytes = max_header_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        for name, value in scope.get("headers", []):
+        headers = scope.get("headers", [])
+        if sum(len(name) + len(value) for name, value in headers) > self.max_header_bytes:
+            error = InvalidRequest(
+                f"request headers too large: the limit is {self.max_header_bytes} bytes",
+                code="headers_too_large",
+            )
+            await _send_json(send, 431, error.to_dict())
+            return
+        for name, value in headers:
             if name == b"content-length" and value.isdigit() and int(value) > self.max_bytes:
                 await _send_json(send, 413, PayloadTooLarge(self._message()).to_dict())
                 return
@@ -83,7 +94,7 @@ async def _send_json(send: Send, status: int, body: object) -> None:
 class RequestContextMiddleware:
     """Gives API requests a ``RequestContext`` and hands it, with the final status, to ``on_done``."""
 
-    def __init__(self, app: ASGIApp, on_done: Callable[[RequestContext, int], None]) -> None:
+    def __init__(self, app: ASGIApp, on_done: Callable[[RequestContext, int], Awaitable[None]]) -> None:
         self.app = app
         self.on_done = on_done
 
@@ -103,7 +114,10 @@ class RequestContextMiddleware:
             if message["type"] == "http.response.start":
                 status = message["status"]
                 message.setdefault("headers", [])
-                message["headers"] = [*message["headers"], (b"x-request-id", context.request_id.encode())]
+                extra = [(b"x-request-id", context.request_id.encode())]
+                if context.admission is not None:  # OpenAI's x-ratelimit-* headers
+                    extra += [(k.encode(), v.encode()) for k, v in context.admission.headers.items()]
+                message["headers"] = [*message["headers"], *extra]
             elif message["type"] == "http.response.body" and not message.get("more_body", False):
                 completed = True
             await send(message)
@@ -111,7 +125,7 @@ class RequestContextMiddleware:
         try:
             await self.app(scope, receive, tracking_send)
         finally:
-            self.on_done(context, status if completed else CLIENT_CLOSED)
+            await self.on_done(context, status if completed else CLIENT_CLOSED)
 
 
 def _header(scope: Scope, name: bytes) -> str | None:

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from hearth.gateway.limits import Admission
 
 
 @dataclass
@@ -21,6 +25,7 @@ class RequestContext:
     images: int = 0
     first_token_at: float | None = None
     error_type: str | None = None
+    admission: Admission | None = None
 
     @property
     def total_tokens(self) -> int:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncGenerator, AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -22,6 +22,11 @@ class GenerationJob:
     engine: ChatEngine
     prompts: list[list[int]]  # one per choice
     params: SamplingParams
+
+    @property
+    def worst_case_tokens(self) -> int:
+        """What tokens-per-minute limits reserve up front: every prompt plus every max_tokens."""
+        return sum(len(p) for p in self.prompts) + self.params.max_tokens * len(self.prompts)
 
 
 def _tokenize_all(engine: ChatEngine, prompts: Sequence[str | list[int]]) -> list[list[int]]:

@@ -2,28 +2,29 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import StreamingResponse
 
 from hearth.api import openai_render as render
-from hearth.api.deps import ContextDep, RegistryDep
+from hearth.api.deps import ContextDep, GatewayDep, require_key
 from hearth.api.disconnect import cancel_on_disconnect
 from hearth.api.sse import sse_response
 from hearth.engines.base import ChatEngine
 from hearth.gateway import generation as gen
 from hearth.protocol import openai as oa
 
-router = APIRouter(prefix="/v1", tags=["OpenAI"])
+router = APIRouter(prefix="/v1", tags=["OpenAI"], dependencies=[Depends(require_key)])
 
 
 @router.post("/chat/completions", response_model=oa.ChatCompletion)
 async def chat_completions(
-    body: oa.ChatCompletionRequest, request: Request, registry: RegistryDep, ctx: ContextDep
+    body: oa.ChatCompletionRequest, request: Request, gateway: GatewayDep, ctx: ContextDep
 ) -> oa.ChatCompletion | StreamingResponse:
-    engine = registry.get(body.model, ChatEngine)
-    ctx.model, ctx.stream = engine.spec.id, body.stream
+    engine = gateway.engine(ctx, body.model, ChatEngine)
+    ctx.stream = body.stream
     prompt = await gen.chat_prompt(engine, body.plain_messages())
     job = gen.plan(engine, [prompt] * body.n, body)
+    await gateway.reserve_tokens(ctx, job.worst_case_tokens)
     if body.stream:
         events = await cancel_on_disconnect(request, gen.PrimedStream(gen.stream_choices(job, ctx)).prime())
         return sse_response(render.chat_stream(body.model, body.n, events, ctx, body.include_usage))
@@ -33,12 +34,13 @@ async def chat_completions(
 
 @router.post("/completions", response_model=oa.Completion)
 async def completions(
-    body: oa.CompletionRequest, request: Request, registry: RegistryDep, ctx: ContextDep
+    body: oa.CompletionRequest, request: Request, gateway: GatewayDep, ctx: ContextDep
 ) -> oa.Completion | StreamingResponse:
-    engine = registry.get(body.model, ChatEngine)
-    ctx.model, ctx.stream = engine.spec.id, body.stream
+    engine = gateway.engine(ctx, body.model, ChatEngine)
+    ctx.stream = body.stream
     prompts = await gen.completion_prompts(engine, body.prompts())
     job = gen.plan(engine, [p for p in prompts for _ in range(body.n)], body)
+    await gateway.reserve_tokens(ctx, job.worst_case_tokens)
     if body.stream:
         events = await cancel_on_disconnect(request, gen.PrimedStream(gen.stream_choices(job, ctx)).prime())
         return sse_response(render.completion_stream(body.model, events, ctx, body.include_usage))

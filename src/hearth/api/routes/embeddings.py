@@ -5,22 +5,19 @@ from __future__ import annotations
 import base64
 
 import numpy as np
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends
 
-from hearth.api.deps import ContextDep, RegistryDep
+from hearth.api.deps import ContextDep, GatewayDep, require_key
 from hearth.engines.base import EmbeddingEngine
 from hearth.errors import InvalidRequest
 from hearth.protocol import openai as oa
 
-router = APIRouter(prefix="/v1", tags=["OpenAI"])
+router = APIRouter(prefix="/v1", tags=["OpenAI"], dependencies=[Depends(require_key)])
 
 
 @router.post("/embeddings", response_model=oa.EmbeddingResponse)
-async def embeddings(
-    body: oa.EmbeddingRequest, registry: RegistryDep, ctx: ContextDep
-) -> oa.EmbeddingResponse:
-    engine = registry.get(body.model, EmbeddingEngine)
-    ctx.model = engine.spec.id
+async def embeddings(body: oa.EmbeddingRequest, gateway: GatewayDep, ctx: ContextDep) -> oa.EmbeddingResponse:
+    engine = gateway.engine(ctx, body.model, EmbeddingEngine)
     result = await engine.embed(body.texts())
     dims = result.vectors.shape[1]
     if body.dimensions not in (None, dims):

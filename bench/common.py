@@ -1,0 +1,111 @@
+"""Helpers shared by the benchmarks: start servers, run the shared load generator, summarise."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED_BENCH = ROOT.parent / "shared" / "bench"
+RESULTS = ROOT / "bench" / "results"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_http(url: str, timeout: float = 300) -> float:
+    started = time.perf_counter()
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url, timeout=2).status_code == 200:
+                return time.perf_counter() - started
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.05)
+    raise RuntimeError(f"{url} did not answer 200 in {timeout}s")
+
+
+def start_hearth(
+    data_dir: Path, port: int, *args: str, env: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("HEARTH_")}
+    full_env.update({"HEARTH_DATA_DIR": str(data_dir), "HF_HUB_OFFLINE": "1", **(env or {})})
+    log = (data_dir.parent / f"hearth-{port}.log").open("ab")
+    return subprocess.Popen(
+        [sys.executable, "-m", "hearth.cli", "serve", "--port", str(port), "--log-level", "warning", *args],
+        env=full_env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+
+
+def llama_server_binary() -> str:
+    script = SHARED_BENCH / "build_llama_server.sh"
+    out = subprocess.run(["bash", str(script)], capture_output=True, text=True, check=True).stdout
+    return out.strip().splitlines()[-1]
+
+
+def run_load(
+    base_url: str, concurrency: int, per_worker: int, max_tokens: int, model: str, key: str = "-"
+) -> dict[str, Any]:
+    out = subprocess.run(
+        [
+            sys.executable,
+            str(SHARED_BENCH / "llm_load.py"),
+            base_url,
+            str(concurrency),
+            str(per_worker),
+            str(max_tokens),
+            key,
+            model,
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    result: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
+    return result
+
+
+def rss_mb(pid: int) -> float:
+    """Resident memory of a process and its children, in MiB."""
+    total = 0
+    pids = [pid]
+    try:
+        children = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout.split()
+        pids += [int(c) for c in children]
+    except FileNotFoundError:
+        pass
+    for p in pids:
+        try:
+            for line in Path(f"/proc/{p}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+        except FileNotFoundError:
+            continue
+    return total / 1024
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values) if values else float("nan")
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    process.terminate()
+    try:
+        process.wait(30)
+    except subprocess.TimeoutExpired:
+        process.kill()

@@ -1,0 +1,68 @@
+"""``/admin/keys`` and ``/admin/usage``, protected by the admin key."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime
+from typing import Any
+
+from fastapi import APIRouter
+from pydantic import BaseModel, Field
+
+from hearth.api.deps import AdminDep, GatewayDep
+from hearth.store.usage import usage_summary
+
+router = APIRouter(prefix="/admin", tags=["Admin"], dependencies=[AdminDep])
+
+
+class KeyCreate(BaseModel):
+    name: str = Field(min_length=1, max_length=64)
+    models: list[str] | None = None
+    rpm: int | None = Field(default=None, ge=1)
+    tpm: int | None = Field(default=None, ge=1)
+    max_concurrent: int | None = Field(default=None, ge=1)
+    monthly_tokens: int | None = Field(default=None, ge=1)
+    expires_days: int | None = Field(default=None, ge=1)
+
+
+@router.get("/keys")
+async def list_keys(gateway: GatewayDep) -> dict[str, Any]:
+    keys = await asyncio.to_thread(gateway.keys.list)
+    return {"object": "list", "data": [k.to_dict() for k in keys]}
+
+
+@router.post("/keys", status_code=201)
+async def create_key(body: KeyCreate, gateway: GatewayDep) -> dict[str, Any]:
+    view, secret = await asyncio.to_thread(lambda: gateway.keys.create(**body.model_dump()))
+    return {**view.to_dict(), "secret": secret}
+
+
+@router.get("/keys/{name}")
+async def get_key(name: str, gateway: GatewayDep) -> dict[str, Any]:
+    return (await asyncio.to_thread(gateway.keys.get, name)).to_dict()
+
+
+@router.post("/keys/{name}/revoke")
+async def revoke_key(name: str, gateway: GatewayDep) -> dict[str, Any]:
+    view = await asyncio.to_thread(gateway.keys.revoke, name)
+    gateway.forget_keys()
+    return view.to_dict()
+
+
+@router.post("/keys/{name}/rotate")
+async def rotate_key(name: str, gateway: GatewayDep) -> dict[str, Any]:
+    secret = await asyncio.to_thread(gateway.keys.rotate, name)
+    gateway.forget_keys()
+    return {**(await asyncio.to_thread(gateway.keys.get, name)).to_dict(), "secret": secret}
+
+
+@router.get("/usage")
+async def all_usage(
+    gateway: GatewayDep, key: str | None = None, since: datetime | None = None
+) -> dict[str, Any]:
+    def query() -> dict[str, Any]:
+        key_id = gateway.keys.get(key).id if key else None
+        with gateway.sessions() as session:
+            return usage_summary(session, key_id=key_id, since=since).to_dict()
+
+    return await asyncio.to_thread(query)

@@ -1,0 +1,223 @@
+"""``hearth keys``, ``hearth usage`` and ``hearth db``: work on the database directly.
+
+They need no running server, so an operator can create the first key before starting one, or
+inside a container with ``podman exec``.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sqlite3
+import subprocess
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+from sqlalchemy.orm import Session, sessionmaker
+
+from hearth.config import Settings, load_settings
+from hearth.errors import HearthError
+from hearth.store import migrate
+from hearth.store.db import create_db_engine, session_factory, sqlite_path
+from hearth.store.keys import ApiKeyView, KeyStore
+from hearth.store.usage import usage_summary
+
+keys_app = typer.Typer(help="Create, list, revoke and rotate API keys.", no_args_is_help=True)
+db_app = typer.Typer(help="Database migrations and backups.", no_args_is_help=True)
+console = Console()
+
+ConfigOpt = Annotated[Path | None, typer.Option("--config", envvar="HEARTH_CONFIG")]
+
+
+def _settings(config: Path | None) -> Settings:
+    return load_settings(config=config)
+
+
+def _sessions(settings: Settings) -> sessionmaker[Session]:
+    migrate.upgrade(settings.resolved_database_url)
+    return session_factory(create_db_engine(settings.resolved_database_url))
+
+
+def _store(settings: Settings) -> KeyStore:
+    return KeyStore(_sessions(settings))
+
+
+def _fail(exc: Exception) -> typer.Exit:
+    message = exc.message if isinstance(exc, HearthError) else str(exc)
+    console.print(f"[red]error:[/red] {message}")
+    return typer.Exit(1)
+
+
+def _key_table(keys: list[ApiKeyView]) -> Table:
+    table = Table(
+        "name",
+        "prefix",
+        "status",
+        "models",
+        "rpm",
+        "tpm",
+        "concurrent",
+        "monthly tokens",
+        "expires",
+        "last used",
+    )
+    for k in keys:
+        table.add_row(
+            k.name,
+            k.prefix + "…",
+            k.status(),
+            ",".join(k.models) if k.models else "all",
+            *(str(v) if v else "-" for v in (k.rpm, k.tpm, k.max_concurrent, k.monthly_tokens)),
+            k.expires_at.date().isoformat() if k.expires_at else "never",
+            k.last_used_at.strftime("%Y-%m-%d %H:%M") if k.last_used_at else "never",
+        )
+    return table
+
+
+@keys_app.command("create")
+def keys_create(
+    name: str,
+    models: Annotated[str | None, typer.Option(help="Comma-separated model ids; default all.")] = None,
+    rpm: Annotated[int | None, typer.Option(min=1, help="Requests per minute.")] = None,
+    tpm: Annotated[int | None, typer.Option(min=1, help="Tokens per minute.")] = None,
+    max_concurrent: Annotated[int | None, typer.Option(min=1, help="Requests at once.")] = None,
+    monthly_tokens: Annotated[
+        int | None, typer.Option(min=1, help="Token budget per calendar month.")
+    ] = None,
+    expires_days: Annotated[int | None, typer.Option(min=1, help="Expire after N days.")] = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Create a key. The secret is printed once, alone on the last line."""
+    model_list = [m.strip() for m in models.split(",") if m.strip()] if models else None
+    try:
+        view, secret = _store(_settings(config)).create(
+            name,
+            models=model_list,
+            rpm=rpm,
+            tpm=tpm,
+            max_concurrent=max_concurrent,
+            monthly_tokens=monthly_tokens,
+            expires_days=expires_days,
+        )
+    except (HearthError, ValueError) as exc:
+        raise _fail(exc) from exc
+    console.print(_key_table([view]))
+    console.print("[yellow]Store this secret now: it cannot be shown again.[/yellow]")
+    print(secret)
+
+
+@keys_app.command("list")
+def keys_list(config: ConfigOpt = None) -> None:
+    """Every key with its limits and status (never the secrets)."""
+    console.print(_key_table(_store(_settings(config)).list()))
+
+
+@keys_app.command("revoke")
+def keys_revoke(name: str, config: ConfigOpt = None) -> None:
+    """Revoke a key: it stops working at once (other replicas within seconds)."""
+    try:
+        view = _store(_settings(config)).revoke(name)
+    except (HearthError, ValueError) as exc:
+        raise _fail(exc) from exc
+    console.print(f"revoked {view.name} ({view.prefix}…)")
+
+
+@keys_app.command("rotate")
+def keys_rotate(name: str, config: ConfigOpt = None) -> None:
+    """Issue a new secret for a key, keeping its limits; the old secret stops working."""
+    try:
+        secret = _store(_settings(config)).rotate(name)
+    except (HearthError, ValueError) as exc:
+        raise _fail(exc) from exc
+    console.print(f"rotated {name}. Store this secret now: it cannot be shown again.")
+    print(secret)
+
+
+def usage(
+    key: Annotated[str | None, typer.Option(help="Only this key's usage.")] = None,
+    days: Annotated[int, typer.Option(min=1, help="How many days back.")] = 30,
+    config: ConfigOpt = None,
+) -> None:
+    """Usage from the ledger: totals, per model and per day."""
+    from datetime import timedelta
+
+    settings = _settings(config)
+    sessions = _sessions(settings)
+    store = KeyStore(sessions)
+    try:
+        key_id = store.get(key).id if key else None
+    except (HearthError, ValueError) as exc:
+        raise _fail(exc) from exc
+    since = datetime.now(UTC) - timedelta(days=days)
+    with sessions() as session:
+        summary = usage_summary(session, key_id=key_id, since=since)
+    totals = Table(
+        "requests",
+        "prompt tokens",
+        "completion tokens",
+        "total tokens",
+        "images",
+        "success",
+        "avg ms",
+        "p95 ms",
+        title=f"usage, last {days} days" + (f", key {key}" if key else ""),
+    )
+    totals.add_row(
+        str(summary.requests),
+        str(summary.prompt_tokens),
+        str(summary.completion_tokens),
+        str(summary.total_tokens),
+        str(summary.images),
+        f"{summary.success_rate:.1%}" if summary.success_rate is not None else "-",
+        f"{summary.avg_latency_ms:.0f}" if summary.avg_latency_ms is not None else "-",
+        f"{summary.p95_latency_ms:.0f}" if summary.p95_latency_ms is not None else "-",
+    )
+    console.print(totals)
+    per_model = Table("model", "requests", "prompt", "completion", "total", "images", title="per model")
+    for m in summary.models:
+        per_model.add_row(
+            m.model,
+            *(str(v) for v in (m.requests, m.prompt_tokens, m.completion_tokens, m.total_tokens, m.images)),
+        )
+    console.print(per_model)
+    per_day = Table("day", "requests", "tokens", title="per day")
+    for d in summary.days:
+        per_day.add_row(d.day.isoformat(), str(d.requests), str(d.total_tokens))
+    console.print(per_day)
+
+
+@db_app.command("migrate")
+def db_migrate(config: ConfigOpt = None) -> None:
+    """Bring the database schema up to date (the server also does this on start)."""
+    settings = _settings(config)
+    migrate.upgrade(settings.resolved_database_url)
+    console.print(f"database at revision {migrate.current_revision(settings.resolved_database_url)}")
+
+
+@db_app.command("backup")
+def db_backup(
+    output: Annotated[Path | None, typer.Argument(help="Backup file; default in DATA_DIR/backups.")] = None,
+    config: ConfigOpt = None,
+) -> None:
+    """A consistent copy of the database, taken while the server runs."""
+    settings = _settings(config)
+    url = settings.resolved_database_url
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    source = sqlite_path(url)
+    if source is not None:
+        target = output or settings.data_dir / "backups" / f"hearth-{stamp}.db"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with sqlite3.connect(source) as src, sqlite3.connect(target) as dst:
+            src.backup(dst)  # SQLite's online backup: consistent even with writers
+    else:
+        if shutil.which("pg_dump") is None:
+            console.print("[red]pg_dump is needed to back up PostgreSQL[/red]")
+            raise typer.Exit(1)
+        target = output or settings.data_dir / "backups" / f"hearth-{stamp}.sql"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        libpq_url = url.replace("postgresql+psycopg://", "postgresql://")
+        subprocess.run(["pg_dump", "--no-owner", "--file", str(target), libpq_url], check=True)
+    console.print(f"backup written to {target}")

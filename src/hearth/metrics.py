@@ -1,0 +1,66 @@
+"""Prometheus metrics, served at ``/metrics``: traffic, tokens, latency, TTFT and health.
+
+Each app gets its own registry so that several apps in one process (tests) never collide.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+from hearth.gateway.context import RequestContext
+
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "hearth_requests",
+            "API requests by route, model and status.",
+            ["route", "model", "status"],
+            registry=self.registry,
+        )
+        self.tokens = Counter("hearth_tokens", "Tokens processed.", ["model", "type"], registry=self.registry)
+        self.images = Counter("hearth_images", "Images classified.", ["model"], registry=self.registry)
+        self.latency = Histogram(
+            "hearth_request_duration_seconds",
+            "Request latency.",
+            ["route"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.ttft = Histogram(
+            "hearth_time_to_first_token_seconds",
+            "Time to first token.",
+            ["model"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.models_ready = Gauge("hearth_models_ready", "Models loaded and serving.", registry=self.registry)
+        self.ledger_pending = Gauge(
+            "hearth_ledger_pending_rows", "Usage rows not yet written.", registry=self.registry
+        )
+
+    def observe(self, ctx: RequestContext, status: int) -> None:
+        model = ctx.model or "-"
+        self.requests.labels(ctx.route, model, str(status)).inc()
+        self.latency.labels(ctx.route).observe(ctx.latency_ms() / 1000)
+        if ctx.prompt_tokens:
+            self.tokens.labels(model, "prompt").inc(ctx.prompt_tokens)
+        if ctx.completion_tokens:
+            self.tokens.labels(model, "completion").inc(ctx.completion_tokens)
+        if ctx.images:
+            self.images.labels(model).inc(ctx.images)
+        if ctx.ttft_ms is not None:
+            self.ttft.labels(model).observe(ctx.ttft_ms / 1000)
+
+    def render(self, models_ready: int, ledger_pending: int) -> bytes:
+        self.models_ready.set(models_ready)
+        self.ledger_pending.set(ledger_pending)
+        return bytes(generate_latest(self.registry))
+
+
+MetricsHook = Callable[[RequestContext, int], None]

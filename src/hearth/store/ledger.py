@@ -1,0 +1,321 @@
+"""The usage ledger writer: one row per request, written off the request path.
+
+``record()`` only appends to an in-memory queue (no I/O, no awaiting), so a slow or dead
+database never slows a request. A background thread writes the queue in batches (every
+``interval_s``, or as soon as ``batch_size`` rows wait), one multi-row INSERT per batch.
+
+When the database is unreachable the rows stay queued, in order, and the thread retries with
+exponential backoff; nothing is lost when it comes back. The queue is bounded by
+``max_pending`` (rows beyond it are counted in ``dropped``). A batch the database rejects for
+its content (a constraint violation, not an outage) is retried row by row and only the bad rows
+are discarded (counted in ``discarded``), so one bad row can't wedge the ledger.
+
+Call ``close()`` on graceful shutdown (SIGTERM): it drains the queue, waiting up to its timeout.
+``flush()`` and ``close()`` block, so async code runs them in a thread.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import threading
+import time
+from collections import deque
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Engine, insert
+from sqlalchemy import exc as sa_exc
+
+from hearth.store.errors import is_transient
+from hearth.store.tables import UsageRecord, utcnow
+
+log = logging.getLogger(__name__)
+
+_TABLE = UsageRecord.metadata.tables[UsageRecord.__tablename__]
+
+
+@dataclass(slots=True)
+class UsageEvent:
+    """What one request used. ``total_tokens=None`` means prompt + completion."""
+
+    request_id: str
+    model: str
+    route: str
+    key_id: int | None = None
+    key_name: str | None = None
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    total_tokens: int | None = None
+    cached_tokens: int = 0
+    images: int = 0
+    latency_ms: float = 0.0
+    ttft_ms: float | None = None
+    status_code: int = 200
+    error_type: str | None = None
+    stream: bool = False
+    created_at: datetime = field(default_factory=utcnow)
+
+    def as_row(self) -> dict[str, Any]:
+        row = asdict(self)
+        if row["total_tokens"] is None:
+            row["total_tokens"] = _tokens(self)
+        return row
+
+
+class LedgerWriter:
+    """Batches :class:`UsageEvent` rows into ``usage_records`` from a background thread."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        batch_size: int = 500,
+        interval_s: float = 0.2,
+        max_pending: int = 1_000_000,
+        min_backoff_s: float = 0.5,
+        max_backoff_s: float = 30.0,
+        start: bool = True,
+    ) -> None:
+        if batch_size < 1 or max_pending < 1:
+            raise ValueError("batch_size and max_pending must be positive")
+        self._engine = engine
+        self.batch_size = batch_size
+        self.interval_s = interval_s
+        self.max_pending = max_pending
+        self.min_backoff_s = min_backoff_s
+        self.max_backoff_s = max_backoff_s
+        self._queue: deque[UsageEvent] = deque()
+        # Tokens queued per key, so budget checks can count rows not yet in the database.
+        self._queued_tokens: dict[int, int] = {}
+        self._cond = threading.Condition()
+        self._accepted = 0  # rows ever queued
+        self._done = 0  # rows ever written or discarded; flush waits on this
+        self._written = 0
+        self._dropped = 0
+        self._discarded = 0
+        self._healthy = True
+        self._urgent = False  # set by flush()/close(): skip the interval/backoff wait once
+        self._flushers = 0
+        self._stopping = False
+        self._stop_deadline = float("inf")
+        self._closed = False
+        self._thread = threading.Thread(target=self._run, name="hearth-ledger", daemon=True)
+        if start:
+            self.start()
+
+    # -- request path ------------------------------------------------------------------------
+
+    def record(self, event: UsageEvent) -> bool:
+        """Queue one event; never blocks on I/O. False if it was dropped (queue full or closed)."""
+        with self._cond:
+            if self._closed or len(self._queue) >= self.max_pending:
+                self._dropped += 1
+                if self._dropped == 1 or self._dropped % 10_000 == 0:
+                    log.error("usage ledger dropped %d rows (queue full or closed)", self._dropped)
+                return False
+            self._queue.append(event)
+            self._accepted += 1
+            if event.key_id is not None:
+                tokens = _tokens(event)
+                self._queued_tokens[event.key_id] = self._queued_tokens.get(event.key_id, 0) + tokens
+            if len(self._queue) % self.batch_size == 0:
+                self._cond.notify_all()
+        return True
+
+    # -- state -------------------------------------------------------------------------------
+
+    @property
+    def pending(self) -> int:
+        """Rows queued and not yet committed (including the batch being written)."""
+        return len(self._queue)
+
+    @property
+    def healthy(self) -> bool:
+        """False while the last write attempt failed because the database was unreachable."""
+        return self._healthy
+
+    @property
+    def written(self) -> int:
+        return self._written
+
+    @property
+    def dropped(self) -> int:
+        """Rows refused because the queue was full (or the writer closed)."""
+        return self._dropped
+
+    @property
+    def discarded(self) -> int:
+        """Rows the database rejected for their content."""
+        return self._discarded
+
+    def pending_tokens(self, key_id: int) -> int:
+        """Tokens of ``key_id``'s rows still queued (O(1)): budgets add them to the database's sum."""
+        with self._cond:
+            return self._queued_tokens.get(key_id, 0)
+
+    def stats(self) -> dict[str, int | bool]:
+        return {
+            "pending": self.pending,
+            "healthy": self.healthy,
+            "written": self.written,
+            "dropped": self.dropped,
+            "discarded": self.discarded,
+        }
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def start(self) -> None:
+        if not self._thread.is_alive() and not self._closed:
+            self._thread.start()
+
+    def flush(self, timeout: float = 10.0) -> bool:
+        """Wait until every row recorded before this call is written. True if it was."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            target = self._accepted
+            self._flushers += 1
+            self._urgent = True
+            self._cond.notify_all()
+            try:
+                while self._done < target:
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0 or not self._thread.is_alive():
+                        return False
+                    self._cond.wait(remaining)
+                return True
+            finally:
+                self._flushers -= 1
+
+    def close(self, timeout: float = 10.0) -> bool:
+        """Stop accepting rows, drain the queue (up to ``timeout`` s) and stop the thread.
+
+        True if everything was written; otherwise the rows still queued are logged as lost.
+        """
+        with self._cond:
+            self._closed = True
+            self._stopping = True
+            self._stop_deadline = time.monotonic() + timeout
+            self._urgent = True
+            self._cond.notify_all()
+        if self._thread.is_alive():
+            self._thread.join(timeout + 1.0)
+        lost = self.pending
+        if lost:
+            log.error("usage ledger closed with %d rows unwritten (database unavailable)", lost)
+        return lost == 0
+
+    # -- background thread -------------------------------------------------------------------
+
+    def _run(self) -> None:
+        backoff = 0.0
+        while True:
+            with self._cond:
+                self._wait(backoff)
+                batch = list(itertools.islice(self._queue, self.batch_size))
+                stopping = self._stopping
+                if not batch and stopping:
+                    return
+                if stopping and backoff and time.monotonic() >= self._stop_deadline:
+                    return
+            if not batch:
+                continue
+            try:
+                consumed, outage = self._write(batch)
+            except Exception:  # never let a bug kill the thread and silently stop the ledger
+                log.exception("usage ledger write failed unexpectedly")
+                consumed, outage = 0, True
+            with self._cond:
+                for _ in range(consumed):
+                    self._forget(self._queue.popleft())
+                self._done += consumed
+                if consumed:
+                    self._cond.notify_all()
+            if outage:
+                if self._healthy:
+                    log.warning("usage ledger: database unavailable, keeping %d rows queued", self.pending)
+                self._healthy = False
+                backoff = min(self.max_backoff_s, backoff * 2 or self.min_backoff_s)
+            else:
+                if not self._healthy:
+                    log.info("usage ledger: database back, writing %d queued rows", self.pending)
+                self._healthy = True
+                backoff = 0.0
+
+    def _forget(self, event: UsageEvent) -> None:
+        """Drop a written/discarded row from the per-key queued-token counts (lock held)."""
+        if event.key_id is None:
+            return
+        left = self._queued_tokens.get(event.key_id, 0) - _tokens(event)
+        if left > 0:
+            self._queued_tokens[event.key_id] = left
+        else:
+            self._queued_tokens.pop(event.key_id, None)
+
+    def _wait(self, backoff: float) -> None:
+        """Sleep (lock held) until a batch is due: full, interval/backoff elapsed, or urgent."""
+        deadline = time.monotonic() + (backoff or self.interval_s)
+        while True:
+            if self._urgent:
+                # Stay urgent while someone waits in flush()/close(), so the drain doesn't pause.
+                self._urgent = self._flushers > 0 or self._stopping
+                if not backoff or not self._queue:
+                    return
+                # During an outage a flush gets one immediate retry, not a hot loop.
+                self._urgent = False
+                return
+            if not backoff and len(self._queue) >= self.batch_size:
+                return
+            now = time.monotonic()
+            remaining = deadline - now
+            if self._stopping:  # don't sleep a long backoff past close()'s deadline
+                remaining = min(remaining, self._stop_deadline - now)
+            if remaining <= 0:
+                return
+            self._cond.wait(remaining)
+
+    def _write(self, batch: list[UsageEvent]) -> tuple[int, bool]:
+        """Insert ``batch``; returns (rows consumed from the front of the queue, outage?)."""
+        rows = [event.as_row() for event in batch]
+        try:
+            with self._engine.begin() as conn:
+                conn.execute(insert(_TABLE), rows)
+        except Exception as exc:
+            if is_transient(exc):
+                return 0, True
+            log.warning("usage ledger batch rejected (%s); retrying row by row", type(exc).__name__)
+            return self._write_one_by_one(rows)
+        self._written += len(rows)
+        return len(rows), False
+
+    def _write_one_by_one(self, rows: list[dict[str, Any]]) -> tuple[int, bool]:
+        consumed = 0
+        for row in rows:
+            try:
+                with self._engine.begin() as conn:
+                    conn.execute(insert(_TABLE), [row])
+                self._written += 1
+            except Exception as exc:
+                if not _is_bad_row(exc):
+                    # e.g. the table is missing (migrations not run): keep the rows, retry later.
+                    return consumed, True
+                self._discarded += 1
+                log.error("usage ledger discarded the row of request %s: %s", row.get("request_id"), exc)
+            consumed += 1
+        return consumed, False
+
+
+def _tokens(event: UsageEvent) -> int:
+    if event.total_tokens is not None:
+        return event.total_tokens
+    return event.prompt_tokens + event.completion_tokens
+
+
+def _is_bad_row(exc: BaseException) -> bool:
+    """True when the row itself is at fault, so retrying it can never succeed."""
+    if isinstance(exc, sa_exc.IntegrityError | sa_exc.DataError):
+        return True
+    # Otherwise only a DBAPI error is the database's fault; a bind processor or the driver
+    # refusing a Python value (StatementError, TypeError, ...) is the row's.
+    return not (is_transient(exc) or isinstance(exc, sa_exc.DBAPIError))

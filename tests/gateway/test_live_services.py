@@ -1,0 +1,150 @@
+"""Real ``hearth serve`` processes on PostgreSQL and Redis: shared limits, outages, secrets."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import re
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.live import LiveServer
+from tests.services import (
+    ThrowawayPostgres,
+    ThrowawayRedis,
+    drop_postgres_schema,
+    fresh_postgres_schema_url,
+    redis_url,
+)
+
+FAKE_MODELS = '[{"id": "fake-chat", "kind": "chat", "backend": "fake", "source": "-"}]'
+ADMIN = "admin-secret-live"
+CHAT = {"model": "fake-chat", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 2}
+
+
+def _env(database_url: str, redis: str | None) -> dict[str, str]:
+    env = {"HEARTH_MODELS": FAKE_MODELS, "HEARTH_ADMIN_KEY": ADMIN, "HEARTH_DATABASE_URL": database_url}
+    if redis:
+        env["HEARTH_REDIS_URL"] = redis
+    return env
+
+
+def _create_key(server: LiveServer, name: str, **limits: object) -> str:
+    reply = httpx.post(
+        server.url + "/admin/keys",
+        json={"name": name, **limits},
+        headers={"Authorization": f"Bearer {ADMIN}"},
+    )
+    assert reply.status_code == 201, reply.text
+    return str(reply.json()["secret"])
+
+
+@pytest.fixture
+def postgres_schema() -> Iterator[str]:
+    url, schema = fresh_postgres_schema_url()
+    yield url
+    drop_postgres_schema(schema)
+
+
+def test_two_replicas_share_postgres_and_redis_limits(tmp_path: Path, postgres_schema: str) -> None:
+    redis = redis_url()
+    env = _env(postgres_schema, redis)
+    with LiveServer(tmp_path / "a", env=env) as a, LiveServer(tmp_path / "b", env=env) as b:
+        secret = _create_key(a, "shared", rpm=10)
+        headers = {"Authorization": f"Bearer {secret}"}
+
+        def call(i: int) -> int:
+            server = (a, b)[i % 2]
+            return httpx.post(
+                server.url + "/v1/chat/completions", json=CHAT, headers=headers, timeout=30
+            ).status_code
+
+        with concurrent.futures.ThreadPoolExecutor(8) as pool:
+            statuses = list(pool.map(call, range(30)))
+        assert statuses.count(200) == 10, statuses
+        assert statuses.count(429) == 20
+        # Both replicas wrote to the one ledger.
+        time.sleep(0.6)
+        usage = httpx.get(
+            b.url + "/admin/usage", params={"key": "shared"}, headers={"Authorization": f"Bearer {ADMIN}"}
+        ).json()
+        assert usage["requests"] == 30
+        assert usage["errors"] == 20
+
+
+def test_database_and_redis_outage_then_recovery(tmp_path: Path) -> None:
+    pg = ThrowawayPostgres().start()
+    redis = ThrowawayRedis().start()
+    try:
+        with LiveServer(tmp_path / "data", env=_env(pg.url, redis.url)) as server:
+            secret = _create_key(server, "outage", rpm=1000)
+            headers = {"Authorization": f"Bearer {secret}"}
+            assert (
+                httpx.post(server.url + "/v1/chat/completions", json=CHAT, headers=headers).status_code == 200
+            )
+
+            redis.stop()
+            reply = httpx.post(server.url + "/v1/chat/completions", json=CHAT, headers=headers, timeout=10)
+            assert reply.status_code == 503 and reply.json()["error"]["code"] == "not_ready"
+            assert "retry-after" in reply.headers
+            assert httpx.get(server.url + "/ready").status_code == 503
+            redis.start()
+            _eventually(lambda: httpx.get(server.url + "/ready").status_code == 200)
+            assert (
+                httpx.post(server.url + "/v1/chat/completions", json=CHAT, headers=headers).status_code == 200
+            )
+
+            pg.stop()
+            time.sleep(2.5)  # past the auth cache: the key must be checked against the database
+            reply = httpx.post(server.url + "/v1/chat/completions", json=CHAT, headers=headers, timeout=10)
+            assert reply.status_code == 503
+            assert httpx.get(server.url + "/health").status_code == 200  # alive, not crashed
+            _eventually(lambda: httpx.get(server.url + "/ready").status_code == 503)
+            pg.start()
+            _eventually(lambda: httpx.get(server.url + "/ready").status_code == 200, timeout=60)
+            assert (
+                httpx.post(server.url + "/v1/chat/completions", json=CHAT, headers=headers).status_code == 200
+            )
+            # The rows from the outage were kept in memory and written once the database was back.
+            _eventually(lambda: httpx.get(server.url + "/v1/usage", headers=headers).json()["requests"] >= 4)
+            assert server.process is not None and server.process.poll() is None
+    finally:
+        redis.stop()
+        pg.destroy()
+
+
+def test_secrets_never_reach_logs(tmp_path: Path) -> None:
+    env = {**_env(f"sqlite:///{tmp_path / 'h.db'}", None), "HEARTH_LOG_LEVEL": "debug"}
+    with LiveServer(tmp_path / "data", env=env) as server:
+        secret = _create_key(server, "logged")
+        headers = {"Authorization": f"Bearer {secret}"}
+        httpx.post(server.url + "/v1/chat/completions", json=CHAT, headers=headers)
+        httpx.post(
+            server.url + "/v1/chat/completions",
+            json=CHAT,
+            headers={"Authorization": "Bearer hk-wrong-secret"},
+        )
+        httpx.get(server.url + "/admin/keys", headers={"Authorization": "Bearer hk-admin-wrong"})
+        big = httpx.get(server.url + "/v1/models", headers={"X-Big": "x" * 100_000, **headers})
+        assert 400 <= big.status_code < 500  # a huge header is refused cleanly
+        assert httpx.get(server.url + "/health").status_code == 200
+    logs = server.logs()
+    assert "POST /v1/chat/completions" in logs  # the logs did capture the traffic
+    for leaked in (secret, secret[12:], ADMIN, "hk-wrong-secret", "hk-admin-wrong"):
+        assert leaked not in logs
+    assert not re.search(r"hk-[A-Za-z0-9_-]{20,}", logs)
+
+
+def _eventually(check: object, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if check():  # type: ignore[operator]
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise AssertionError("condition not met in time")
