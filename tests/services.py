@@ -7,6 +7,7 @@ Throwaway instances are started from the same binaries for tests that stop and r
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
@@ -158,10 +159,8 @@ class ThrowawayPostgres:
         self._as_postgres(str(self.bin / "pg_ctl"), "-D", str(self.dir / "data"), "-m", "fast", "-w", "stop")
 
     def destroy(self) -> None:
-        try:
+        with contextlib.suppress(subprocess.CalledProcessError):
             self.stop()
-        except subprocess.CalledProcessError:
-            pass
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
