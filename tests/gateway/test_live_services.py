@@ -148,3 +148,43 @@ def _eventually(check: object, timeout: float = 30) -> None:
             pass
         time.sleep(0.2)
     raise AssertionError("condition not met in time")
+
+
+SLOW_MODELS = '[{"id": "fake-chat", "kind": "chat", "backend": "fake", "source": "-", "options": {"token_delay_s": 0.02}}]'
+
+
+def test_disconnect_and_sigterm_keep_every_ledger_row(tmp_path: Path) -> None:
+    import sqlalchemy as sa
+
+    database = tmp_path / "ledger.db"
+    env = {**_env(f"sqlite:///{database}", None), "HEARTH_MODELS": SLOW_MODELS}
+    server = LiveServer(tmp_path / "data", env=env).start()
+    try:
+        secret = _create_key(server, "rows")
+        headers = {"Authorization": f"Bearer {secret}"}
+        body = {**CHAT, "max_tokens": 500, "stream": True}
+        with httpx.stream("POST", server.url + "/v1/chat/completions", json=body, headers=headers) as reply:
+            seen = 0
+            for line in reply.iter_lines():
+                seen += line.startswith("data: ")
+                if seen >= 6:
+                    break  # hang up mid-stream
+        for _ in range(20):
+            httpx.post(server.url + "/v1/chat/completions", json=CHAT, headers=headers)
+        # SIGTERM right away: rows still queued in memory must reach the database before exit.
+        # uvicorn shuts down gracefully, then re-raises SIGTERM: -15 is a clean exit here.
+        assert server.stop() in (0, -15)
+    finally:
+        server.stop()
+    assert "Application shutdown complete" in server.logs()
+    engine = sa.create_engine(f"sqlite:///{database}")
+    with engine.connect() as conn:
+        rows = [
+            dict(r._mapping)
+            for r in conn.execute(sa.text("SELECT * FROM usage_records WHERE key_name = 'rows' ORDER BY id"))
+        ]
+    assert len(rows) == 21
+    cut = rows[0]
+    assert cut["status_code"] == 499 and cut["stream"]
+    assert 3 <= cut["completion_tokens"] < 500  # the tokens actually produced, not max_tokens
+    assert all(r["status_code"] == 200 for r in rows[1:])
