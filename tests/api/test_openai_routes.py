@@ -186,11 +186,45 @@ def test_tokenize(client: TestClient) -> None:
 
 
 def test_metrics_count_requests_and_tokens(client: TestClient) -> None:
-    client.post("/v1/chat/completions", json={"model": "fake-chat", "messages": [{"role": "user", "content": "x"}], "max_tokens": 4})
-    client.post("/v1/chat/completions", json={"model": "nope", "messages": [{"role": "user", "content": "x"}]})
+    client.post(
+        "/v1/chat/completions",
+        json={"model": "fake-chat", "messages": [{"role": "user", "content": "x"}], "max_tokens": 4},
+    )
+    client.post(
+        "/v1/chat/completions", json={"model": "nope", "messages": [{"role": "user", "content": "x"}]}
+    )
     text = client.get("/metrics").text
-    assert 'hearth_requests_total{model="fake-chat",route="POST /v1/chat/completions",status="200"} 1.0' in text
+    assert (
+        'hearth_requests_total{model="fake-chat",route="POST /v1/chat/completions",status="200"} 1.0' in text
+    )
     assert 'status="404"' in text
     assert 'hearth_tokens_total{model="fake-chat",type="completion"} 4.0' in text
     assert "hearth_models_ready 3.0" in text
     assert "hearth_time_to_first_token_seconds_bucket" in text
+
+
+def test_openapi_documents_every_route(client: TestClient) -> None:
+    spec = client.get("/openapi.json").json()
+    paths = spec["paths"]
+    for path in (
+        "/v1/chat/completions",
+        "/v1/completions",
+        "/v1/embeddings",
+        "/v1/classify",
+        "/v1/models",
+        "/v1/models/{model_id}",
+        "/v1/usage",
+        "/admin/keys",
+        "/health",
+        "/ready",
+        "/metrics",
+    ):
+        assert path in paths, path
+    chat = paths["/v1/chat/completions"]["post"]
+    assert chat["requestBody"]["content"]["application/json"]["schema"]["$ref"].endswith(
+        "ChatCompletionRequest"
+    )
+    assert "text/event-stream" in chat["responses"]["200"]["content"]
+    classify = paths["/v1/classify"]["post"]["requestBody"]["content"]
+    assert {"multipart/form-data", "application/json"} <= set(classify)
+    assert client.get("/docs").status_code == 200

@@ -15,8 +15,16 @@ from hearth.protocol import openai as oa
 
 router = APIRouter(prefix="/v1", tags=["OpenAI"], dependencies=[Depends(require_key)])
 
+# With "stream": true the same routes answer with server-sent events instead of JSON.
+_SSE = {
+    200: {
+        "content": {"text/event-stream": {"schema": {"type": "string"}}},
+        "description": "JSON, or SSE when streaming",
+    }
+}
 
-@router.post("/chat/completions", response_model=oa.ChatCompletion)
+
+@router.post("/chat/completions", response_model=oa.ChatCompletion, responses=_SSE)
 async def chat_completions(
     body: oa.ChatCompletionRequest, request: Request, gateway: GatewayDep, ctx: ContextDep
 ) -> oa.ChatCompletion | StreamingResponse:
@@ -32,7 +40,7 @@ async def chat_completions(
     return render.chat_completion(body.model, results, ctx)
 
 
-@router.post("/completions", response_model=oa.Completion)
+@router.post("/completions", response_model=oa.Completion, responses=_SSE)
 async def completions(
     body: oa.CompletionRequest, request: Request, gateway: GatewayDep, ctx: ContextDep
 ) -> oa.Completion | StreamingResponse:
