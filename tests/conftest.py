@@ -11,6 +11,7 @@ from fastapi.testclient import TestClient
 
 from hearth.app import build_app
 from hearth.config import ModelKind, ModelSpec, Settings
+from tests.live import LiveServer
 
 REQUIRE_SERVICES = os.environ.get("HEARTH_REQUIRE_SERVICES") == "1"
 
@@ -37,7 +38,11 @@ def fake_models(**chat_overrides: object) -> list[ModelSpec]:
 def fake_settings(tmp_path: Path, **overrides: object) -> Settings:
     chat = overrides.pop("chat", {})
     assert isinstance(chat, dict)
-    values: dict[str, object] = {"data_dir": tmp_path / "data", "models": fake_models(**chat), "no_auth": True}
+    values: dict[str, object] = {
+        "data_dir": tmp_path / "data",
+        "models": fake_models(**chat),
+        "no_auth": True,
+    }
     return Settings(**{**values, **overrides})  # type: ignore[arg-type]
 
 
@@ -63,3 +68,10 @@ def wait_ready(client: TestClient, timeout: float = 30) -> None:
             return
         time.sleep(0.02)
     raise AssertionError(f"not ready: {client.get('/ready').json()}")
+
+
+@pytest.fixture(scope="session")
+def real_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    root = tmp_path_factory.mktemp("real")
+    with LiveServer(root / "data", "--no-auth", ready_timeout=300) as server:
+        yield server

@@ -15,7 +15,7 @@ from hearth import __version__
 from hearth.api.disconnect import ClientDisconnected
 from hearth.api.errors import install_error_handlers
 from hearth.api.middleware import CLIENT_CLOSED, BodyLimitMiddleware, RequestContextMiddleware
-from hearth.api.routes import admin, chat, classify, embeddings, health, models, tokenize, usage
+from hearth.api.routes import admin, chat, classify, embeddings, health, models, tokenize, usage, web
 from hearth.config import Settings
 from hearth.engines.registry import ModelRegistry
 from hearth.gateway.auth import load_admin_secret
@@ -34,6 +34,7 @@ ROUTERS = (
     tokenize.router,
     usage.router,
     admin.router,
+    web.router,
 )
 
 

@@ -58,6 +58,7 @@ def test_rows_for_success_stream_and_errors(gw: TestClient, make_key: MakeKey) -
     assert too_long["status_code"] == 400 and too_long["error_type"] == "context_length_exceeded"
     assert embed["model"] == "fake-embed" and embed["prompt_tokens"] == 5
     assert failed["error_type"] == "engine_error" and failed["completion_tokens"] == 2
+    assert failed["status_code"] == 500  # the 200 was sent, but the stream failed
     assert anonymous["status_code"] == 401 and anonymous["key_id"] is None
 
 

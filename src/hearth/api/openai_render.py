@@ -145,6 +145,7 @@ async def _guarded(
     except Exception as exc:
         error = as_hearth_error(exc)
         ctx.error_type = error.code or error.error_type
+        ctx.failed_status = error.status_code
         yield error_frame(error)
     finally:
         with contextlib.suppress(Exception):

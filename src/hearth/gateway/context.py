@@ -25,6 +25,7 @@ class RequestContext:
     images: int = 0
     first_token_at: float | None = None
     error_type: str | None = None
+    failed_status: int | None = None  # a stream that failed after its 200 was sent
     admission: Admission | None = None
 
     @property

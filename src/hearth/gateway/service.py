@@ -175,7 +175,7 @@ class Gateway:
                 images=ctx.images,
                 latency_ms=ctx.latency_ms(),
                 ttft_ms=ctx.ttft_ms,
-                status_code=status,
+                status_code=ctx.failed_status or status,
                 error_type=ctx.error_type,
                 stream=ctx.stream,
             )

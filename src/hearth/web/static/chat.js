@@ -1,0 +1,203 @@
+// The chat playground: streamed answers, a Stop button, the conversation sent each turn.
+
+import { ApiError, api, sseEvents } from './api.js';
+import { $, h, numberFormat, say } from './dom.js';
+
+const els = {};
+let history = []; // [{role, content}] of finished turns, sent with each request
+let controller = null; // the AbortController of the answer being streamed
+let conversation = 0; // bumped by resetChat: a turn from an older conversation must not touch history
+
+export function initChat() {
+  for (const id of ['chat-model', 'chat-system', 'chat-temperature', 'chat-max-tokens', 'chat-new', 'chat-log',
+    'chat-empty', 'chat-error', 'chat-form', 'chat-input', 'chat-send', 'chat-stop']) {
+    els[id.replace('chat-', '')] = $(id);
+  }
+  els.form.addEventListener('submit', (event) => {
+    event.preventDefault();
+    send();
+  });
+  els.input.addEventListener('keydown', (event) => {
+    if (event.key === 'Enter' && !event.shiftKey && !event.isComposing) {
+      event.preventDefault();
+      send();
+    }
+  });
+  els.stop.addEventListener('click', stop);
+  // Enter in a settings field must not submit (and reload) the page.
+  $('chat-settings').addEventListener('submit', (event) => event.preventDefault());
+  els.new.addEventListener('click', resetChat);
+}
+
+/** Fill the model picker with the chat models, keeping the current choice when it still exists. */
+export function setChatModels(models) {
+  const chat = models.filter((m) => m.kind === 'chat' || m.kind === undefined);
+  const previous = els.model.value;
+  els.model.replaceChildren(
+    ...chat.map((m) => h('option', { value: m.id, text: m.ready === false ? `${m.id} (loading)` : m.id })),
+  );
+  if (chat.some((m) => m.id === previous)) els.model.value = previous;
+  els.model.disabled = chat.length === 0;
+  els.send.disabled = chat.length === 0;
+  say(els.error, chat.length === 0 ? 'No chat model is available to this key.' : '');
+}
+
+export function resetChat() {
+  stop();
+  conversation += 1;
+  history = [];
+  els.log.replaceChildren();
+  els.empty.hidden = false;
+  say(els.error, '');
+}
+
+export function stop() {
+  if (controller) controller.abort();
+}
+
+function readNumber(input, { min, max, integer }) {
+  const value = Number(input.value);
+  if (input.value.trim() === '' || !Number.isFinite(value) || value < min || value > max) return null;
+  if (integer && !Number.isInteger(value)) return null;
+  return value;
+}
+
+function messageItem(role, text) {
+  const body = h('div', { class: 'text' });
+  const textNode = document.createTextNode(text);
+  body.append(textNode);
+  const meta = h('div', { class: 'meta' });
+  const item = h('li', { class: `message ${role}` }, h('div', { class: 'who', text: role === 'user' ? 'You' : 'Assistant' }), body, meta);
+  els.log.append(item);
+  els.empty.hidden = true;
+  return { item, textNode, meta };
+}
+
+function scrollToEnd() {
+  const log = els.log;
+  if (log.scrollHeight - log.scrollTop - log.clientHeight < 120) log.scrollTop = log.scrollHeight;
+}
+
+function setBusy(busy) {
+  els.send.hidden = busy;
+  els.stop.hidden = !busy;
+  els.model.disabled = busy;
+  if (busy) els.stop.focus();
+  else if (document.activeElement === els.stop || document.activeElement === document.body) els.input.focus();
+}
+
+function usageText(usage, seconds, finish) {
+  const parts = [];
+  if (usage) {
+    parts.push(
+      `${numberFormat.format(usage.prompt_tokens)} prompt + ${numberFormat.format(usage.completion_tokens)} completion = ${numberFormat.format(usage.total_tokens)} tokens`,
+    );
+    if (seconds > 0 && usage.completion_tokens) parts.push(`${(usage.completion_tokens / seconds).toFixed(1)} tok/s`);
+  }
+  parts.push(`${seconds.toFixed(1)} s`);
+  if (finish === 'length') parts.push('stopped at max tokens');
+  return parts.join(' · ');
+}
+
+async function send() {
+  if (controller) return;
+  const text = els.input.value.trim();
+  if (!text) return;
+  const model = els.model.value;
+  const temperature = readNumber(els.temperature, { min: 0, max: 2 });
+  const maxTokens = readNumber(els['max-tokens'], { min: 1, max: 1_000_000, integer: true });
+  if (!model) return say(els.error, 'Pick a model first.');
+  if (temperature === null) return say(els.error, 'Temperature must be a number from 0 to 2.');
+  if (maxTokens === null) return say(els.error, 'Max tokens must be a whole number of at least 1.');
+  say(els.error, '');
+
+  const mine = conversation;
+  const remember = (message) => {
+    if (mine === conversation) history.push(message);
+  };
+  const system = els.system.value.trim();
+  const turn = { role: 'user', content: text };
+  history.push(turn);
+  const messages = [...(system ? [{ role: 'system', content: system }] : []), ...history];
+  els.input.value = '';
+  messageItem('user', text);
+  const answer = messageItem('assistant', '');
+  answer.item.dataset.state = 'streaming';
+  answer.item.setAttribute('aria-busy', 'true');
+  answer.meta.textContent = 'Thinking…';
+  scrollToEnd();
+
+  const ours = new AbortController();
+  controller = ours;
+  setBusy(true);
+  const started = performance.now();
+  let content = '';
+  let usage = null;
+  let finish = null;
+  try {
+    const response = await api('/v1/chat/completions', {
+      method: 'POST',
+      signal: ours.signal,
+      json: {
+        model,
+        messages,
+        stream: true,
+        stream_options: { include_usage: true },
+        temperature,
+        max_tokens: maxTokens,
+      },
+    });
+    answer.meta.textContent = 'Writing…';
+    for await (const event of sseEvents(response)) {
+      if (event.error) {
+        throw new ApiError(`The model failed mid-answer: ${event.error.message ?? 'unknown error'}`, { kind: 'stream' });
+      }
+      for (const choice of event.choices ?? []) {
+        if (choice.index !== 0) continue;
+        const delta = choice.delta?.content;
+        if (delta) {
+          content += delta;
+          answer.textNode.data = content.trimStart();
+          scrollToEnd();
+        }
+        if (choice.finish_reason) finish = choice.finish_reason;
+      }
+      if (event.usage) usage = event.usage;
+    }
+    remember({ role: 'assistant', content });
+    answer.item.dataset.state = 'done';
+    answer.meta.textContent = usageText(usage, (performance.now() - started) / 1000, finish);
+    answer.meta.classList.add('usage');
+  } catch (err) {
+    if (err && err.name === 'AbortError') {
+      answer.item.dataset.state = 'stopped';
+      answer.meta.textContent = `Stopped by you after ${((performance.now() - started) / 1000).toFixed(1)} s.`;
+      // Keep what was written, so the next turn has the context the user saw.
+      if (content) remember({ role: 'assistant', content });
+      else if (mine === conversation) history.pop();
+    } else if (err?.status === 401) {
+      // The key was refused: the user is signed out already and this turn is gone with the rest.
+    } else {
+      answer.item.dataset.state = 'error';
+      const message = err instanceof ApiError ? err.message : `Something went wrong: ${err}`;
+      answer.meta.textContent = message;
+      answer.meta.classList.add('error');
+      answer.meta.setAttribute('role', 'alert');
+      if (content) {
+        remember({ role: 'assistant', content });
+      } else if (mine === conversation) {
+        // Nothing came back: drop the turn and give the text back to retry.
+        const at = history.indexOf(turn);
+        if (at !== -1) history.splice(at, 1);
+        if (!els.input.value) els.input.value = text;
+      }
+    }
+  } finally {
+    answer.item.removeAttribute('aria-busy');
+    if (controller === ours) {
+      controller = null;
+      setBusy(false);
+    }
+    scrollToEnd();
+  }
+}

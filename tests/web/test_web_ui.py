@@ -1,0 +1,137 @@
+"""The web UI at ``/`` in real headless Chromium, driven by ``ui_driver.mjs`` (playwright-core).
+
+The browser is Debian's ``/usr/bin/chromium``; playwright-core never downloads one. Screenshots
+land in ``test-artifacts/web/``. Without node, npm or chromium the tests skip, or fail when
+``HEARTH_REQUIRE_SERVICES=1``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import httpx
+import pytest
+import skimage.data
+
+from tests.live import LiveServer
+
+HERE = Path(__file__).parent
+ROOT = HERE.parents[1]
+ARTIFACTS = ROOT / "test-artifacts" / "web"
+CHELSEA = Path(skimage.data.__file__).parent / "chelsea.png"
+CHROMIUM = os.environ.get("HEARTH_CHROMIUM", "/usr/bin/chromium")
+REQUIRE = os.environ.get("HEARTH_REQUIRE_SERVICES") == "1"
+ADMIN = "admin-secret-web-ui"
+# A slow fake chat model, so a streamed answer takes a couple of seconds and can be stopped.
+FAKE_MODELS = (
+    '[{"id": "fake-chat", "kind": "chat", "backend": "fake", "source": "-", "options": {"token_delay_s": 0.05}},'
+    ' {"id": "fake-vision", "kind": "image-classification", "backend": "fake", "source": "-"}]'
+)
+
+
+def _missing(message: str) -> None:
+    if REQUIRE:
+        pytest.fail(message + " (HEARTH_REQUIRE_SERVICES=1: the web UI tests are required)")
+    pytest.skip(message)
+
+
+@pytest.fixture(scope="module")
+def node_driver() -> Path:
+    """The driver script, once node, npm, chromium and playwright-core are all there."""
+    for tool in ("node", "npm"):
+        if shutil.which(tool) is None:
+            _missing(f"{tool} is not installed")
+    if not os.access(CHROMIUM, os.X_OK):
+        _missing(f"{CHROMIUM} is missing: apt-get install -y chromium")
+    if not (HERE / "node_modules" / "playwright-core").is_dir():
+        done = subprocess.run(
+            ["npm", "ci", "--no-audit", "--no-fund"],
+            cwd=HERE,
+            env={**os.environ, "PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD": "1"},
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        if done.returncode != 0:
+            _missing(f"npm ci failed in {HERE}:\n{done.stdout}\n{done.stderr}")
+    return HERE / "ui_driver.mjs"
+
+
+def _run_driver(driver: Path, **env: str) -> str:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    variables = {
+        **os.environ,
+        "HEARTH_CHROMIUM": CHROMIUM,
+        "HEARTH_UI_IMAGE": str(CHELSEA),
+        "HEARTH_UI_ARTIFACTS": str(ARTIFACTS),
+        **env,
+    }
+    done = subprocess.run(
+        ["node", str(driver)], cwd=HERE, env=variables, capture_output=True, text=True, timeout=150
+    )
+    output = done.stdout + done.stderr
+    print(output)
+    assert done.returncode == 0, f"the UI scenario failed (screenshots in {ARTIFACTS}):\n{output}"
+    return output
+
+
+def _create_key(server: LiveServer, name: str, **limits: object) -> str:
+    reply = httpx.post(
+        server.url + "/admin/keys",
+        json={"name": name, **limits},
+        headers={"Authorization": f"Bearer {ADMIN}"},
+    )
+    assert reply.status_code == 201, reply.text
+    return str(reply.json()["secret"])
+
+
+def test_ui_serves_page_and_static_files(tmp_path: Path) -> None:
+    from fastapi.testclient import TestClient
+
+    from hearth.app import build_app
+    from tests.conftest import fake_settings
+
+    with TestClient(build_app(fake_settings(tmp_path))) as client:
+        page = client.get("/")
+        assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+        assert "script-src 'self'" in page.headers["content-security-policy"]
+        for src in re.findall(r'(?:src|href)="(/static/[^"]+)"', page.text):
+            assert client.get(src).status_code == 200, src
+        script = client.get("/static/app.js")
+        assert "javascript" in script.headers["content-type"]
+        missing = client.get("/static/nope.js")
+        assert missing.status_code == 404 and missing.json()["error"]["code"] == "not_found"
+
+
+def test_ui_with_keys_on_fake_engines(tmp_path: Path, node_driver: Path) -> None:
+    env = {"HEARTH_MODELS": FAKE_MODELS, "HEARTH_ADMIN_KEY": ADMIN}
+    with LiveServer(tmp_path / "data", env=env) as server:
+        key = _create_key(server, "web-ui", rpm=120, tpm=100_000, monthly_tokens=1_000_000)
+        limited = _create_key(server, "web-ui-limited", rpm=3)
+        output = _run_driver(
+            node_driver,
+            HEARTH_UI_URL=server.url,
+            HEARTH_UI_MODE="fake",
+            HEARTH_UI_KEY=key,
+            HEARTH_UI_LIMITED_KEY=limited,
+            HEARTH_UI_ADMIN_KEY=ADMIN,
+        )
+        assert "fake UI scenario passed" in output
+        # Stop aborted the stream and the server ended that request at once (499, client gone),
+        # long before its 1500 tokens at 0.05 s each.
+        metrics = httpx.get(server.url + "/metrics").text
+        stopped = re.search(
+            r'hearth_requests_total\{model="fake-chat",route="POST /v1/chat/completions",status="499"\} (\S+)',
+            metrics,
+        )
+        assert stopped is not None and float(stopped.group(1)) == 1.0, metrics
+
+
+@pytest.mark.real
+def test_ui_on_real_models_without_auth(real_server: LiveServer, node_driver: Path) -> None:
+    output = _run_driver(node_driver, HEARTH_UI_URL=real_server.url, HEARTH_UI_MODE="real")
+    assert "real UI scenario passed" in output

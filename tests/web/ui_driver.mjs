@@ -1,0 +1,361 @@
+// Drives Hearth's web UI in the system's headless Chromium with playwright-core.
+// Never downloads a browser: it launches /usr/bin/chromium (or $HEARTH_CHROMIUM).
+//
+// Environment (set by tests/web/test_web_ui.py):
+//   HEARTH_UI_URL        the live server, e.g. http://127.0.0.1:8123
+//   HEARTH_UI_MODE       "fake" (auth on, fake engines) or "real" (--no-auth, the real models)
+//   HEARTH_UI_KEY        fake mode: a valid key;  HEARTH_UI_LIMITED_KEY: a key with a tiny rpm
+//   HEARTH_UI_ADMIN_KEY  fake mode: the admin key, to revoke the limited key mid-session
+//   HEARTH_UI_IMAGE      path of an image to classify (skimage's chelsea.png)
+//   HEARTH_UI_ARTIFACTS  where screenshots go
+// Prints one line per step and exits non-zero with the reason on the first failure.
+
+import { readFileSync, mkdirSync } from 'node:fs';
+import { basename, join } from 'node:path';
+import { chromium } from 'playwright-core';
+
+const env = process.env;
+const URL = env.HEARTH_UI_URL;
+const MODE = env.HEARTH_UI_MODE ?? 'fake';
+const IMAGE = env.HEARTH_UI_IMAGE;
+const ARTIFACTS = env.HEARTH_UI_ARTIFACTS ?? 'test-artifacts/web';
+const CHROMIUM = env.HEARTH_CHROMIUM ?? '/usr/bin/chromium';
+const started = Date.now();
+
+mkdirSync(ARTIFACTS, { recursive: true });
+
+function log(message) {
+  console.log(`[${((Date.now() - started) / 1000).toFixed(1)}s] ${message}`);
+}
+
+function check(condition, message) {
+  if (!condition) throw new Error(`check failed: ${message}`);
+}
+
+async function shot(page, name, options = {}) {
+  const path = join(ARTIFACTS, `${MODE}-${name}.png`);
+  await page.screenshot({ path, ...options });
+  log(`screenshot ${path}`);
+}
+
+/** Send the composer's text and follow the answer: lengths seen at each DOM update, final state. */
+async function chatTurn(page, text, { stopAfterChars = null } = {}) {
+  await page.fill('#chat-input', text);
+  const count = await page.locator('#chat-log li.assistant').count();
+  await page.press('#chat-input', 'Enter');
+  const answer = page.locator('#chat-log li.assistant').nth(count);
+  await answer.waitFor();
+  // Watch the answer's text node from inside the page: every mutation is one DOM update.
+  const watching = page.evaluate(
+    ({ index, stopAfterChars }) =>
+      new Promise((resolve) => {
+        const item = document.querySelectorAll('#chat-log li.assistant')[index];
+        const textEl = item.querySelector('.text');
+        const lengths = [];
+        let stopped = false;
+        const done = () => {
+          observer.disconnect();
+          resolve({ lengths, state: item.dataset.state, text: textEl.textContent, meta: item.querySelector('.meta').textContent });
+        };
+        const observer = new MutationObserver(() => {
+          const length = textEl.textContent.length;
+          if (length !== lengths[lengths.length - 1]) lengths.push(length);
+          if (stopAfterChars !== null && !stopped && length >= stopAfterChars) {
+            stopped = true;
+            document.getElementById('chat-stop').click();
+          }
+          if (item.dataset.state !== 'streaming') done();
+        });
+        observer.observe(item, { subtree: true, characterData: true, childList: true, attributes: true });
+        if (item.dataset.state !== 'streaming') done();
+      }),
+    { index: count, stopAfterChars },
+  );
+  return { answer, result: await watching };
+}
+
+async function statValue(page, label) {
+  const stat = page.locator('#usage-stats .stat', { has: page.locator('dt', { hasText: new RegExp(`^${label}$`) }) });
+  const text = await stat.locator('dd').evaluate((dd) => dd.firstChild.textContent);
+  return Number(text.replace(/[^\d]/g, ''));
+}
+
+async function openUsage(page) {
+  await page.click('#tab-usage');
+  await page.locator('#usage-stats .stat').first().waitFor();
+}
+
+async function classifyFile(page, { viaDrop, topK }) {
+  await page.click('#tab-classify');
+  await page.selectOption('#classify-top-k', String(topK));
+  if (viaDrop) {
+    const b64 = readFileSync(IMAGE).toString('base64');
+    const dataTransfer = await page.evaluateHandle(
+      ({ b64, name }) => {
+        const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+        const transfer = new DataTransfer();
+        transfer.items.add(new File([bytes], name, { type: 'image/png' }));
+        return transfer;
+      },
+      { b64, name: basename(IMAGE) },
+    );
+    await page.dispatchEvent('#dropzone', 'dragover', { dataTransfer });
+    await page.dispatchEvent('#dropzone', 'drop', { dataTransfer });
+  } else {
+    await page.setInputFiles('#classify-file', IMAGE);
+  }
+  await page.waitForFunction(
+    () => document.querySelectorAll('#classify-bars li').length > 0 && !document.getElementById('classify-result').hasAttribute('aria-busy'),
+    null,
+    { timeout: 30_000 },
+  );
+  const bars = await page.$$eval('#classify-bars li', (items) =>
+    items.map((li) => ({
+      label: li.querySelector('.bar-label').textContent,
+      value: li.querySelector('.bar-value').textContent,
+      width: li.querySelector('.bar-fill').getBoundingClientRect().width,
+    })),
+  );
+  const preview = await page.$eval('#classify-preview', (img) => img.complete && img.naturalWidth > 0);
+  check(preview, 'the image preview is shown');
+  // The fake classifier knows four labels, so top 5 may show four.
+  check(bars.length === topK || (topK > 4 && bars.length === 4), `${topK} bars asked, ${bars.length} shown`);
+  check(bars.every((b) => b.label && /%$/.test(b.value)), `bars have labels and percentages: ${JSON.stringify(bars)}`);
+  check(bars[0].width > 20, `the top bar has a visible width: ${bars[0].width}`);
+  return bars;
+}
+
+async function fakeScenario(page) {
+  const requests = [];
+  page.on('request', (request) => {
+    if (request.url().endsWith('/v1/chat/completions')) requests.push(JSON.parse(request.postData()));
+  });
+  const aborted = [];
+  page.on('requestfailed', (request) => {
+    if (request.url().endsWith('/v1/chat/completions')) aborted.push(request.failure()?.errorText);
+  });
+
+  // 1. Sign in: a wrong key gets a clear 401 message, the right one opens the app.
+  await page.goto(URL);
+  await page.locator('#signin').waitFor();
+  await shot(page, '01-signin');
+  await page.fill('#api-key', 'hk-not-a-real-key');
+  await page.click('#signin-submit');
+  const error = page.locator('#signin-error');
+  await error.waitFor();
+  const errorText = await error.textContent();
+  check(/not accepted/.test(errorText) && /401/.test(errorText), `401 message: ${errorText}`);
+  check((await page.evaluate(() => sessionStorage.length)) === 0, 'a refused key is not stored');
+  await shot(page, '02-signin-error');
+  await page.fill('#api-key', env.HEARTH_UI_KEY);
+  await page.click('#signin-submit');
+  await page.locator('#tab-chat[aria-selected="true"]').waitFor();
+  await page.locator('#account-label', { hasText: 'Signed in as web-ui' }).waitFor();
+  const stored = await page.evaluate(() => ({ session: { ...sessionStorage }, local: localStorage.length }));
+  check(Object.values(stored.session).includes(env.HEARTH_UI_KEY) && stored.local === 0, 'the key is kept in sessionStorage only');
+  log('signed in');
+
+  // 2. The dashboard before chatting, for the request count to compare with later.
+  await openUsage(page);
+  const requestsBefore = await statValue(page, 'Requests');
+  log(`requests before chatting: ${requestsBefore}`);
+
+  // 3. A streamed answer grows over several DOM updates and ends with its usage line.
+  await page.click('#tab-chat');
+  const models = await page.$$eval('#chat-model option', (options) => options.map((o) => o.value));
+  check(models.includes('fake-chat') && !models.includes('fake-vision'), `chat models only: ${models}`);
+  await page.selectOption('#chat-model', 'fake-chat');
+  await page.fill('#chat-system', 'You are a terse assistant.');
+  await page.fill('#chat-temperature', '0.5');
+  await page.fill('#chat-max-tokens', '30');
+  await page.press('#chat-max-tokens', 'Enter'); // must not submit the settings form
+  const first = await chatTurn(page, 'Tell me about foxes.');
+  const grow = first.result.lengths;
+  log(`first answer: ${grow.length} DOM updates, lengths ${grow.slice(0, 6).join(',')}…${grow.at(-1)}`);
+  check(first.result.state === 'done', `answer finished: ${first.result.state}`);
+  check(grow.length >= 5 && grow.every((n, i) => i === 0 || n > grow[i - 1]), `text grew over time: ${grow}`);
+  check(/\d+ prompt \+ 30 completion = \d+ tokens/.test(first.result.meta), `usage line: ${first.result.meta}`);
+  const body = requests[0];
+  check(body.stream === true && body.stream_options?.include_usage === true, 'streams with include_usage');
+  check(body.temperature === 0.5 && body.max_tokens === 30 && body.model === 'fake-chat', `sampling fields: ${JSON.stringify(body)}`);
+  check(body.messages[0].role === 'system' && body.messages.length === 2, 'the system prompt goes first');
+  await shot(page, '03-chat');
+
+  // 4. Stop: a long answer stops growing, and the request is aborted (the server cancels it).
+  await page.fill('#chat-max-tokens', '1500');
+  const second = await chatTurn(page, 'Now write a very long story.', { stopAfterChars: 40 });
+  check(second.result.state === 'stopped', `stopped state: ${second.result.state}`);
+  const lengthAtStop = (await second.answer.locator('.text').textContent()).length;
+  await page.waitForTimeout(800);
+  const lengthLater = (await second.answer.locator('.text').textContent()).length;
+  check(lengthAtStop === lengthLater && lengthAtStop >= 40 && lengthAtStop < 400, `stopped growing: ${lengthAtStop} then ${lengthLater}`);
+  check(await page.isVisible('#chat-send') && !(await page.isVisible('#chat-stop')), 'Send is back, Stop is gone');
+  check(aborted.length === 1, `the browser aborted the streaming request: ${aborted}`);
+  const history = requests[1].messages.map((m) => m.role).join(',');
+  check(history === 'system,user,assistant,user', `the conversation is sent each turn: ${history}`);
+  check(requests[1].messages[2].content.trim() === first.result.text.trim(), 'the first answer is in the history');
+  log(`stopped at ${lengthAtStop} characters: ${second.result.meta}`);
+  await shot(page, '04-chat-stopped');
+
+  // 4b. A generation that fails mid-stream ends with the server's error event, shown in the turn.
+  await page.fill('#chat-max-tokens', '20');
+  const failing = await chatTurn(page, 'please FAIL_MIDSTREAM now');
+  check(failing.result.state === 'error' && /failed mid-answer/.test(failing.result.meta), `mid-stream error: ${failing.result.meta}`);
+  log(`mid-stream error shown: ${failing.result.meta}`);
+
+  // 5. Classify chelsea.png through the file picker, then by drag and drop.
+  const picked = await classifyFile(page, { viaDrop: false, topK: 5 });
+  log(`file picker: ${picked.map((b) => `${b.label} ${b.value}`).join(', ')}`);
+  const dropped = await classifyFile(page, { viaDrop: true, topK: 3 });
+  check(dropped[0].label === picked[0].label, 'the same image gets the same top label');
+  await shot(page, '05-classify');
+
+  // 6. The dashboard counts the new requests (the ledger is written in batches: refresh until then).
+  await openUsage(page);
+  let requestsAfter = 0;
+  for (let attempt = 0; attempt < 20; attempt += 1) {
+    requestsAfter = await statValue(page, 'Requests');
+    if (requestsAfter >= requestsBefore + 4) break;
+    await page.waitForTimeout(500);
+    await page.click('#usage-refresh');
+    await page.waitForFunction(() => !document.getElementById('usage-refresh').disabled);
+  }
+  check(requestsAfter >= requestsBefore + 4, `requests went from ${requestsBefore} to ${requestsAfter}`);
+  const rows = await page.$$eval('#usage-models tbody tr', (trs) => trs.map((tr) => [...tr.cells].map((td) => td.textContent)));
+  const chatRow = rows.find((r) => r[0] === 'fake-chat');
+  check(chatRow && Number(chatRow[1]) >= 2, `per-model row for fake-chat: ${JSON.stringify(rows)}`);
+  check(rows.some((r) => r[0] === 'fake-vision'), 'per-model row for fake-vision');
+  const bars = await page.$$eval('#chart-requests rect.bar', (rects) => rects.filter((r) => Number(r.getAttribute('height')) > 0).length);
+  check(bars >= 1, 'the requests chart has a bar for today');
+  const limits = await page.textContent('#usage-limits');
+  check(/left this minute/.test(limits), `remaining rate limit from the headers: ${limits}`);
+  const budget = await page.textContent('#usage-budget');
+  check(/tokens left of 1,000,000 this month/.test(budget), `budget: ${budget}`);
+  const latency = await statValue(page, 'p95 latency');
+  check(latency > 0, 'p95 latency shown');
+  log(`dashboard: ${requestsAfter} requests; limits "${limits.replace(/\s+/g, ' ')}"`);
+  await shot(page, '06-usage', { fullPage: true });
+  await page.emulateMedia({ colorScheme: 'dark' });
+  await shot(page, '06-usage-dark');
+  await page.emulateMedia({ colorScheme: 'light' });
+
+  // 7. Small screens: the same page stacks its columns.
+  await page.setViewportSize({ width: 390, height: 844 });
+  await page.click('#tab-chat');
+  await shot(page, '07-mobile-chat', { fullPage: true });
+  await page.setViewportSize({ width: 1280, height: 860 });
+
+  // 8. Sign out forgets the key.
+  await page.click('#sign-out');
+  await page.locator('#signin').waitFor();
+  check((await page.evaluate(() => sessionStorage.length)) === 0, 'sign-out clears sessionStorage');
+  check(!(await page.isVisible('#tabs')), 'the app is hidden after sign-out');
+  check((await page.inputValue('#chat-system')) === '', 'sign-out resets the chat settings');
+  log('signed out');
+
+  // 9. A key with a tiny rpm: the refused turn explains the 429 and when to retry.
+  await page.fill('#api-key', env.HEARTH_UI_LIMITED_KEY);
+  await page.click('#signin-submit');
+  await page.locator('#tab-chat[aria-selected="true"]').waitFor();
+  await page.fill('#chat-max-tokens', '5');
+  let refused = null;
+  for (let i = 0; i < 4 && !refused; i += 1) {
+    const turn = await chatTurn(page, `hello ${i}`);
+    if (turn.result.state === 'error') refused = turn.result.meta;
+  }
+  check(refused && /Rate limit reached \(429/.test(refused) && /Try again in \d+ s/.test(refused), `429 message: ${refused}`);
+  check((await page.inputValue('#chat-input')).startsWith('hello'), 'the refused message is given back to retry');
+  log(`429 shown: ${refused}`);
+  await shot(page, '08-rate-limited');
+
+  // 10. A 5xx and a network failure (simulated in the browser) get their own plain messages.
+  await page.route('**/v1/chat/completions', (route) =>
+    route.fulfill({
+      status: 503,
+      headers: { 'content-type': 'application/json', 'retry-after': '2' },
+      body: JSON.stringify({ error: { message: 'the server is busy', type: 'server_error', param: null, code: 'server_overloaded' } }),
+    }),
+  );
+  const busy = await chatTurn(page, 'are you there?');
+  check(/The server could not answer \(503: the server is busy\)\. Try again in 2 s\./.test(busy.result.meta), `503 message: ${busy.result.meta}`);
+  await page.unroute('**/v1/chat/completions');
+  await page.route('**/v1/chat/completions', (route) => route.abort('connectionrefused'));
+  const offline = await chatTurn(page, 'are you there?');
+  check(/Could not reach the Hearth server/.test(offline.result.meta), `network message: ${offline.result.meta}`);
+  await page.unroute('**/v1/chat/completions');
+  log(`5xx and network errors shown`);
+
+  // 11. A key revoked mid-session: the next request signs the user out with a clear message.
+  const revoked = await fetch(`${URL}/admin/keys/web-ui-limited/revoke`, {
+    method: 'POST',
+    headers: { Authorization: `Bearer ${env.HEARTH_UI_ADMIN_KEY}` },
+  });
+  check(revoked.ok, `revoked the key: ${revoked.status}`);
+  await page.click('#tab-usage');
+  await page.locator('#signin-error', { hasText: 'revoked' }).waitFor();
+  check((await page.evaluate(() => sessionStorage.length)) === 0, 'a refused key is forgotten');
+  log(`revoked key: ${await page.textContent('#signin-error')}`);
+}
+
+async function realScenario(page) {
+  // No keys on this server: the UI skips sign-in.
+  await page.goto(URL);
+  await page.locator('#tab-chat[aria-selected="true"]').waitFor();
+  check(!(await page.isVisible('#signin')), 'no sign-in without auth');
+  check(/No key needed/.test(await page.textContent('#account-label')), 'says no key is needed');
+  check(!(await page.isVisible('#sign-out')), 'no sign-out without keys');
+
+  const bars = await classifyFile(page, { viaDrop: false, topK: 5 });
+  log(`real classify: ${bars.map((b) => `${b.label} ${b.value}`).join(', ')}`);
+  check(/cat|tabby/i.test(bars[0].label), `a cat label on top: ${bars[0].label}`);
+  await shot(page, '01-classify');
+
+  await page.click('#tab-chat');
+  await page.fill('#chat-max-tokens', '24');
+  await page.fill('#chat-temperature', '0');
+  const turn = await chatTurn(page, 'Say hello in one short sentence.');
+  log(`real chat (${turn.result.lengths.length} DOM updates): ${JSON.stringify(turn.result.text)} | ${turn.result.meta}`);
+  check(turn.result.state === 'done' && turn.result.text.trim().length > 0, `a real answer: ${turn.result.state}`);
+  check(/\d+ prompt \+ \d+ completion = \d+ tokens/.test(turn.result.meta), `usage line: ${turn.result.meta}`);
+  await shot(page, '02-chat');
+
+  await page.click('#tab-usage');
+  await page.locator('#usage-error', { hasText: 'runs without keys' }).waitFor();
+  log('usage explains that there are no keys');
+}
+
+const browser = await chromium.launch({
+  executablePath: CHROMIUM,
+  headless: true,
+  args: [
+    '--no-sandbox',
+    '--disable-gpu',
+    '--disable-background-networking',
+    '--disable-component-update',
+    '--disable-sync',
+    '--no-first-run',
+  ],
+});
+let failed = false;
+try {
+  const context = await browser.newContext({ viewport: { width: 1280, height: 860 }, deviceScaleFactor: 1 });
+  const page = await context.newPage();
+  page.setDefaultTimeout(20_000);
+  const problems = [];
+  page.on('pageerror', (err) => problems.push(`page error: ${err.message}`));
+  page.on('console', (message) => {
+    // The browser itself logs refused requests (401, 429, aborted); the app logs nothing.
+    if (message.type() === 'error' && !/Failed to load resource/.test(message.text())) problems.push(`console: ${message.text()}`);
+  });
+  await (MODE === 'real' ? realScenario(page) : fakeScenario(page));
+  check(problems.length === 0, `no errors in the page: ${problems.join(' | ')}`);
+  log(`${MODE} UI scenario passed`);
+} catch (err) {
+  failed = true;
+  console.error(err.stack ?? String(err));
+  const pages = browser.contexts().flatMap((c) => c.pages());
+  if (pages.length) await pages[0].screenshot({ path: join(ARTIFACTS, `${MODE}-failure.png`), fullPage: true }).catch(() => {});
+} finally {
+  await browser.close();
+}
+process.exit(failed ? 1 : 0);
