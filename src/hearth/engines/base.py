@@ -116,6 +116,14 @@ class ChatEngine(Engine):
     def render_chat(self, messages: Sequence[dict[str, str]]) -> str:
         """Apply the model's chat template to ``[{"role", "content"}]`` and open the assistant turn."""
 
+    def chat_stop_sequences(self) -> tuple[str, ...]:
+        """Strings that end an assistant turn under this model's template (beyond EOS/EOG tokens).
+
+        A template with real end-of-turn tokens needs none; a plain-text template needs the
+        next speaker's prefix, or the model writes the user's next line too.
+        """
+        return ()
+
     @abc.abstractmethod
     def generate(self, prompt: list[int], params: SamplingParams) -> AsyncGenerator[GenerationEvent, None]:
         """Stream text deltas then exactly one ``GenerationDone`` (implement as an async generator).

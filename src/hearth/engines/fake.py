@@ -54,6 +54,9 @@ class FakeChatEngine(ChatEngine):
     def render_chat(self, messages: Sequence[dict[str, str]]) -> str:
         return "".join(f"{m['role']}: {m['content']}\n" for m in messages) + "assistant:"
 
+    def chat_stop_sequences(self) -> tuple[str, ...]:
+        return ("\nuser:",)
+
     async def generate(
         self, prompt: list[int], params: SamplingParams
     ) -> AsyncGenerator[GenerationEvent, None]:

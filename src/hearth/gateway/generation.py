@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -56,7 +57,9 @@ class SamplingRequest(Protocol):
     def sampling(self, max_tokens: int) -> SamplingParams: ...
 
 
-def plan(engine: ChatEngine, prompts: list[list[int]], request: SamplingRequest) -> GenerationJob:
+def plan(
+    engine: ChatEngine, prompts: list[list[int]], request: SamplingRequest, *, chat: bool = False
+) -> GenerationJob:
     """Check the prompts against the context and choose max_tokens (default: the rest of it)."""
     ctx = engine.context_length
     if any(not p for p in prompts):
@@ -77,7 +80,11 @@ def plan(engine: ChatEngine, prompts: list[list[int]], request: SamplingRequest)
         )
     if request.logit_bias and not engine.supports_logit_bias:
         raise InvalidRequest("this model does not support logit_bias", param="logit_bias")
-    return GenerationJob(engine, prompts, request.sampling(max_tokens))
+    params = request.sampling(max_tokens)
+    if chat and engine.chat_stop_sequences():
+        stops = tuple(dict.fromkeys((*params.stop, *engine.chat_stop_sequences())))
+        params = dataclasses.replace(params, stop=stops)
+    return GenerationJob(engine, prompts, params)
 
 
 @dataclass

@@ -33,7 +33,7 @@ async def chat_completions(
     engine = gateway.engine(ctx, body.model, ChatEngine)
     ctx.stream = body.stream
     prompt = await gen.chat_prompt(engine, body.plain_messages())
-    job = gen.plan(engine, [prompt] * body.n, body)
+    job = gen.plan(engine, [prompt] * body.n, body, chat=True)
     await gateway.reserve_tokens(ctx, job.worst_case_tokens)
     if body.stream:
         events = await cancel_on_disconnect(request, gen.PrimedStream(gen.stream_choices(job, ctx)).prime())
