@@ -26,9 +26,21 @@ install: $(STAMP)
 serve: install
 	$(BIN)/hearth serve
 
-# Debian packages the test suite drives (none yet beyond the base system).
+# Debian packages the test suite drives: podman, runc and debootstrap build and run the container
+# image (tests/deploy), caddy fronts a live server. Installed as root when missing (one apt-get
+# update first); quick when everything is there. Others add theirs to the same list.
+SYSTEM_PACKAGES := podman runc debootstrap caddy chromium tmux curl nodejs wrk
+
 system-deps:
-	@true
+	@missing=""; for p in $(SYSTEM_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'install ok installed' || missing="$$missing $$p"; \
+	done; \
+	if [ -z "$$missing" ]; then exit 0; fi; \
+	if ! command -v apt-get >/dev/null; then echo "system-deps: not Debian; install:$$missing"; exit 0; fi; \
+	if [ "$$(id -u)" -ne 0 ]; then echo "system-deps: run as root to install:$$missing"; exit 0; fi; \
+	echo "system-deps: installing$$missing"; \
+	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	command -v npm >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq npm  # Debian splits npm out of nodejs
 
 lint: install
 	$(BIN)/ruff check src tests bench

@@ -13,7 +13,9 @@ from rich.console import Console
 from rich.table import Table
 
 from hearth.cli_analyze import analyze
+from hearth.cli_bench import bench
 from hearth.cli_chat import chat
+from hearth.cli_doctor import doctor
 from hearth.cli_store import db_app, keys_app, usage
 from hearth.config import Settings, load_settings
 
@@ -23,6 +25,8 @@ app.add_typer(models_app, name="models")
 app.add_typer(keys_app, name="keys")
 app.add_typer(db_app, name="db")
 app.command("usage")(usage)
+app.command("doctor")(doctor)
+app.command("bench")(bench)
 app.command("chat")(chat)
 app.command("analyze")(analyze)
 console = Console()

@@ -105,6 +105,12 @@ class Settings(BaseSettings):
     max_image_pixels: int = Field(default=40_000_000, ge=1)
     models: list[ModelSpec] = Field(default_factory=default_models)
 
+    @field_validator("database_url", "redis_url", "admin_key", "config", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        # Compose and Kubernetes often pass VAR= for "not set".
+        return None if value == "" else value
+
     @field_validator("data_dir")
     @classmethod
     def _expand(cls, value: Path) -> Path:
