@@ -1,0 +1,269 @@
+"""llama.cpp chat engine: one model, one context, every running sequence decoded together.
+
+KV cache policy. The context has ``n_seq_max = slots``; each sequence may hold up to
+``context_length`` tokens (the spec's, else the model's training context). By default the KV
+cache is *unified*: all slots share one pool of ``n_ctx_total`` cells, with
+``n_ctx_total = min(slots * context_length, max(context_length, 32768))``, so a few long
+conversations or many short ones fit without reserving ``slots * context_length`` cells that
+would mostly sit empty (``options.kv_cells`` overrides it, ``options.kv_unified = false`` gives
+each slot its own ``context_length`` cells instead). If the pool runs out, the scheduler evicts
+idle prefix caches, then preempts and later recomputes the newest sequence (see scheduler.py).
+Sliding-window layers (Gemma 3: 15 of 18 layers) keep only a window of ``n_swa`` positions per
+sequence (``swa_full = false``), which keeps their cache small: with the defaults the gemma-3-270m
+context holds about 160 MiB of KV cache in all.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncGenerator
+from collections.abc import Sequence as Seq
+from pathlib import Path
+from typing import Any
+
+import llama_cpp
+
+from hearth.engines.base import ChatEngine, GenerationDone, GenerationEvent, ModelInfo, SamplingParams
+from hearth.engines.llama import native
+from hearth.engines.llama.chat_template import ChatTemplate, TemplateOrigin
+from hearth.engines.llama.detokenize import IncrementalDetokenizer, PieceTable
+from hearth.engines.llama.model_file import resolve_gguf
+from hearth.engines.llama.sampling import Sampler, build_sampler
+from hearth.engines.llama.scheduler import Runtime, Scheduler, Sequence
+from hearth.errors import ContextLengthExceeded, EngineFailure, InvalidRequest, NotReady
+
+log = logging.getLogger("hearth.llama")
+
+DEFAULT_POOL_CELLS = 32768
+
+
+class LlamaEngine(ChatEngine):
+    _model: Any = None
+    _ctx: Any = None
+    _scheduler: Scheduler | None = None
+    _pool: native.Threadpool | None = None
+
+    # ---- loading ---------------------------------------------------------------------------
+
+    def load(self) -> None:
+        try:
+            self._load()
+        except BaseException:
+            self.close()  # don't leak a half-built model or context
+            raise
+
+    def _load(self) -> None:
+        native.ensure_backend()
+        self._path = resolve_gguf(self.spec.source, Path(self.data_dir))
+        options = self.spec.options
+        with native.captured_log() as lines:
+            self._model = llama_cpp.llama_model_load_from_file(
+                str(self._path).encode(), llama_cpp.llama_model_default_params()
+            )
+            if not self._model:
+                raise EngineFailure(f"llama.cpp could not load {self._path}: {_last_error(lines)}")
+            n_train = int(llama_cpp.llama_model_n_ctx_train(self._model))
+            self._ctx_seq = self.spec.context_length or n_train
+            if n_train > 0 and self._ctx_seq > n_train:
+                log.warning(
+                    "%s: context_length %d exceeds the trained %d", self.spec.id, self._ctx_seq, n_train
+                )
+                self._ctx_seq = n_train
+            self._unified = bool(options.get("kv_unified", True))
+            slots = self.spec.slots
+            if self._unified:
+                default_cells = min(slots * self._ctx_seq, max(self._ctx_seq, DEFAULT_POOL_CELLS))
+                n_ctx = max(self._ctx_seq, int(options.get("kv_cells", default_cells)))
+            else:
+                n_ctx = slots * self._ctx_seq
+            self._threads = self.spec.threads or native.physical_cores()
+            params = llama_cpp.llama_context_default_params()
+            params.n_ctx = n_ctx
+            params.n_batch = params.n_ubatch = self.spec.batch_size
+            params.n_seq_max = slots
+            params.n_outputs_max = min(slots, self.spec.batch_size)  # one row of logits per sequence
+            params.n_threads = params.n_threads_batch = self._threads
+            params.swa_full = False  # SWA layers keep only their window, per sequence
+            params.kv_unified = self._unified
+            params.no_perf = True
+            self._ctx = llama_cpp.llama_init_from_model(self._model, params)
+            if not self._ctx:
+                raise EngineFailure(f"llama.cpp could not create a context: {_last_error(lines)}")
+        self._pool = native.threadpool_for(self._ctx, self._threads)
+        self._kv_bytes = native.kv_cache_bytes(lines)
+        self._n_ctx_total = int(llama_cpp.llama_n_ctx(self._ctx))
+        self._vocab = llama_cpp.llama_model_get_vocab(self._model)
+        self._n_vocab = int(llama_cpp.llama_vocab_n_tokens(self._vocab))
+        self._bos = int(llama_cpp.llama_vocab_bos(self._vocab))
+        self._add_bos = bool(llama_cpp.llama_vocab_get_add_bos(self._vocab)) and self._bos >= 0
+        self._template = self._chat_template()
+        self._warm_up()
+        runtime = Runtime(
+            ctx=self._ctx,
+            vocab=self._vocab,
+            n_batch=int(llama_cpp.llama_n_batch(self._ctx)),  # llama.cpp caps it at n_ctx
+            slots=self.spec.slots,
+            max_queue=self.spec.max_queue,
+            ctx_seq=self._ctx_seq,
+            n_ctx_total=self._n_ctx_total,
+            unified=self._unified,
+            n_swa=int(llama_cpp.llama_model_n_swa(self._model)),
+        )
+        self._scheduler = Scheduler(runtime, PieceTable(self._vocab))
+
+    def _chat_template(self) -> ChatTemplate:
+        source: str | None = self.spec.chat_template
+        origin: TemplateOrigin = "config"
+        if not source:
+            source, origin = native.meta_str(self._model, "tokenizer.chat_template"), "gguf"
+        eos = int(llama_cpp.llama_vocab_eos(self._vocab))
+        return ChatTemplate(
+            source, origin, bos_token=self._token_text(self._bos), eos_token=self._token_text(eos)
+        )
+
+    def _token_text(self, token: int) -> str:
+        if token < 0:
+            return ""
+        text = llama_cpp.llama_vocab_get_text(self._vocab, token)
+        return text.decode("utf-8", errors="replace") if text else ""
+
+    def _warm_up(self) -> None:
+        """Touch every weight page once (the file is mmapped) so the first request is not slow."""
+        token = self._bos if self._bos >= 0 else 0
+        arr = (llama_cpp.llama_token * 1)(token)
+        batch = llama_cpp.llama_batch_get_one(arr, 1)
+        if llama_cpp.llama_decode(self._ctx, batch) != 0:
+            raise EngineFailure("llama.cpp failed the warm-up decode")
+        llama_cpp.llama_memory_clear(llama_cpp.llama_get_memory(self._ctx), True)
+
+    def close(self) -> None:
+        if self._scheduler is not None:
+            self._scheduler.close()
+            self._scheduler = None
+        if self._ctx:
+            llama_cpp.llama_free(self._ctx)
+            self._ctx = None
+        if self._pool is not None:
+            self._pool.free()
+            self._pool = None
+        if self._model:
+            llama_cpp.llama_model_free(self._model)
+            self._model = None
+
+    # ---- ChatEngine ------------------------------------------------------------------------
+
+    @property
+    def context_length(self) -> int:
+        return int(self._ctx_seq)
+
+    @property
+    def n_vocab(self) -> int:
+        return int(self._n_vocab)
+
+    def info(self) -> ModelInfo:
+        return ModelInfo(
+            id=self.spec.id,
+            kind=self.kind,
+            backend="llama.cpp",
+            parameters=int(llama_cpp.llama_model_n_params(self._model)),
+            file_size_bytes=self._path.stat().st_size,
+            quantization=native.quantization_name(self._model),
+            context_length=self._ctx_seq,
+            device="cpu",
+            extra={
+                "slots": self.spec.slots,
+                "kv_cache_bytes": self._kv_bytes,
+                "kv_unified": self._unified,
+                "n_ctx_total": self._n_ctx_total,
+                "threads": self._threads,
+                "batch_size": self.spec.batch_size,
+                "chat_template": self._template.origin,
+            },
+        )
+
+    def tokenize(self, text: str) -> list[int]:
+        data = text.encode("utf-8")
+        capacity = len(data) + 8
+        while True:
+            buf = (llama_cpp.llama_token * capacity)()
+            # parse_special: template markup such as <start_of_turn> becomes its control token.
+            n = llama_cpp.llama_tokenize(self._vocab, data, len(data), buf, capacity, False, True)
+            if n >= 0:
+                break
+            capacity = -n
+        tokens = list(buf[:n])
+        # BOS only when the model wants one and the text (e.g. a rendered template) lacks it.
+        if self._add_bos and (not tokens or tokens[0] != self._bos):
+            tokens.insert(0, self._bos)
+        return tokens
+
+    def detokenize(self, tokens: list[int]) -> str:
+        """Text of ``tokens`` as a stream would show it (control tokens render as nothing)."""
+        detok = IncrementalDetokenizer(PieceTable(self._vocab))  # own table: the scheduler's is busy
+        return "".join(detok.push(token) for token in tokens) + detok.flush()
+
+    def render_chat(self, messages: Seq[dict[str, str]]) -> str:
+        return self._template.render(messages)
+
+    async def generate(
+        self, prompt: list[int], params: SamplingParams, *, sampler: Sampler | None = None
+    ) -> AsyncGenerator[GenerationEvent, None]:
+        """Queue a generation and stream its events; closing early cancels it.
+
+        ``sampler`` replaces the sampler built from ``params`` (tests use it to force tokens).
+        """
+        scheduler = self._scheduler
+        if scheduler is None:
+            raise NotReady(f"the model {self.spec.id!r} is not loaded", retry_after=2)
+        self._validate(prompt, params)
+        n_vocab = self._n_vocab
+        seq = Sequence(
+            list(prompt),
+            params,
+            asyncio.get_running_loop(),
+            (lambda: sampler) if sampler is not None else (lambda: build_sampler(params, n_vocab)),
+        )
+        scheduler.submit(seq)  # raises Overloaded when the queue is full
+        done = False
+        try:
+            while not done:
+                event = await seq.queue.get()
+                if isinstance(event, BaseException):
+                    done = True
+                    raise event
+                done = isinstance(event, GenerationDone)
+                yield event
+        finally:
+            # aclose(), task cancellation (client gone) or garbage collection end up here.
+            if not done:
+                scheduler.cancel(seq)
+
+    def _validate(self, prompt: list[int], params: SamplingParams) -> None:
+        if not prompt:
+            raise InvalidRequest("the prompt is empty", param="prompt")
+        if params.max_tokens < 1:
+            raise InvalidRequest("max_tokens must be at least 1", param="max_tokens")
+        if len(prompt) + params.max_tokens > self._ctx_seq:
+            raise ContextLengthExceeded(
+                f"this model's maximum context length is {self._ctx_seq} tokens; the prompt "
+                f"({len(prompt)} tokens) plus max_tokens ({params.max_tokens}) exceeds it",
+                param="max_tokens",
+            )
+        if min(prompt) < 0 or max(prompt) >= self._n_vocab:
+            raise InvalidRequest(f"prompt token ids must be in [0, {self._n_vocab})", param="prompt")
+        if any(not 0 <= token < self._n_vocab for token in params.logit_bias):
+            raise InvalidRequest(f"logit_bias token ids must be in [0, {self._n_vocab})", param="logit_bias")
+
+    # ---- introspection (tests, metrics) ----------------------------------------------------
+
+    def scheduler_stats(self) -> dict[str, int]:
+        return self._scheduler.stats() if self._scheduler else {}
+
+    def clear_prefix_cache(self) -> None:
+        if self._scheduler is not None:
+            self._scheduler.clear_cache()
+
+
+def _last_error(lines: list[str]) -> str:
+    return next((line for line in reversed(lines) if "error" in line.lower()), "see the log")

@@ -1,0 +1,190 @@
+"""Process-wide llama.cpp plumbing: backend init, log routing, model metadata, CPU topology.
+
+llama.cpp logs through one global callback. We route it into :mod:`logging` (logger
+``hearth.llama.native``; llama.cpp's INFO chatter goes to DEBUG) instead of letting
+llama-cpp-python print everything to stderr, and we can capture the lines printed while a
+context is created to read the KV cache size that llama.cpp actually allocated.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import logging
+import os
+import re
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import llama_cpp
+
+log = logging.getLogger("hearth.llama.native")
+
+# ggml_log_level (ggml.h) -> logging level. INFO is demoted: a load prints hundreds of lines.
+_LEVELS = {0: logging.DEBUG, 1: logging.DEBUG, 2: logging.DEBUG, 3: logging.WARNING, 4: logging.ERROR}
+_CONT = 5
+
+_lock = threading.Lock()
+_load_lock = threading.Lock()  # one load at a time, so captured lines belong to it
+_backend_ready = False
+_captures: list[list[str]] = []
+_partial: list[str] = []
+_partial_level = logging.DEBUG
+
+
+def _on_log(level: int, text: bytes, _user_data: ctypes.c_void_p) -> None:
+    global _partial_level
+    if level != _CONT:
+        _partial_level = _LEVELS.get(level, logging.DEBUG)
+    _partial.append(text.decode("utf-8", errors="replace"))
+    if not _partial[-1].endswith("\n"):
+        return  # llama.cpp builds some lines from several calls
+    line = "".join(_partial).rstrip("\n")
+    _partial.clear()
+    for sink in _captures:
+        sink.append(line)
+    log.log(_partial_level, "%s", line)
+
+
+_on_log_c = llama_cpp.llama_log_callback(_on_log)  # module global: C keeps only a raw pointer
+
+
+def ensure_backend() -> None:
+    """Initialise the ggml backend once and take over llama.cpp's log callback."""
+    global _backend_ready
+    with _lock:
+        if _backend_ready:
+            return
+        llama_cpp.llama_log_set(_on_log_c, ctypes.c_void_p(0))
+        llama_cpp.llama_backend_init()
+        _backend_ready = True
+
+
+@contextlib.contextmanager
+def captured_log() -> Iterator[list[str]]:
+    """Collect llama.cpp log lines printed inside the block; such blocks run one at a time."""
+    lines: list[str] = []
+    with _load_lock:
+        _captures.append(lines)
+        try:
+            yield lines
+        finally:
+            _captures.remove(lines)
+
+
+_KV_SIZE = re.compile(r"llama_kv_cache: size =\s*([0-9.]+) MiB")
+
+
+def kv_cache_bytes(lines: list[str]) -> int | None:
+    """Sum of the KV buffers llama.cpp reported (one line per cache: full-attention and SWA)."""
+    sizes = [float(m.group(1)) for line in lines if (m := _KV_SIZE.search(line))]
+    return round(sum(sizes) * 1024 * 1024) if sizes else None
+
+
+def meta_str(model: Any, key: str) -> str | None:
+    """A GGUF metadata value as a string (arrays are not exposed by llama.cpp)."""
+    size = 256
+    while True:
+        buf = ctypes.create_string_buffer(size)
+        n = llama_cpp.llama_model_meta_val_str(model, key.encode(), buf, size)
+        if n < 0:
+            return None
+        if n < size:
+            return buf.value.decode("utf-8", errors="replace")
+        size = n + 1
+
+
+# enum llama_ftype (llama.h) -> the usual quantization names.
+FTYPE_NAMES = {
+    0: "F32", 1: "F16", 2: "Q4_0", 3: "Q4_1", 7: "Q8_0", 8: "Q5_0", 9: "Q5_1", 10: "Q2_K",
+    11: "Q3_K_S", 12: "Q3_K_M", 13: "Q3_K_L", 14: "Q4_K_S", 15: "Q4_K_M", 16: "Q5_K_S",
+    17: "Q5_K_M", 18: "Q6_K", 19: "IQ2_XXS", 20: "IQ2_XS", 21: "Q2_K_S", 22: "IQ3_XS",
+    23: "IQ3_XXS", 24: "IQ1_S", 25: "IQ4_NL", 26: "IQ3_S", 27: "IQ3_M", 28: "IQ2_S", 29: "IQ2_M",
+    30: "IQ4_XS", 31: "IQ1_M", 32: "BF16", 36: "TQ1_0", 37: "TQ2_0", 38: "MXFP4_MOE",
+}  # fmt: skip
+
+
+def quantization_name(model: Any) -> str | None:
+    raw = meta_str(model, "general.file_type")
+    if raw is None or not raw.strip().isdigit():
+        return None
+    ftype = int(raw)
+    return FTYPE_NAMES.get(ftype, f"ftype-{ftype}")
+
+
+def physical_cores() -> int:
+    """Physical cores this process may run on: SMT siblings share one core's matmul units."""
+    cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+    if not cpus:
+        return max(1, os.cpu_count() or 1)
+    cores: set[tuple[str, str]] = set()
+    for cpu in cpus:
+        topo = Path(f"/sys/devices/system/cpu/cpu{cpu}/topology")
+        try:
+            cores.add(((topo / "physical_package_id").read_text(), (topo / "core_id").read_text()))
+        except OSError:
+            return len(cpus)
+    return max(1, len(cores))
+
+
+class _ThreadpoolParams(ctypes.Structure):
+    """``struct ggml_threadpool_params`` (ggml.h)."""
+
+    _fields_ = [
+        ("cpumask", ctypes.c_bool * 512),  # GGML_MAX_N_THREADS
+        ("n_threads", ctypes.c_int),
+        ("prio", ctypes.c_int),
+        ("poll", ctypes.c_uint32),
+        ("strict_cpu", ctypes.c_bool),
+        ("paused", ctypes.c_bool),
+    ]
+
+
+class Threadpool:
+    """A persistent ggml CPU threadpool attached to a context, as llama-server does.
+
+    Without one, ggml creates and joins fresh worker threads inside every ``llama_decode``; a
+    decode step of a small model takes ~10 ms, so that start-up cost and the cold threads show.
+    The pool keeps its workers and lets them poll briefly for the next step (ggml's default
+    hybrid polling). llama-cpp-python does not bind these functions, so they are bound here.
+    """
+
+    def __init__(self, n_threads: int) -> None:
+        libdir = Path(llama_cpp.__file__).parent / "lib"
+        self._cpu = ctypes.CDLL(str(libdir / "libggml-cpu.so"))
+        base = ctypes.CDLL(str(libdir / "libggml-base.so"))
+        base.ggml_threadpool_params_init.argtypes = [ctypes.POINTER(_ThreadpoolParams), ctypes.c_int]
+        base.ggml_threadpool_params_init.restype = None
+        self._cpu.ggml_threadpool_new.argtypes = [ctypes.POINTER(_ThreadpoolParams)]
+        self._cpu.ggml_threadpool_new.restype = ctypes.c_void_p
+        self._cpu.ggml_threadpool_free.argtypes = [ctypes.c_void_p]
+        self._cpu.ggml_threadpool_free.restype = None
+        params = _ThreadpoolParams()
+        base.ggml_threadpool_params_init(ctypes.byref(params), n_threads)
+        self._pool: int | None = self._cpu.ggml_threadpool_new(ctypes.byref(params))
+        if not self._pool:
+            raise OSError("ggml_threadpool_new failed")
+
+    def attach(self, ctx: Any) -> None:
+        lib: Any = llama_cpp.llama_cpp._lib
+        lib.llama_attach_threadpool.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p]
+        lib.llama_attach_threadpool.restype = None
+        lib.llama_attach_threadpool(ctx, self._pool, None)  # NULL batch pool: the same one
+
+    def free(self) -> None:
+        """Only after the context that uses it is freed."""
+        if self._pool:
+            self._cpu.ggml_threadpool_free(self._pool)
+            self._pool = None
+
+
+def threadpool_for(ctx: Any, n_threads: int) -> Threadpool | None:
+    try:
+        pool = Threadpool(n_threads)
+    except (OSError, AttributeError) as exc:  # an unusual build: ggml's own per-call threads work too
+        log.warning("no persistent ggml threadpool (%s); decoding will start threads per step", exc)
+        return None
+    pool.attach(ctx)
+    return pool

@@ -1,0 +1,471 @@
+"""Continuous batching over one llama.cpp context.
+
+One scheduler thread owns the context. Every step it
+
+1. drops cancelled sequences (their slot is free for the next request at once),
+2. admits waiting requests into free slots (reusing a slot's cached prefix, see below),
+3. builds ONE ``llama_batch`` holding the next token of every decoding sequence (output on) and
+   then chunks of pending prompts (output only on a prompt's last token), at most ``n_batch``
+   tokens in all, so a long prompt is prefilled over several steps while running streams keep
+   producing a token per step,
+4. calls ``llama_decode`` once, then samples each sequence's next token with its own sampler
+   chain, detokenizes it, applies stop strings and limits, and
+5. hands that step's events to the asyncio side with one ``call_soon_threadsafe`` per event loop.
+
+Slots are llama.cpp sequence ids (``n_seq_max = slots``). A slot keeps the KV cells of its last
+sequence after it finishes or is cancelled; that is the prefix cache. A new request takes the
+free slot whose cached tokens share the longest prefix with its prompt, removes the cells past
+that prefix (``llama_memory_seq_rm``) and prefills only the rest; the reused length is reported
+as ``cached_tokens``. Sliding-window-attention layers (Gemma 3) only keep the last ``n_swa``
+positions of a sequence, so a prefix of length ``p`` is reusable only while the SWA cache still
+holds positions ``[p - n_swa, p)`` (``llama_memory_seq_pos_min <= p - n_swa``), the rule
+llama-server uses; otherwise the prompt is evaluated in full.
+
+With a unified KV cache (all sequences share one pool of cells) the pool can run out while
+sequences grow. Admission keeps a margin; if a decode still finds no free cells, idle slots'
+cached prefixes are evicted first, then the most recently admitted sequence is preempted: its
+cells are dropped and it goes back to the head of the queue, keeping its sampler and text state,
+to be recomputed from its prompt plus the tokens generated so far.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import ctypes
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import llama_cpp
+
+from hearth.engines.base import FinishReason, GenerationDone, GenerationEvent, SamplingParams, TextDelta
+from hearth.engines.llama.detokenize import IncrementalDetokenizer, PieceTable
+from hearth.engines.llama.sampling import Sampler
+from hearth.engines.llama.stops import StopFilter
+from hearth.errors import EngineFailure, Overloaded
+
+log = logging.getLogger("hearth.llama.scheduler")
+
+Event = GenerationEvent | BaseException
+MIN_REUSE = 16  # tokens: shorter shared prefixes don't decide which slot's cache to overwrite
+SamplerFactory = Callable[[], Sampler]
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """What the scheduler needs from a loaded model and its context."""
+
+    ctx: Any
+    vocab: Any
+    n_batch: int
+    slots: int
+    max_queue: int
+    ctx_seq: int  # most tokens one sequence may hold
+    n_ctx_total: int  # KV cells in the context (shared by all slots when unified)
+    unified: bool
+    n_swa: int  # sliding window of SWA layers; 0 when the model has none
+
+
+class Sequence:
+    """One generation request, from ``submit`` to its ``GenerationDone``."""
+
+    def __init__(
+        self,
+        prompt: list[int],
+        params: SamplingParams,
+        loop: asyncio.AbstractEventLoop,
+        make_sampler: SamplerFactory,
+    ) -> None:
+        self.prompt = prompt
+        self.params = params
+        self.loop = loop
+        self.queue: asyncio.Queue[Event] = asyncio.Queue()
+        self.make_sampler = make_sampler
+        self.cancelled = False  # set from the event loop; read by the scheduler thread
+        # Owned by the scheduler thread from here on.
+        self.tokens = list(prompt)  # what must be in the KV cache before the next sample
+        self.fed = 0  # how many of ``tokens`` are in the KV cache
+        self.slot: _Slot | None = None
+        self.sampler: Sampler | None = None
+        self.detok: IncrementalDetokenizer | None = None
+        self.stops = StopFilter(params.stop)
+        self.out_index = -1  # batch index of this sequence's logits in the last decode, or -1
+        self.completion_tokens = 0
+        self.unreported = 0  # generated tokens not yet counted by a TextDelta
+        self.cached_tokens: int | None = None
+        self.started = 0.0
+
+
+@dataclass(eq=False)
+class _Slot:
+    seq_id: int
+    kv: list[int]  # tokens whose cells this seq id holds, at positions 0..len-1
+    seq: Sequence | None = None
+    last_used: float = 0.0
+
+
+class _BatchView:
+    """A ``llama_batch`` with array views, so chunks are written by slice, not token by token."""
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self.batch = llama_cpp.llama_batch_init(capacity, 0, 1)
+        b = self.batch
+        # Typed Any: ctypes' stubs reject slice assignment from plain ints and ranges.
+        self.token: Any = ctypes.cast(b.token, ctypes.POINTER(ctypes.c_int32 * capacity)).contents
+        self.pos: Any = ctypes.cast(b.pos, ctypes.POINTER(ctypes.c_int32 * capacity)).contents
+        self.logits: Any = ctypes.cast(b.logits, ctypes.POINTER(ctypes.c_int8 * capacity)).contents
+        n_seq_id: Any = ctypes.cast(b.n_seq_id, ctypes.POINTER(ctypes.c_int32 * capacity)).contents
+        n_seq_id[:] = [1] * capacity
+        self.seq_id = [b.seq_id[i] for i in range(capacity)]  # one seq id per token
+
+    def put(self, at: int, tokens: list[int], pos0: int, seq_id: int, output_last: bool) -> None:
+        end = at + len(tokens)
+        self.token[at:end] = tokens
+        self.pos[at:end] = range(pos0, pos0 + len(tokens))
+        self.logits[at:end] = bytes(len(tokens))  # all off
+        if output_last:
+            self.logits[end - 1] = 1
+        for i in range(at, end):
+            self.seq_id[i][0] = seq_id
+
+    def free(self) -> None:
+        llama_cpp.llama_batch_free(self.batch)
+
+
+def common_prefix(a: list[int], b: list[int]) -> int:
+    n = min(len(a), len(b))
+    i, step = 0, 256
+    while i + step <= n and a[i : i + step] == b[i : i + step]:  # C-speed list compares
+        i += step
+    while i < n and a[i] == b[i]:
+        i += 1
+    return i
+
+
+class Scheduler:
+    def __init__(self, rt: Runtime, pieces: PieceTable) -> None:
+        self.rt = rt
+        self._pieces = pieces
+        self._mem = llama_cpp.llama_get_memory(rt.ctx)
+        self._batch = _BatchView(rt.n_batch)
+        self._slots = [_Slot(i, []) for i in range(rt.slots)]
+        self._running: list[Sequence] = []  # in admission order
+        self._outbox: dict[asyncio.AbstractEventLoop, list[tuple[Sequence, Event]]] = {}
+        # Shared with the event loop threads, under _lock.
+        self._lock = threading.Lock()
+        self._wake = threading.Condition(self._lock)
+        self._waiting: collections.deque[Sequence] = collections.deque()
+        self._idle_slots = rt.slots
+        self._stopping = False
+        self._pending_clear: threading.Event | None = None
+        self._service_s = 5.0  # moving average of a request's time in a slot, for Retry-After
+        self.steps = 0
+        self.preemptions = 0
+        self._thread = threading.Thread(target=self._run, name="llama-scheduler", daemon=True)
+        self._thread.start()
+
+    # ---- event-loop side -------------------------------------------------------------------
+
+    def submit(self, seq: Sequence) -> None:
+        with self._lock:
+            if self._stopping:
+                raise EngineFailure("the model is shutting down")
+            # Idle slots take waiting requests at the next step, so they add to the capacity.
+            if len(self._waiting) >= self.rt.max_queue + self._idle_slots:
+                wait = self._service_s * (len(self._waiting) + 1) / self.rt.slots
+                raise Overloaded(
+                    f"the server is busy: {len(self._waiting)} requests are waiting for this model",
+                    retry_after=min(60.0, max(1.0, wait)),
+                )
+            self._waiting.append(seq)
+            self._wake.notify()
+
+    def cancel(self, seq: Sequence) -> None:
+        """The consumer is gone: drop it from the queue now, or from its slot at the next step."""
+        seq.cancelled = True
+        with self._lock, contextlib.suppress(ValueError):
+            self._waiting.remove(seq)
+
+    def stats(self) -> dict[str, int]:
+        with self._lock:
+            waiting = len(self._waiting)
+        return {
+            "running": len(self._running),
+            "waiting": waiting,
+            "steps": self.steps,
+            "preemptions": self.preemptions,
+        }
+
+    def close(self) -> None:
+        with self._lock:
+            self._stopping = True
+            self._wake.notify()
+        self._thread.join(timeout=30)
+        self._batch.free()
+
+    def clear_cache(self) -> None:
+        """Forget every idle slot's cached prefix (tests use it to start from a cold cache)."""
+        done = threading.Event()
+        with self._lock:
+            self._pending_clear = done
+            self._wake.notify()
+        done.wait(timeout=30)
+
+    # ---- scheduler thread ------------------------------------------------------------------
+
+    def _run(self) -> None:
+        while True:
+            with self._lock:
+                while not (self._waiting or self._running or self._stopping or self._pending_clear):
+                    self._wake.wait()
+                if self._stopping:
+                    break
+                clear, self._pending_clear = self._pending_clear, None
+            try:
+                if clear is not None:
+                    self._evict_idle_caches()
+                    clear.set()
+                self._step()
+            except Exception as exc:  # a bug must not wedge every stream: fail them and go on
+                log.exception("llama scheduler step failed")
+                self._fail_all(EngineFailure(f"generation failed: {type(exc).__name__}: {exc}"))
+            self._flush()
+        self._fail_all(EngineFailure("the model is shutting down"))
+        with self._lock:
+            waiting, self._waiting = list(self._waiting), collections.deque()
+        for seq in waiting:
+            self._emit(seq, EngineFailure("the model is shutting down"))
+        self._flush()
+
+    def _step(self) -> None:
+        for seq in [s for s in self._running if s.cancelled]:
+            self._detach(seq)
+        self._admit()
+        if not self._running:
+            return
+        plan = self._fill_batch()
+        if not plan:
+            return
+        self._batch.batch.n_tokens = sum(take for _, take in plan)
+        rc = llama_cpp.llama_decode(self.rt.ctx, self._batch.batch)
+        self.steps += 1
+        if rc == 1:
+            self._make_room()
+            return
+        if rc != 0:
+            for seq, _ in plan:
+                self._fail(seq, EngineFailure(f"llama_decode failed (code {rc})"))
+            return
+        for seq, take in plan:
+            assert seq.slot is not None
+            seq.slot.kv.extend(seq.tokens[seq.fed : seq.fed + take])
+            seq.fed += take
+        for seq, _ in plan:
+            if seq.out_index >= 0:
+                self._sample(seq)
+
+    def _fill_batch(self) -> list[tuple[Sequence, int]]:
+        """Decoding sequences first (one token each), then prompt chunks in the space left."""
+        plan: list[tuple[Sequence, int]] = []
+        used = 0
+        ordered = sorted(self._running, key=lambda s: len(s.tokens) - s.fed > 1)  # stable
+        for seq in ordered:
+            assert seq.slot is not None
+            budget = self.rt.n_batch - used
+            take = min(len(seq.tokens) - seq.fed, budget)
+            seq.out_index = -1
+            if take <= 0:
+                continue
+            last = seq.fed + take == len(seq.tokens)
+            chunk = seq.tokens[seq.fed : seq.fed + take]
+            self._batch.put(used, chunk, seq.fed, seq.slot.seq_id, output_last=last)
+            if last:
+                seq.out_index = used + take - 1
+            plan.append((seq, take))
+            used += take
+        return plan
+
+    def _sample(self, seq: Sequence) -> None:
+        assert seq.sampler is not None and seq.detok is not None
+        token = seq.sampler.sample(self.rt.ctx, seq.out_index)
+        seq.completion_tokens += 1
+        seq.unreported += 1
+        if llama_cpp.llama_vocab_is_eog(self.rt.vocab, token):
+            self._finish(seq, "stop")
+            return
+        text = seq.stops.push(seq.detok.push(token))
+        if text:
+            self._emit(seq, TextDelta(text, seq.unreported))
+            seq.unreported = 0
+        if seq.stops.stopped:
+            self._finish(seq, "stop")
+        elif seq.completion_tokens >= seq.params.max_tokens or len(seq.tokens) >= self.rt.ctx_seq:
+            self._finish(seq, "length")
+        else:
+            seq.tokens.append(token)
+
+    # ---- admission and slots ---------------------------------------------------------------
+
+    def _admit(self) -> None:
+        while True:
+            with self._lock:
+                if not self._waiting or self._idle_slots == 0:
+                    return
+                seq = self._waiting[0]
+                if seq.cancelled:  # flagged without the lock (a stream garbage-collected)
+                    self._waiting.popleft()
+                    continue
+                if self._running and not self._fits(seq):
+                    return  # wait for cells to free up rather than preempt right away
+                self._waiting.popleft()
+                self._idle_slots -= 1
+            self._attach(seq)
+
+    def _fits(self, seq: Sequence) -> bool:
+        if not self.rt.unified:
+            return True  # every slot has its own ctx_seq cells
+        # Cells the running sequences hold or will hold for their pending tokens, plus room for
+        # every sequence to grow a few steps before the pool could run out.
+        in_use = sum(len(s.tokens) + 1 for s in self._running)
+        margin = 16 * (len(self._running) + 1)
+        return in_use + len(seq.tokens) + margin <= self.rt.n_ctx_total
+
+    def _attach(self, seq: Sequence) -> None:
+        slot, reuse = self._pick_slot(seq.tokens)
+        if reuse < len(slot.kv):
+            if not llama_cpp.llama_memory_seq_rm(self._mem, slot.seq_id, reuse, -1):
+                llama_cpp.llama_memory_seq_rm(self._mem, slot.seq_id, -1, -1)  # e.g. recurrent state
+                reuse = 0
+            del slot.kv[reuse:]
+        slot.seq, seq.slot, seq.fed = seq, slot, reuse
+        if seq.cached_tokens is None:  # first admission (not a resume after preemption)
+            seq.cached_tokens = min(reuse, len(seq.prompt))
+            seq.started = time.monotonic()
+            seq.sampler = seq.make_sampler()
+            seq.detok = IncrementalDetokenizer(self._pieces)
+        self._running.append(seq)
+
+    def _pick_slot(self, tokens: list[int]) -> tuple[_Slot, int]:
+        """The free slot with the longest reusable cached prefix, else an empty or the LRU one.
+
+        A match shorter than MIN_REUSE (a shared BOS, a chat template's first line) is not worth
+        overwriting another conversation's cache for, so it only counts as a tie-breaker.
+        """
+        best: tuple[int, bool, float] | None = None
+        chosen, chosen_reuse = self._slots[0], 0
+        for slot in self._slots:
+            if slot.seq is not None:
+                continue
+            # Keep at least one prompt token to evaluate: its logits give the first sample.
+            reuse = min(common_prefix(slot.kv, tokens), len(tokens) - 1)
+            if reuse > 0 and not self._swa_ok(slot, reuse):
+                reuse = 0
+            key = (reuse if reuse >= MIN_REUSE else 0, not slot.kv, -slot.last_used)
+            if best is None or key > best:
+                best, chosen, chosen_reuse = key, slot, reuse
+        return chosen, chosen_reuse
+
+    def _swa_ok(self, slot: _Slot, reuse: int) -> bool:
+        if self.rt.n_swa <= 0:
+            return True
+        pos_min = int(llama_cpp.llama_memory_seq_pos_min(self._mem, slot.seq_id))
+        return 0 <= pos_min <= max(0, reuse - self.rt.n_swa)
+
+    def _detach(self, seq: Sequence) -> None:
+        slot = seq.slot
+        if slot is not None:
+            slot.seq, slot.last_used = None, time.monotonic()
+            seq.slot = None
+        if seq in self._running:
+            self._running.remove(seq)
+        if seq.sampler is not None:
+            seq.sampler.close()
+            seq.sampler = None
+        if seq.started:
+            self._service_s = 0.8 * self._service_s + 0.2 * (time.monotonic() - seq.started)
+        with self._lock:
+            self._idle_slots += 1
+
+    def _make_room(self) -> None:
+        """No free KV cells for this batch: evict idle caches, else preempt the newest sequence."""
+        if self._evict_idle_caches():
+            return
+        if len(self._running) > 1:
+            victim = self._running[-1]
+            log.info("KV cache full: preempting a sequence of %d tokens", len(victim.tokens))
+            self.preemptions += 1
+            assert victim.slot is not None
+            llama_cpp.llama_memory_seq_rm(self._mem, victim.slot.seq_id, -1, -1)
+            victim.slot.kv.clear()
+            victim.slot.seq, victim.slot = None, None
+            self._running.remove(victim)
+            victim.fed = 0
+            with self._lock:
+                self._idle_slots += 1
+                self._waiting.appendleft(victim)
+            return
+        for seq in list(self._running):
+            self._fail(seq, EngineFailure("the KV cache is too small for this sequence"))
+
+    def _evict_idle_caches(self) -> bool:
+        evicted = False
+        for slot in self._slots:
+            if slot.seq is None and slot.kv:
+                llama_cpp.llama_memory_seq_rm(self._mem, slot.seq_id, -1, -1)
+                slot.kv.clear()
+                evicted = True
+        return evicted
+
+    # ---- endings and delivery --------------------------------------------------------------
+
+    def _finish(self, seq: Sequence, reason: FinishReason) -> None:
+        tail = ""
+        if not seq.stops.stopped:
+            assert seq.detok is not None
+            tail = seq.stops.push(seq.detok.flush())
+            if seq.stops.stopped:
+                reason = "stop"
+            else:
+                tail += seq.stops.flush()
+        if tail or seq.unreported:
+            self._emit(seq, TextDelta(tail, seq.unreported))
+            seq.unreported = 0
+        self._emit(
+            seq, GenerationDone(reason, len(seq.prompt), seq.completion_tokens, seq.cached_tokens or 0)
+        )
+        self._detach(seq)
+
+    def _fail(self, seq: Sequence, error: EngineFailure) -> None:
+        if seq.slot is not None:  # its cells may be half-written: don't keep them as a cache
+            llama_cpp.llama_memory_seq_rm(self._mem, seq.slot.seq_id, -1, -1)
+            seq.slot.kv.clear()
+        self._emit(seq, error)
+        self._detach(seq)
+
+    def _fail_all(self, error: EngineFailure) -> None:
+        for seq in list(self._running):
+            self._fail(seq, error)
+
+    def _emit(self, seq: Sequence, event: Event) -> None:
+        if not seq.cancelled:
+            self._outbox.setdefault(seq.loop, []).append((seq, event))
+
+    def _flush(self) -> None:
+        outbox, self._outbox = self._outbox, {}
+        for loop, items in outbox.items():
+            try:
+                loop.call_soon_threadsafe(_deliver, items)
+            except RuntimeError:  # that event loop is closed: nobody is listening any more
+                for seq, _ in items:
+                    seq.cancelled = True
+
+
+def _deliver(items: list[tuple[Sequence, Event]]) -> None:
+    for seq, event in items:
+        seq.queue.put_nowait(event)
