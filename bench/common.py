@@ -19,10 +19,20 @@ SHARED_BENCH = ROOT.parent / "shared" / "bench"
 RESULTS = ROOT / "bench" / "results"
 
 
+def free_ports(n: int) -> list[int]:
+    """``n`` distinct free ports: the sockets are held together so the OS cannot repeat one."""
+    sockets = [socket.socket() for _ in range(n)]
+    try:
+        for sock in sockets:
+            sock.bind(("127.0.0.1", 0))
+        return [int(sock.getsockname()[1]) for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    return free_ports(1)[0]
 
 
 def wait_http(url: str, timeout: float = 300) -> float:

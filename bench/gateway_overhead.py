@@ -22,7 +22,7 @@ from rich.console import Console
 from rich.progress import track
 from rich.table import Table
 
-from bench.common import RESULTS, free_port, median, start_hearth, stop, wait_http
+from bench.common import RESULTS, free_ports, median, start_hearth, stop, wait_http
 
 console = Console()
 MODELS = '[{"id": "gemma-3-270m", "kind": "chat", "backend": "fake", "source": "-"}, {"id": "all-minilm-l6-v2", "kind": "embedding", "backend": "fake", "source": "-"}]'
@@ -57,7 +57,7 @@ def main() -> None:
         raise SystemExit("wrk is needed: apt-get install wrk")
     root = Path(tempfile.mkdtemp(prefix="hearth-gw-"))
     env = {"HEARTH_MODELS": MODELS, "HEARTH_ADMIN_KEY": ADMIN}
-    off_port, on_port = free_port(), free_port()
+    off_port, on_port = free_ports(2)
     off = start_hearth(root / "off", off_port, "--no-auth", env=env)
     on = start_hearth(root / "on", on_port, env=env)
     try:

@@ -60,7 +60,7 @@ def main() -> None:
         f"  - {{id: gemma-3-270m, kind: chat, backend: llama.cpp, source: {model},\n"
         f"     threads: {args.threads}, slots: {args.slots}, context_length: {args.ctx}, max_queue: 256}}\n"
     )
-    hearth_port, llama_port = free_port(), free_port()
+    hearth_port, llama_port = free_ports(2)
     hearth = start_hearth(data_dir, hearth_port, "--config", str(config), "--no-auth")
     llama = subprocess.Popen(
         [

@@ -42,7 +42,6 @@ class LlamaEngine(ChatEngine):
     _model: Any = None
     _ctx: Any = None
     _scheduler: Scheduler | None = None
-    _pool: native.Threadpool | None = None
 
     # ---- loading ---------------------------------------------------------------------------
 
@@ -90,7 +89,6 @@ class LlamaEngine(ChatEngine):
             self._ctx = llama_cpp.llama_init_from_model(self._model, params)
             if not self._ctx:
                 raise EngineFailure(f"llama.cpp could not create a context: {_last_error(lines)}")
-        self._pool = native.threadpool_for(self._ctx, self._threads)
         self._kv_bytes = native.kv_cache_bytes(lines)
         self._n_ctx_total = int(llama_cpp.llama_n_ctx(self._ctx))
         self._vocab = llama_cpp.llama_model_get_vocab(self._model)
@@ -98,7 +96,6 @@ class LlamaEngine(ChatEngine):
         self._bos = int(llama_cpp.llama_vocab_bos(self._vocab))
         self._add_bos = bool(llama_cpp.llama_vocab_get_add_bos(self._vocab)) and self._bos >= 0
         self._template = self._chat_template()
-        self._warm_up()
         runtime = Runtime(
             ctx=self._ctx,
             vocab=self._vocab,
@@ -110,7 +107,7 @@ class LlamaEngine(ChatEngine):
             unified=self._unified,
             n_swa=int(llama_cpp.llama_model_n_swa(self._model)),
         )
-        self._scheduler = Scheduler(runtime, PieceTable(self._vocab))
+        self._scheduler = Scheduler(runtime, PieceTable(self._vocab), warm_up=self._warm_up)
 
     def _chat_template(self) -> ChatTemplate:
         source: str | None = self.spec.chat_template
@@ -129,7 +126,10 @@ class LlamaEngine(ChatEngine):
         return text.decode("utf-8", errors="replace") if text else ""
 
     def _warm_up(self) -> None:
-        """Touch every weight page once (the file is mmapped) so the first request is not slow."""
+        """Touch every weight page once (the file is mmapped) so the first request is not slow.
+
+        Runs on the scheduler thread, like every decode (see ``Scheduler.__init__``).
+        """
         token = self._bos if self._bos >= 0 else 0
         arr = (llama_cpp.llama_token * 1)(token)
         batch = llama_cpp.llama_batch_get_one(arr, 1)
@@ -144,9 +144,6 @@ class LlamaEngine(ChatEngine):
         if self._ctx:
             llama_cpp.llama_free(self._ctx)
             self._ctx = None
-        if self._pool is not None:
-            self._pool.free()
-            self._pool = None
         if self._model:
             llama_cpp.llama_model_free(self._model)
             self._model = None
