@@ -22,7 +22,7 @@ from rich.table import Table
 
 from bench.common import (
     RESULTS,
-    free_port,
+    free_ports,
     llama_server_binary,
     median,
     rss_mb,
