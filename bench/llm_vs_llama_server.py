@@ -26,6 +26,7 @@ from bench.common import (
     llama_server_binary,
     median,
     rss_mb,
+    run_load,
     start_hearth,
     stop,
     wait_http,
@@ -49,6 +50,12 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--slots", type=int, default=8)
     parser.add_argument("--ctx", type=int, default=4096, help="context per sequence")
+    parser.add_argument(
+        "--loader",
+        choices=["own", "shared"],
+        default="own",
+        help="shared = ../shared/bench/llm_load.py (no p95)",
+    )
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="hearth-bench-"))
@@ -97,8 +104,13 @@ def main() -> None:
                 for _ in range(args.rounds):
                     for name, base in servers.items():
                         progress.update(task, description=f"{name} c={c}")
-                        result = asyncio.run(run(base, c, per_worker, args.max_tokens, "gemma-3-270m"))
-                        results[name].setdefault(c, []).append(result.as_dict())
+                        if args.loader == "shared":
+                            shared = run_load(base, c, per_worker, args.max_tokens, "gemma-3-270m")
+                            shared["ttft_p95_ms"] = None
+                            results[name].setdefault(c, []).append(shared)
+                        else:
+                            result = asyncio.run(run(base, c, per_worker, args.max_tokens, "gemma-3-270m"))
+                            results[name].setdefault(c, []).append(result.as_dict())
                         progress.advance(task)
         memory = {
             "hearth_rss_mb": round(rss_mb(hearth.pid), 1),
@@ -114,7 +126,7 @@ def summarise(runs: list[dict[str, Any]]) -> dict[str, float]:
     return {
         "tok_per_s": median([r["tok_per_s"] for r in runs]),
         "ttft_p50_ms": median([r["ttft_p50_ms"] for r in runs if r["ttft_p50_ms"] is not None]),
-        "ttft_p95_ms": median([r["ttft_p95_ms"] for r in runs if r["ttft_p95_ms"] is not None]),
+        "ttft_p95_ms": median([r["ttft_p95_ms"] for r in runs if r.get("ttft_p95_ms") is not None]),
         "errors": sum(r["errors"] for r in runs),
     }
 
@@ -148,7 +160,8 @@ def report(
     console.print(table)
     console.print(memory)
     payload = {"args": vars(args), "summary": summary, "runs": results, "memory": memory}
-    (RESULTS / "llm_vs_llama_server.json").write_text(json.dumps(payload, indent=2))
+    stem = "llm_vs_llama_server" + ("_shared_loader" if args.loader == "shared" else "")
+    (RESULTS / f"{stem}.json").write_text(json.dumps(payload, indent=2))
     import matplotlib
 
     matplotlib.use("Agg")
@@ -168,8 +181,8 @@ def report(
     ax.legend()
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    fig.savefig(RESULTS / "llm_vs_llama_server.png", dpi=120)
-    console.print(f"wrote {RESULTS / 'llm_vs_llama_server.json'} and .png")
+    fig.savefig(RESULTS / f"{stem}.png", dpi=120)
+    console.print(f"wrote {RESULTS / stem}.json and .png")
 
 
 if __name__ == "__main__":

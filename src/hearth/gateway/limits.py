@@ -19,7 +19,7 @@ from typing import cast
 
 from limits import RateLimitItemPerMinute
 from limits.aio.storage import Storage as AsyncStorage
-from limits.aio.strategies import FixedWindowRateLimiter, MovingWindowRateLimiter
+from limits.aio.strategies import FixedWindowRateLimiter, SlidingWindowCounterRateLimiter
 from limits.storage import storage_from_string
 
 from hearth.errors import NotReady, QuotaExceeded, RateLimited
@@ -73,7 +73,9 @@ class Limiter:
         else:
             self._storage = cast(AsyncStorage, storage_from_string("async+memory://"))
             self._redis = None
-        self._requests = MovingWindowRateLimiter(self._storage)
+        # Sliding-window counters are O(1) per check; a moving window keeps one entry per
+        # request, so a key allowed thousands per minute would scan thousands on every call.
+        self._requests = SlidingWindowCounterRateLimiter(self._storage)
         self._tokens = FixedWindowRateLimiter(self._storage)
         self._local_slots: dict[str, int] = defaultdict(int)
         self._in_flight_tokens: dict[int, int] = defaultdict(int)

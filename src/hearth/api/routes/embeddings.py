@@ -6,6 +6,7 @@ import base64
 
 import numpy as np
 from fastapi import APIRouter, Depends
+from fastapi.responses import Response
 
 from hearth.api.deps import ContextDep, GatewayDep, require_key
 from hearth.engines.base import EmbeddingEngine
@@ -16,7 +17,7 @@ router = APIRouter(prefix="/v1", tags=["OpenAI"], dependencies=[Depends(require_
 
 
 @router.post("/embeddings", response_model=oa.EmbeddingResponse)
-async def embeddings(body: oa.EmbeddingRequest, gateway: GatewayDep, ctx: ContextDep) -> oa.EmbeddingResponse:
+async def embeddings(body: oa.EmbeddingRequest, gateway: GatewayDep, ctx: ContextDep) -> Response:
     engine = gateway.engine(ctx, body.model, EmbeddingEngine)
     result = await engine.embed(body.texts())
     dims = result.vectors.shape[1]
@@ -24,14 +25,18 @@ async def embeddings(body: oa.EmbeddingRequest, gateway: GatewayDep, ctx: Contex
         raise InvalidRequest(f"this model only produces {dims} dimensions", param="dimensions")
     ctx.prompt_tokens = sum(result.token_counts)
     data = [
-        oa.EmbeddingData(index=i, embedding=_encode(v, body.encoding_format))
+        oa.EmbeddingData.model_construct(index=i, embedding=_encode(v, body.encoding_format), object="embedding")
         for i, v in enumerate(result.vectors)
     ]
     usage = oa.EmbeddingUsage(prompt_tokens=ctx.prompt_tokens, total_tokens=ctx.prompt_tokens)
-    return oa.EmbeddingResponse(data=data, model=body.model, usage=usage)
+    # Serialised once here: re-validating thousands of floats through response_model costs
+    # more than the forward pass of a short text.
+    reply = oa.EmbeddingResponse.model_construct(data=data, model=body.model, usage=usage, object="list")
+    return Response(reply.model_dump_json(), media_type="application/json")
 
 
 def _encode(vector: np.ndarray, encoding: str) -> list[float] | str:
     if encoding == "base64":  # little-endian float32, as the OpenAI SDKs decode it
         return base64.b64encode(vector.astype("<f4").tobytes()).decode()
-    return [float(x) for x in vector]
+    floats: list[float] = vector.astype(float).tolist()
+    return floats
