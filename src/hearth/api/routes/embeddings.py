@@ -25,7 +25,9 @@ async def embeddings(body: oa.EmbeddingRequest, gateway: GatewayDep, ctx: Contex
         raise InvalidRequest(f"this model only produces {dims} dimensions", param="dimensions")
     ctx.prompt_tokens = sum(result.token_counts)
     data = [
-        oa.EmbeddingData.model_construct(index=i, embedding=_encode(v, body.encoding_format), object="embedding")
+        oa.EmbeddingData.model_construct(
+            index=i, embedding=_encode(v, body.encoding_format), object="embedding"
+        )
         for i, v in enumerate(result.vectors)
     ]
     usage = oa.EmbeddingUsage(prompt_tokens=ctx.prompt_tokens, total_tokens=ctx.prompt_tokens)
