@@ -22,20 +22,10 @@ from pathlib import Path
 
 import httpx
 
+from bench.load import PROMPTS
 from hearth.config import ModelKind, ModelSpec
 from hearth.engines.base import GenerationDone, SamplingParams
 from hearth.engines.llama import LlamaEngine
-
-PROMPTS = [
-    "The history of the city of Rome",
-    "A recipe for bread starts with",
-    "In computer networks, a port is",
-    "The best way to learn Python is",
-    "Once upon a time in a small village",
-    "The theory of relativity says",
-    "Containers differ from virtual machines because",
-    "My favourite season is",
-]
 
 
 def rss_mb() -> float:

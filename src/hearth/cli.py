@@ -15,9 +15,10 @@ from rich.table import Table
 from hearth.cli_analyze import analyze
 from hearth.cli_bench import bench
 from hearth.cli_chat import chat
+from hearth.cli_common import settings_or_exit
 from hearth.cli_doctor import doctor
 from hearth.cli_store import db_app, keys_app, usage
-from hearth.config import Settings, load_settings
+from hearth.config import Settings
 
 app = typer.Typer(help="Hearth: your own AI provider.", no_args_is_help=True, add_completion=False)
 models_app = typer.Typer(help="List and inspect the configured models.", no_args_is_help=True)
@@ -37,11 +38,7 @@ ConfigOpt = Annotated[
 
 
 def _settings(config: Path | None, **overrides: object) -> Settings:
-    try:
-        return load_settings(config=config, **overrides)
-    except (FileNotFoundError, ValueError) as exc:
-        console.print(f"[red]configuration error:[/red] {exc}")
-        raise typer.Exit(2) from exc
+    return settings_or_exit(config, **overrides)
 
 
 def _is_loopback(host: str) -> bool:

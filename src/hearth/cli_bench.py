@@ -27,7 +27,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from hearth.config import ModelKind, ModelSpec, Settings, load_settings
+from hearth.cli_common import settings_or_exit
+from hearth.config import ModelKind, ModelSpec, Settings
 
 console = Console()
 
@@ -329,11 +330,7 @@ def bench(
     as_json: Annotated[bool, typer.Option("--json", help="Print the results as JSON.")] = False,
 ) -> None:
     """Time the configured models on this hardware: tokens/s, embeddings/s, image latency."""
-    try:
-        settings = load_settings(config=config)
-    except (FileNotFoundError, ValueError) as exc:
-        console.print(f"[red]configuration error:[/red] {exc}")
-        raise typer.Exit(2) from exc
+    settings = settings_or_exit(config)
     specs = settings.models
     if models:
         wanted = [name.strip() for name in models.split(",") if name.strip()]

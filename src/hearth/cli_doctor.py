@@ -24,7 +24,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from hearth.config import ModelSpec, Settings, load_settings
+from hearth.cli_common import settings_or_exit
+from hearth.config import ModelSpec, Settings
 
 console = Console()
 
@@ -589,11 +590,7 @@ def doctor(
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
     """Check this machine: CPU, memory, GPU, disk, which models fit, and what to run."""
-    try:
-        settings = load_settings(config=config)
-    except (FileNotFoundError, ValueError) as exc:
-        console.print(f"[red]configuration error:[/red] {exc}")
-        raise typer.Exit(2) from exc
+    settings = settings_or_exit(config)
     data = report(settings)
     if as_json:
         print(json.dumps(data, indent=2, default=str))
