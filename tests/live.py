@@ -67,6 +67,16 @@ class LiveServer:
         self.stop()
         raise RuntimeError(f"hearth serve was not ready in {self.ready_timeout}s:\n{self.logs()}")
 
+    def create_key(self, admin_key: str, name: str, **limits: object) -> str:
+        """A new API key made through ``/admin/keys``; returns its secret."""
+        reply = httpx.post(
+            self.url + "/admin/keys",
+            json={"name": name, **limits},
+            headers={"Authorization": f"Bearer {admin_key}"},
+        )
+        assert reply.status_code == 201, reply.text
+        return str(reply.json()["secret"])
+
     def logs(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 

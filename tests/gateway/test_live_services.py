@@ -33,13 +33,7 @@ def _env(database_url: str, redis: str | None) -> dict[str, str]:
 
 
 def _create_key(server: LiveServer, name: str, **limits: object) -> str:
-    reply = httpx.post(
-        server.url + "/admin/keys",
-        json={"name": name, **limits},
-        headers={"Authorization": f"Bearer {ADMIN}"},
-    )
-    assert reply.status_code == 201, reply.text
-    return str(reply.json()["secret"])
+    return server.create_key(ADMIN, name, **limits)
 
 
 @pytest.fixture

@@ -80,13 +80,7 @@ def _run_driver(driver: Path, **env: str) -> str:
 
 
 def _create_key(server: LiveServer, name: str, **limits: object) -> str:
-    reply = httpx.post(
-        server.url + "/admin/keys",
-        json={"name": name, **limits},
-        headers={"Authorization": f"Bearer {ADMIN}"},
-    )
-    assert reply.status_code == 201, reply.text
-    return str(reply.json()["secret"])
+    return server.create_key(ADMIN, name, **limits)
 
 
 def test_ui_serves_page_and_static_files(tmp_path: Path) -> None:
