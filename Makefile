@@ -1,11 +1,15 @@
 # Two commands on a fresh machine:  `make serve`  and  `make test`.
 # Each creates .venv and installs everything; llama-cpp-python is compiled once (about 4 min
-# on 2 cores) and the wheel is cached in ~/.cache/hearth/wheels for every later install.
+# on 2 cores) and the wheel is cached in ~/.cache/hearth/wheels/ for every later install.
 
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-WHEELS ?= $(HOME)/.cache/hearth/wheels
+# llama.cpp's AMX kernels crash on Sapphire Rapids (ggml-org/llama.cpp#20824, seen here on the first
+# decode), so native x86 builds keep everything -march=native gives except AMX. The cache folder
+# names that build, so a wheel compiled with AMX is never picked up again.
+WHEELS ?= $(HOME)/.cache/hearth/wheels/native-no-amx
+LLAMA_CFLAGS := $(if $(filter x86_64,$(shell uname -m)),-mno-amx-tile -mno-amx-int8 -mno-amx-bf16)
 LLAMA_CPP_VERSION := 0.3.36
 STAMP := $(VENV)/.hearth-installed
 
@@ -15,10 +19,13 @@ $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	mkdir -p $(WHEELS)
 	ls $(WHEELS)/llama_cpp_python-$(LLAMA_CPP_VERSION)-*.whl >/dev/null 2>&1 || \
-	  CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) $(BIN)/pip wheel --no-deps -w $(WHEELS) llama-cpp-python==$(LLAMA_CPP_VERSION)
+	  CFLAGS="$(LLAMA_CFLAGS)" CXXFLAGS="$(LLAMA_CFLAGS)" CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) \
+	  $(BIN)/pip wheel --no-cache-dir --no-deps -w $(WHEELS) llama-cpp-python==$(LLAMA_CPP_VERSION)
 	# torch first and pinned: a looser range pulls gigabytes of CUDA wheels.
 	$(BIN)/pip install -q torch==2.13.0
 	$(BIN)/pip install -q --find-links $(WHEELS) -e '.[dev]'
+	# Same version, other build flags: pip would keep an installed wheel, so replace it.
+	$(BIN)/pip install -q --no-deps --force-reinstall $(WHEELS)/llama_cpp_python-$(LLAMA_CPP_VERSION)-*.whl
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -55,7 +62,9 @@ pytest: install
 test: system-deps lint typecheck pytest
 
 bench: install
-	$(BIN)/python bench/serve_vs_llama_server.py
+	$(BIN)/python -m bench.llm_vs_llama_server --rounds 3
+	$(BIN)/python -m bench.embeddings_bench --rounds 3 --seconds 8
+	$(BIN)/python -m bench.startup_memory --starts 5
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

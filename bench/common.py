@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import platform
 import socket
 import statistics
 import subprocess
@@ -63,8 +64,16 @@ def start_hearth(
 
 
 def llama_server_binary() -> str:
+    """The shared reference build, compiled like our wheel: -march=native without AMX.
+
+    llama.cpp's AMX kernels crash on Sapphire Rapids (see the Makefile); CMake takes CFLAGS and
+    CXXFLAGS from the environment on its first configure.
+    """
     script = SHARED_BENCH / "build_llama_server.sh"
-    out = subprocess.run(["bash", str(script)], capture_output=True, text=True, check=True).stdout
+    env = dict(os.environ)
+    if platform.machine() == "x86_64":
+        env["CFLAGS"] = env["CXXFLAGS"] = "-mno-amx-tile -mno-amx-int8 -mno-amx-bf16"
+    out = subprocess.run(["bash", str(script)], capture_output=True, text=True, check=True, env=env).stdout
     return out.strip().splitlines()[-1]
 
 

@@ -438,3 +438,47 @@ async def test_batched_greedy_is_reproducible(engine: LlamaEngine) -> None:
         engine.clear_prefix_cache()
         results.append(await asyncio.gather(*(run(engine, p, greedy(16)) for p in prompts)))
     assert [t for t, _ in results[0]] == [t for t, _ in results[1]]
+
+
+async def test_amx_builds_load_without_extra_buffers(
+    data_dir: Path, engine: LlamaEngine, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A wheel compiled with AMX (which crashes on some CPUs) still serves, without AMX buffers."""
+    from hearth.engines.llama import native
+
+    monkeypatch.setattr(native, "amx_compiled", lambda: True)
+    safe = _engine(data_dir, slots=1, threads=2)
+    try:
+        assert safe._model_params().use_extra_bufts is False
+        assert "compiled with AMX" in caplog.text
+        prompt = tok(safe, "The capital of France is")
+        text, done = await run(safe, prompt, greedy(8))
+        reference, _ = await run(engine, prompt, greedy(8))
+        assert done.completion_tokens == 8
+        # Other kernels round differently, but the same weights agree on the greedy start.
+        assert text.split()[:2] == reference.split()[:2] and text.split()
+    finally:
+        safe.close()
+    monkeypatch.setattr(native, "amx_compiled", lambda: False)
+    assert llama_cpp.llama_model_default_params().use_extra_bufts is True
+    assert engine._model_params().use_extra_bufts is True
+
+
+def test_unset_context_length_is_capped_not_the_training_context(
+    data_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """gemma-3-270m trains on 32768 tokens; without a setting each sequence gets 8192, and says so."""
+    from hearth.engines.llama.engine import DEFAULT_MAX_CONTEXT
+
+    engine = _engine(data_dir, slots=1, threads=2, context_length=None)
+    try:
+        assert engine.context_length == DEFAULT_MAX_CONTEXT == 8192
+        assert engine.info().extra["n_ctx_train"] == 32768
+        assert "context_length" in caplog.text and "32768" in caplog.text
+    finally:
+        engine.close()
+    explicit = _engine(data_dir, slots=1, threads=2, context_length=16384)
+    try:
+        assert explicit.context_length == 16384  # asked for, within the training context: granted
+    finally:
+        explicit.close()

@@ -1,7 +1,7 @@
 """llama.cpp chat engine: one model, one context, every running sequence decoded together.
 
 KV cache policy. The context has ``n_seq_max = slots``; each sequence may hold up to
-``context_length`` tokens (the spec's, else the model's training context). By default the KV
+``context_length`` tokens (the spec's, else the model's training context up to 8192). By default the KV
 cache is *unified*: all slots share one pool of ``n_ctx_total`` cells, with
 ``n_ctx_total = min(slots * context_length, max(context_length, 32768))``, so a few long
 conversations or many short ones fit without reserving ``slots * context_length`` cells that
@@ -36,6 +36,9 @@ from hearth.errors import ContextLengthExceeded, EngineFailure, InvalidRequest, 
 log = logging.getLogger("hearth.llama")
 
 DEFAULT_POOL_CELLS = 32768
+# Without a configured context_length, a sequence gets at most this many tokens: Llama 3.2's
+# trained 131072 would reserve gigabytes of KV cache that few local chats ever use.
+DEFAULT_MAX_CONTEXT = 8192
 
 
 class LlamaEngine(ChatEngine):
@@ -52,18 +55,41 @@ class LlamaEngine(ChatEngine):
             self.close()  # don't leak a half-built model or context
             raise
 
+    def _model_params(self) -> Any:
+        params = llama_cpp.llama_model_default_params()
+        if native.amx_compiled() and not self.spec.options.get("amx", False):
+            # No extra buffers means no AMX (and no weight repacking): slower, but it doesn't crash.
+            params.use_extra_bufts = False
+            log.warning(
+                "%s: this llama-cpp-python was compiled with AMX, whose kernels crash on some CPUs; "
+                "loading without AMX and weight repacking. For full speed, rebuild it without AMX: "
+                "CFLAGS='-mno-amx-tile -mno-amx-int8 -mno-amx-bf16' (as `make install` does), "
+                "or set options.amx = true for this model to use AMX anyway.",
+                self.spec.id,
+            )
+        return params
+
     def _load(self) -> None:
         native.ensure_backend()
         self._path = resolve_gguf(self.spec.source, Path(self.data_dir))
         options = self.spec.options
         with native.captured_log() as lines:
-            self._model = llama_cpp.llama_model_load_from_file(
-                str(self._path).encode(), llama_cpp.llama_model_default_params()
-            )
+            self._model = llama_cpp.llama_model_load_from_file(str(self._path).encode(), self._model_params())
             if not self._model:
                 raise EngineFailure(f"llama.cpp could not load {self._path}: {_last_error(lines)}")
             n_train = int(llama_cpp.llama_model_n_ctx_train(self._model))
-            self._ctx_seq = self.spec.context_length or n_train
+            self._n_train = n_train
+            self._ctx_seq = (
+                self.spec.context_length or min(n_train, DEFAULT_MAX_CONTEXT) or DEFAULT_MAX_CONTEXT
+            )
+            if self.spec.context_length is None and n_train > DEFAULT_MAX_CONTEXT:
+                log.info(
+                    "%s: context_length unset; using %d tokens per sequence, not the trained %d "
+                    "(set context_length to use more)",
+                    self.spec.id,
+                    DEFAULT_MAX_CONTEXT,
+                    n_train,
+                )
             if n_train > 0 and self._ctx_seq > n_train:
                 log.warning(
                     "%s: context_length %d exceeds the trained %d", self.spec.id, self._ctx_seq, n_train
@@ -170,6 +196,7 @@ class LlamaEngine(ChatEngine):
             device="cpu",
             extra={
                 "slots": self.spec.slots,
+                "n_ctx_train": self._n_train,
                 "kv_cache_bytes": self._kv_bytes,
                 "kv_unified": self._unified,
                 "n_ctx_total": self._n_ctx_total,

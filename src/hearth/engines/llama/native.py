@@ -62,6 +62,17 @@ def ensure_backend() -> None:
         _backend_ready = True
 
 
+def amx_compiled() -> bool:
+    """Whether this llama.cpp build carries its AMX kernels (x86 ``-march=native`` on Sapphire Rapids).
+
+    Those kernels segfault on the first decode of K-quant models on some Sapphire Rapids machines
+    (ggml-org/llama.cpp#20824; seen on ours), and they only run through llama.cpp's "extra" weight
+    buffers, which a model can be loaded without.
+    """
+    info: bytes = llama_cpp.llama_print_system_info()
+    return b"AMX_INT8 = 1" in info
+
+
 @contextlib.contextmanager
 def captured_log() -> Iterator[list[str]]:
     """Collect llama.cpp log lines printed inside the block; such blocks run one at a time."""
