@@ -11,6 +11,7 @@ import numpy as np
 
 from hearth.engines.base import EmbeddingEngine, Embeddings, ModelInfo
 from hearth.engines.batching import MicroBatcher
+from hearth.engines.import_shims import deferred_sklearn_metrics
 from hearth.engines.sources import import_model_package, local_path, pypi_package
 from hearth.errors import ContextLengthExceeded
 
@@ -33,7 +34,9 @@ class SentenceTransformerEngine(EmbeddingEngine):
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
         import torch
         import transformers
-        from sentence_transformers import SentenceTransformer
+
+        with deferred_sklearn_metrics():
+            from sentence_transformers import SentenceTransformer
 
         transformers.utils.logging.disable_progress_bar()  # type: ignore[no-untyped-call]
 
