@@ -15,23 +15,26 @@ from hearth.gateway.context import RequestContext
 from hearth.gateway.service import Gateway
 from hearth.store.keys import ApiKeyView
 
+# The providers are ``async def`` although they never await: FastAPI runs a plain ``def``
+# dependency in a worker thread, two thread hops per request that cost more than an embedding.
 
-def get_registry(request: Request) -> ModelRegistry:
+
+async def get_registry(request: Request) -> ModelRegistry:
     registry: ModelRegistry = request.app.state.registry
     return registry
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
 
-def get_gateway(request: Request) -> Gateway:
+async def get_gateway(request: Request) -> Gateway:
     gateway: Gateway = request.app.state.gateway
     return gateway
 
 
-def get_context(request: Request) -> RequestContext:
+async def get_context(request: Request) -> RequestContext:
     context: RequestContext | None = getattr(request.state, "context", None)
     if context is None:  # routes outside the API prefixes still get a throwaway context
         context = RequestContext(request_id=f"req_{uuid.uuid4().hex}", route=request.url.path)
@@ -49,12 +52,14 @@ _X_API_KEY_DOC = "<key> (Anthropic style)"
 
 
 async def require_key(
-    gateway: GatewayDep,
-    ctx: ContextDep,
+    request: Request,
     authorization: Annotated[str | None, Header(description=_AUTH_DOC)] = None,
     x_api_key: Annotated[str | None, Header(description=_X_API_KEY_DOC)] = None,
 ) -> ApiKeyView | None:
     """Authenticate the caller and admit the request under its key's limits."""
+    # Called directly rather than as sub-dependencies: FastAPI's dependency solving is a
+    # large share of a short request's CPU.
+    gateway, ctx = await get_gateway(request), await get_context(request)
     key = await gateway.authenticate(ctx, authorization, x_api_key)
     await gateway.admit(ctx, key)
     return key

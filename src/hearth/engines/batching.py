@@ -1,9 +1,9 @@
 """Dynamic batching for embeddings and vision: merge requests that arrive close together.
 
-Requests queue on the event loop; one collector task takes the first waiting item, waits up to
-``window_s`` for more (up to ``max_batch``), and runs the batch in a single worker thread, so
-the loop never blocks and there is only ever one forward pass at a time. Items that pile up
-while a batch runs form the next batch at once, so batching grows with load.
+Requests queue on the event loop; one collector task takes the first waiting item, waits until
+``window_s`` after its arrival for more (up to ``max_batch``), and runs the batch in a single
+worker thread, so the loop never blocks and there is only ever one forward pass at a time. Items
+that pile up while a batch runs form the next batch at once, so batching grows with load.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ Out = TypeVar("Out")
 class _Pending(Generic[In, Out]):
     item: In
     future: asyncio.Future[Out]
+    queued_at: float
 
 
 class MicroBatcher(Generic[In, Out]):
@@ -53,7 +54,7 @@ class MicroBatcher(Generic[In, Out]):
         if queue.qsize() >= self._max_queue:
             raise Overloaded("the server is busy: the request queue is full", retry_after=1)
         future: asyncio.Future[Out] = asyncio.get_running_loop().create_future()
-        queue.put_nowait(_Pending(item, future))
+        queue.put_nowait(_Pending(item, future, time.monotonic()))
         return await future
 
     def _ensure_started(self) -> asyncio.Queue[_Pending[In, Out]]:
@@ -68,7 +69,10 @@ class MicroBatcher(Generic[In, Out]):
         loop = asyncio.get_running_loop()
         while True:
             batch = [await queue.get()]
-            deadline = time.monotonic() + self._window_s
+            # The window runs from the first item's arrival: items that queued while a batch ran
+            # have waited long enough, so the next batch starts at once and computes while the
+            # loop answers the previous batch's callers.
+            deadline = batch[0].queued_at + self._window_s
             while len(batch) < self._max_batch:
                 if not queue.empty():
                     batch.append(queue.get_nowait())
