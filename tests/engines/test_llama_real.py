@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ctypes
+import logging
 import time
 from collections.abc import AsyncGenerator, Iterator
 from pathlib import Path
@@ -470,6 +471,7 @@ def test_unset_context_length_is_capped_not_the_training_context(
     """gemma-3-270m trains on 32768 tokens; without a setting each sequence gets 8192, and says so."""
     from hearth.engines.llama.engine import DEFAULT_MAX_CONTEXT
 
+    caplog.set_level(logging.INFO, logger="hearth.llama")
     engine = _engine(data_dir, slots=1, threads=2, context_length=None)
     try:
         assert engine.context_length == DEFAULT_MAX_CONTEXT == 8192
