@@ -534,6 +534,23 @@ def assign_fit(models: list[ModelFootprint], usable_bytes: int) -> None:
         model.fits = used <= usable_bytes
 
 
+def llama_build() -> dict[str, Any]:
+    """What the installed llama.cpp was compiled for, and whether that build is safe here."""
+    try:
+        from hearth.engines.llama import native
+    except ImportError as exc:  # llama-cpp-python missing or broken: GGUF models cannot load
+        return {"system_info": None, "amx": False, "note": f"llama-cpp-python unusable: {exc}"}
+    amx = native.amx_compiled()
+    note = None
+    if amx:
+        note = (
+            "llama-cpp-python was compiled with AMX, whose kernels crash on some CPUs: GGUFs load "
+            "without AMX and repacked weights (slower); rebuild with "
+            "CFLAGS='-mno-amx-tile -mno-amx-int8 -mno-amx-bf16' for full speed"
+        )
+    return {"system_info": native.system_info(), "amx": amx, "note": note}
+
+
 # --- the command ---------------------------------------------------------------------------------
 
 
@@ -545,6 +562,9 @@ def report(settings: Settings) -> dict[str, Any]:
     models = [footprint(spec, settings.data_dir) for spec in settings.models]
     assign_fit(models, memory.usable_bytes)
     advice = recommend(cpu, memory, models)
+    llama = llama_build()
+    if llama["note"]:
+        advice.notes.append(llama["note"])
     return {
         "cpu": {
             "model": cpu.model,
@@ -562,9 +582,18 @@ def report(settings: Settings) -> dict[str, Any]:
             "free_bytes": free,
             "total_bytes": total,
         },
+        "llama_cpp": llama,
         "models": [asdict(m) for m in models],
         "recommendation": asdict(advice),
     }
+
+
+def _llama_features(system_info: str | None) -> str:
+    """'CPU : SSE3 = 1 | AVX = 1 | ...' -> 'SSE3 AVX ...' (the features this build uses)."""
+    if not system_info:
+        return ""
+    pairs = (item.split("=") for item in system_info.replace("CPU :", "").split("|"))
+    return " ".join(name.strip() for name, *value in pairs if value and value[0].strip() == "1")
 
 
 def _gib(value: int | None) -> str:
@@ -612,6 +641,8 @@ def doctor(
     machine.add_row(
         "disk", f"{_gib(disk['free_bytes'])} free of {_gib(disk['total_bytes'])} at {disk['checked']}"
     )
+    llama = data["llama_cpp"]
+    machine.add_row("llama.cpp build", _llama_features(llama["system_info"]) or llama["note"] or "-")
     console.print(machine)
 
     models = Table(

@@ -150,9 +150,22 @@ def test_doctor_cli_json_and_table(tmp_path: Path) -> None:
     assert report["recommendation"]["threads"] == min(
         report["cpu"]["physical_cores"], report["cpu"]["usable_cpus"]
     )
+    llama = report["llama_cpp"]
+    assert "AVX" in llama["system_info"] or "NEON" in llama["system_info"]
+    assert llama["amx"] is False and llama["note"] is None  # `make` builds without AMX
     table = hearth("doctor", env=env)
     assert table.returncode == 0, table.stderr
-    for needle in ("CPU", "SIMD", "cores", "memory", "GPU", "disk", "gemma-3-270m", "recommended:"):
+    for needle in (
+        "CPU",
+        "SIMD",
+        "cores",
+        "memory",
+        "GPU",
+        "disk",
+        "gemma-3-270m",
+        "recommended:",
+        "llama.cpp build",
+    ):
         assert needle in table.stdout
 
 
@@ -165,3 +178,14 @@ def test_doctor_with_fake_models_and_bad_config(tmp_path: Path) -> None:
         "doctor", "--config", str(tmp_path / "nope.yaml"), env={"HEARTH_DATA_DIR": str(tmp_path)}
     )
     assert missing.returncode == 2 and "configuration error" in missing.stdout
+
+
+def test_doctor_flags_a_llama_cpp_built_with_amx(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from hearth.config import Settings
+    from hearth.engines.llama import native
+
+    monkeypatch.setattr(native, "system_info", lambda: "CPU : AVX2 = 1 | AMX_INT8 = 1 | LLAMAFILE = 0")
+    report = doctor.report(Settings(data_dir=tmp_path / "data"))
+    assert report["llama_cpp"]["amx"] is True
+    assert any("-mno-amx-tile" in note for note in report["recommendation"]["notes"])
+    assert doctor._llama_features(report["llama_cpp"]["system_info"]) == "AVX2 AMX_INT8"

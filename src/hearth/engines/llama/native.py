@@ -62,6 +62,12 @@ def ensure_backend() -> None:
         _backend_ready = True
 
 
+def system_info() -> str:
+    """llama.cpp's own summary of the CPU features this build uses."""
+    info: bytes = llama_cpp.llama_print_system_info()
+    return info.decode("utf-8", errors="replace").strip(" |")
+
+
 def amx_compiled() -> bool:
     """Whether this llama.cpp build carries its AMX kernels (x86 ``-march=native`` on Sapphire Rapids).
 
@@ -69,8 +75,7 @@ def amx_compiled() -> bool:
     (ggml-org/llama.cpp#20824; seen on ours), and they only run through llama.cpp's "extra" weight
     buffers, which a model can be loaded without.
     """
-    info: bytes = llama_cpp.llama_print_system_info()
-    return b"AMX_INT8 = 1" in info
+    return "AMX_INT8 = 1" in system_info()
 
 
 @contextlib.contextmanager
