@@ -15,7 +15,7 @@ import shutil
 import struct
 import subprocess
 import zipfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, BinaryIO
@@ -26,6 +26,7 @@ from rich.table import Table
 
 from hearth.cli_common import settings_or_exit
 from hearth.config import ModelSpec, Settings
+from hearth.cpu_topology import physical_cores_of
 
 console = Console()
 
@@ -89,17 +90,6 @@ def parse_cpuinfo(text: str) -> tuple[str, frozenset[str], int]:
     return model, frozenset(flags), len(cores)
 
 
-def _physical_from_sysfs(cpus: Iterable[int]) -> int:
-    cores: set[tuple[str, str]] = set()
-    for cpu in cpus:
-        topo = Path(f"/sys/devices/system/cpu/cpu{cpu}/topology")
-        try:
-            cores.add(((topo / "physical_package_id").read_text(), (topo / "core_id").read_text()))
-        except OSError:
-            return 0
-    return len(cores)
-
-
 def cpu_info(cpuinfo_path: Path = Path("/proc/cpuinfo")) -> CpuInfo:
     try:
         text = cpuinfo_path.read_text(errors="replace")
@@ -108,7 +98,7 @@ def cpu_info(cpuinfo_path: Path = Path("/proc/cpuinfo")) -> CpuInfo:
     model, flags, physical = parse_cpuinfo(text)
     logical = os.cpu_count() or 1
     affinity = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else list(range(logical))
-    usable_physical = _physical_from_sysfs(affinity) or physical or len(affinity)
+    usable_physical = physical_cores_of(affinity) or physical or len(affinity)
     return CpuInfo(
         model=model or platform.processor() or "unknown",
         arch=platform.machine(),

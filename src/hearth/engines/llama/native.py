@@ -15,10 +15,11 @@ import os
 import re
 import threading
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import llama_cpp
+
+from hearth.cpu_topology import physical_cores_of
 
 log = logging.getLogger("hearth.llama.native")
 
@@ -135,11 +136,4 @@ def physical_cores() -> int:
     cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
     if not cpus:
         return max(1, os.cpu_count() or 1)
-    cores: set[tuple[str, str]] = set()
-    for cpu in cpus:
-        topo = Path(f"/sys/devices/system/cpu/cpu{cpu}/topology")
-        try:
-            cores.add(((topo / "physical_package_id").read_text(), (topo / "core_id").read_text()))
-        except OSError:
-            return len(cpus)
-    return max(1, len(cores))
+    return physical_cores_of(cpus) or len(cpus)
