@@ -43,6 +43,7 @@ def build_app(settings: Settings, registry: ModelRegistry | None = None) -> Fast
     registry = registry or ModelRegistry(settings.models, settings.data_dir)
     gateway = Gateway(settings, registry)
     metrics = Metrics()
+    metrics.watch_engines(registry.activities)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

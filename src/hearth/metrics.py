@@ -5,11 +5,16 @@ Each app gets its own registry so that several apps in one process (tests) never
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 
+from hearth.engines.base import EngineActivity
 from hearth.gateway.context import RequestContext
+
+ActivitySource = Callable[[], Mapping[str, EngineActivity]]
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
 
@@ -44,6 +49,10 @@ class Metrics:
             "hearth_ledger_pending_rows", "Usage rows not yet written.", registry=self.registry
         )
 
+    def watch_engines(self, source: ActivitySource) -> None:
+        """Export every loaded engine's queue and batching counters, read fresh at each scrape."""
+        self.registry.register(_EngineCollector(source))
+
     def observe(self, ctx: RequestContext, status: int) -> None:
         model = ctx.model or "-"
         self.requests.labels(ctx.route, model, str(status)).inc()
@@ -61,6 +70,35 @@ class Metrics:
         self.models_ready.set(models_ready)
         self.ledger_pending.set(ledger_pending)
         return bytes(generate_latest(self.registry))
+
+
+class _EngineCollector(Collector):
+    def __init__(self, source: ActivitySource) -> None:
+        self._source = source
+
+    def collect(self) -> Iterator[Metric]:
+        running = GaugeMetricFamily(
+            "hearth_engine_running", "Sequences in a slot, or items in the forward pass.", labels=["model"]
+        )
+        waiting = GaugeMetricFamily(
+            "hearth_engine_waiting", "Requests queued for a slot or the next batch.", labels=["model"]
+        )
+        batches = CounterMetricFamily(
+            "hearth_engine_batches",
+            "Forward passes: llama_decode calls, or embedding/vision batches.",
+            labels=["model"],
+        )
+        items = CounterMetricFamily(
+            "hearth_engine_batch_items",
+            "Tokens (LLM) or inputs (embeddings, images) those forward passes carried.",
+            labels=["model"],
+        )
+        for model, activity in self._source().items():
+            running.add_metric([model], activity.running)
+            waiting.add_metric([model], activity.waiting)
+            batches.add_metric([model], activity.batches)
+            items.add_metric([model], activity.batch_items)
+        yield from (running, waiting, batches, items)
 
 
 MetricsHook = Callable[[RequestContext, int], None]

@@ -201,6 +201,9 @@ def test_metrics_count_requests_and_tokens(client: TestClient) -> None:
     assert 'hearth_tokens_total{model="fake-chat",type="completion"} 4.0' in text
     assert "hearth_models_ready 3.0" in text
     assert "hearth_time_to_first_token_seconds_bucket" in text
+    assert 'hearth_engine_running{model="fake-chat"} 0.0' in text
+    assert 'hearth_engine_waiting{model="fake-chat"} 0.0' in text
+    assert 'hearth_engine_batches_total{model="fake-embed"} 0.0' in text
 
 
 def test_openapi_documents_every_route(client: TestClient) -> None:

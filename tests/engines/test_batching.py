@@ -105,3 +105,19 @@ async def test_items_that_waited_out_the_window_start_when_the_worker_frees() ->
     # Waiting a fresh window after the first batch would make this gap about 0.5 s.
     assert gap < window / 2, f"the second batch waited {gap:.2f}s after the first finished"
     assert run.started[0] - started >= window * 0.9  # a lone item does wait for company
+
+
+async def test_activity_reports_the_running_batch_and_the_queue() -> None:
+    run = Recorder(delay_s=0.3)
+    b = batcher(run, max_batch=2, window_s=0.0)
+    try:
+        tasks = [asyncio.ensure_future(b.submit(i)) for i in range(5)]
+        await asyncio.to_thread(run.running.wait, 5)
+        await asyncio.sleep(0.05)
+        during = b.activity()
+        await asyncio.gather(*tasks)
+    finally:
+        b.close()
+    assert (during.running, during.waiting) == (2, 3)
+    done = b.activity()
+    assert (done.running, done.waiting, done.batches, done.batch_items) == (0, 0, 3, 5)

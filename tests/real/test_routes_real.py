@@ -73,6 +73,34 @@ def test_embeddings_route(http: httpx.Client) -> None:
     assert too_long.json()["error"]["code"] == "context_length_exceeded"
 
 
+def test_metrics_show_batching_on_the_real_engines(http: httpx.Client) -> None:
+    def counters() -> dict[str, float]:
+        found: dict[str, float] = {}
+        for line in http.get("/metrics").text.splitlines():
+            if line.startswith(("hearth_engine_batches_total", "hearth_engine_batch_items_total")):
+                name, value = line.rsplit(" ", 1)
+                found[name] = float(value)
+        return found
+
+    before = counters()
+    http.post("/v1/embeddings", json={"model": "minilm", "input": ["one", "two", "three"]})
+    prompt = {"model": "gemma-3-270m", "prompt": "Once upon a time", "max_tokens": 3, "temperature": 0}
+    http.post("/v1/completions", json=prompt)
+    after = counters()
+
+    def grew(metric: str, model: str) -> float:
+        key = f'{metric}{{model="{model}"}}'
+        return after[key] - before.get(key, 0.0)
+
+    # Three texts in one request share one forward pass.
+    assert grew("hearth_engine_batches_total", "all-minilm-l6-v2") == 1
+    assert grew("hearth_engine_batch_items_total", "all-minilm-l6-v2") == 3
+    # A prefill step (at least one token, the rest may come from the prefix cache), then one
+    # decode step for each sampled token but the last.
+    assert grew("hearth_engine_batches_total", "gemma-3-270m") >= 3
+    assert grew("hearth_engine_batch_items_total", "gemma-3-270m") >= 3
+
+
 def test_classify_real_photos(http: httpx.Client) -> None:
     cat = (SKIMAGE / "chelsea.png").read_bytes()
     reply = http.post("/v1/classify", json={"image": base64.b64encode(cat).decode(), "top_k": 3}).json()

@@ -36,6 +36,20 @@ class ModelInfo:
 
 
 @dataclass(frozen=True)
+class EngineActivity:
+    """What an engine is doing now and has done since it loaded; exported at ``/metrics``.
+
+    ``batch_items / batches`` is the mean batch size: tokens per decode step for an LLM, texts or
+    images per forward pass for the dynamically batched engines.
+    """
+
+    running: int = 0  # sequences holding a slot, or items in the forward pass now running
+    waiting: int = 0  # queued for a slot or for the next batch
+    batches: int = 0  # forward passes (llama_decode calls, embedding/vision batches)
+    batch_items: int = 0
+
+
+@dataclass(frozen=True)
 class SamplingParams:
     max_tokens: int
     temperature: float = 1.0
@@ -96,6 +110,10 @@ class Engine(abc.ABC):
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release threads and native memory."""
+
+    def activity(self) -> EngineActivity:
+        """Queue and batching counters; engines without a queue report nothing."""
+        return EngineActivity()
 
 
 class ChatEngine(Engine):

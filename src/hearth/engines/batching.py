@@ -15,6 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
+from hearth.engines.base import EngineActivity
 from hearth.errors import Overloaded
 
 In = TypeVar("In")
@@ -48,6 +49,7 @@ class MicroBatcher(Generic[In, Out]):
         self._task: asyncio.Task[None] | None = None
         self.batches_run = 0
         self.items_run = 0
+        self._running = 0
 
     async def submit(self, item: In) -> Out:
         queue = self._ensure_started()
@@ -87,6 +89,7 @@ class MicroBatcher(Generic[In, Out]):
             live = [p for p in batch if not p.future.done()]  # callers that gave up are skipped
             if not live:
                 continue
+            self._running = len(live)
             try:
                 results = await loop.run_in_executor(self._executor, self._run_batch, [p.item for p in live])
             except Exception as exc:  # one bad batch fails its callers, never the collector
@@ -94,11 +97,17 @@ class MicroBatcher(Generic[In, Out]):
                     if not p.future.done():
                         p.future.set_exception(exc)
                 continue
+            finally:
+                self._running = 0
             self.batches_run += 1
             self.items_run += len(live)
             for p, result in zip(live, results, strict=True):
                 if not p.future.done():
                     p.future.set_result(result)
+
+    def activity(self) -> EngineActivity:
+        waiting = self._queue.qsize() if self._queue is not None else 0
+        return EngineActivity(self._running, waiting, self.batches_run, self.items_run)
 
     def close(self) -> None:
         if self._task is not None:

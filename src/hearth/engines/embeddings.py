@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from hearth.engines.base import EmbeddingEngine, Embeddings, ModelInfo
+from hearth.engines.base import EmbeddingEngine, Embeddings, EngineActivity, ModelInfo
 from hearth.engines.batching import MicroBatcher
 from hearth.engines.import_shims import deferred_sklearn_metrics
 from hearth.engines.sources import import_model_package, local_path, pypi_package
@@ -102,6 +102,9 @@ class SentenceTransformerEngine(EmbeddingEngine):
             context_length=self._max_tokens,
             extra={"dimensions": self.dimensions, "max_batch": self.spec.batch_size},
         )
+
+    def activity(self) -> EngineActivity:
+        return self._batcher.activity() if self._batcher is not None else EngineActivity()
 
     def close(self) -> None:
         if self._batcher is not None:

@@ -19,6 +19,7 @@ from hearth.engines.base import (
     ClassifierEngine,
     EmbeddingEngine,
     Embeddings,
+    EngineActivity,
     GenerationDone,
     GenerationEvent,
     ModelInfo,
@@ -109,6 +110,9 @@ class FakeChatEngine(ChatEngine):
 
     def info(self) -> ModelInfo:
         return ModelInfo(self.spec.id, self.kind, "fake", parameters=0, context_length=self.context_length)
+
+    def activity(self) -> EngineActivity:
+        return EngineActivity(running=self.running, waiting=self.waiting)
 
 
 class FakeEmbeddingEngine(EmbeddingEngine):

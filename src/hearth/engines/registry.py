@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Literal, TypeVar
 
 from hearth.config import ModelKind, ModelSpec
-from hearth.engines.base import Engine
+from hearth.engines.base import Engine, EngineActivity
 from hearth.errors import InvalidRequest, ModelNotFound, NotReady
 
 log = logging.getLogger("hearth.engines")
@@ -88,6 +88,9 @@ class ModelRegistry:
 
     def first_of_kind(self, kind: ModelKind) -> ModelSpec | None:
         return next((s.spec for s in self._slots.values() if s.spec.kind == kind), None)
+
+    def activities(self) -> dict[str, EngineActivity]:
+        return {s.spec.id: s.engine.activity() for s in self._slots.values() if s.engine is not None}
 
     def not_ready_reasons(self) -> list[str]:
         return [

@@ -24,7 +24,14 @@ from typing import Any
 
 import llama_cpp
 
-from hearth.engines.base import ChatEngine, GenerationDone, GenerationEvent, ModelInfo, SamplingParams
+from hearth.engines.base import (
+    ChatEngine,
+    EngineActivity,
+    GenerationDone,
+    GenerationEvent,
+    ModelInfo,
+    SamplingParams,
+)
 from hearth.engines.llama import native
 from hearth.engines.llama.chat_template import ChatTemplate, TemplateOrigin
 from hearth.engines.llama.detokenize import IncrementalDetokenizer, PieceTable
@@ -283,6 +290,12 @@ class LlamaEngine(ChatEngine):
 
     def scheduler_stats(self) -> dict[str, int]:
         return self._scheduler.stats() if self._scheduler else {}
+
+    def activity(self) -> EngineActivity:
+        stats = self.scheduler_stats()
+        if not stats:
+            return EngineActivity()
+        return EngineActivity(stats["running"], stats["waiting"], stats["steps"], stats["batched_tokens"])
 
     def clear_prefix_cache(self) -> None:
         if self._scheduler is not None:

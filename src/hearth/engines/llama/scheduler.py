@@ -166,6 +166,7 @@ class Scheduler:
         self._pending_clear: threading.Event | None = None
         self._service_s = 5.0  # moving average of a request's time in a slot, for Retry-After
         self.steps = 0
+        self.batched_tokens = 0  # tokens over all llama_decode calls: their mean batch size
         self.preemptions = 0
         # Every llama_decode, the warm-up included, runs on this one thread: llama.cpp's CPU
         # backend parallelises with OpenMP on the calling thread, and a second calling thread
@@ -210,6 +211,7 @@ class Scheduler:
             "running": len(self._running),
             "waiting": waiting,
             "steps": self.steps,
+            "batched_tokens": self.batched_tokens,
             "preemptions": self.preemptions,
         }
 
@@ -271,9 +273,11 @@ class Scheduler:
         plan = self._fill_batch()
         if not plan:
             return
-        self._batch.batch.n_tokens = sum(take for _, take in plan)
+        n_tokens = sum(take for _, take in plan)
+        self._batch.batch.n_tokens = n_tokens
         rc = llama_cpp.llama_decode(self.rt.ctx, self._batch.batch)
         self.steps += 1
+        self.batched_tokens += n_tokens
         if rc == 1:
             self._make_room()
             return

@@ -11,7 +11,7 @@ import torch
 from PIL import Image
 
 from hearth.config import ModelSpec
-from hearth.engines.base import ClassifierEngine, ModelInfo, Prediction
+from hearth.engines.base import ClassifierEngine, EngineActivity, ModelInfo, Prediction
 from hearth.engines.batching import MicroBatcher
 from hearth.engines.vision.model import EfficientNetLite
 from hearth.errors import EngineFailure, InvalidImage, NotReady
@@ -160,6 +160,9 @@ class EfficientNetEngine(ClassifierEngine):
             device="cpu",
             extra={"input_size": INPUT_SIZE, "labels": len(self._labels) or 1000},
         )
+
+    def activity(self) -> EngineActivity:
+        return self.batcher.activity() if self.batcher is not None else EngineActivity()
 
     def close(self) -> None:
         if self.batcher is not None:
