@@ -35,6 +35,19 @@ def test_malformed_json(client: TestClient) -> None:
     assert error["type"] == "invalid_request_error"
 
 
+def test_json_without_a_json_content_type_is_read_as_json(client: TestClient) -> None:
+    body = json.dumps({"model": "fake-embed", "input": "hi"}).encode()
+    for content_type in ("application/x-www-form-urlencoded", "text/plain; charset=utf-8", None):
+        headers = {"content-type": content_type} if content_type else {}
+        reply = client.post("/v1/embeddings", content=body, headers=headers)
+        assert reply.status_code == 200, (content_type, reply.text)
+        assert len(reply.json()["data"]) == 1
+    # A real form body is still refused, in the envelope and with a message saying what to send.
+    form = client.post("/v1/embeddings", data={"model": "fake-embed", "input": "hi"})
+    error = assert_envelope(form, 400)
+    assert "JSON object" in str(error["message"])
+
+
 def test_missing_and_invalid_fields_are_400_not_422(client: TestClient) -> None:
     error = assert_envelope(client.post("/v1/chat/completions", json={"model": "fake-chat"}), 400)
     assert error["param"] == "messages"

@@ -38,6 +38,8 @@ def _validation_message(exc: RequestValidationError) -> tuple[str, str | None]:
     loc = [str(p) for p in first.get("loc", ()) if p not in ("body", "query", "path", "header")]
     if first.get("type") == "json_invalid":
         return "could not parse the JSON body of your request: " + str(first.get("msg", "")), None
+    if not loc and first.get("type") in ("model_attributes_type", "dict_type"):
+        return "the request body must be a JSON object (Content-Type: application/json)", None
     param = ".".join(loc) or None
     msg = str(first.get("msg", "invalid value"))
     if first.get("type") == "missing":

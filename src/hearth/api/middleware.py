@@ -60,11 +60,33 @@ class BodyLimitMiddleware:
             chunks.append(chunk)
             if not message.get("more_body", False):
                 break
-        body = {"type": "http.request", "body": b"".join(chunks), "more_body": False}
-        await self.app(scope, _replay([body], receive), send)
+        data = b"".join(chunks)
+        body = {"type": "http.request", "body": data, "more_body": False}
+        await self.app(_as_json_if_json(scope, data), _replay([body], receive), send)
 
     def _message(self) -> str:
         return f"request body too large: the limit is {self.max_bytes} bytes"
+
+
+_NOT_DECLARED_JSON = (None, b"application/x-www-form-urlencoded", b"text/plain")
+
+
+def _as_json_if_json(scope: Scope, body: bytes) -> Scope:
+    """Read a JSON object sent without a JSON content type as JSON, on the API routes.
+
+    ``curl -d '{...}'`` labels its body form-encoded, and Ollama's and llama.cpp's documented
+    examples rely on servers reading it as JSON anyway; the framework would otherwise refuse it.
+    """
+    if not scope["path"].startswith(API_PREFIXES) or body.lstrip()[:1] not in (b"{", b"["):
+        return scope
+    headers = scope.get("headers", [])
+    content_type = next((v for k, v in headers if k == b"content-type"), None)
+    if content_type is not None:
+        content_type = content_type.split(b";")[0].strip().lower()
+    if content_type not in _NOT_DECLARED_JSON:
+        return scope
+    kept = [(k, v) for k, v in headers if k != b"content-type"]
+    return {**scope, "headers": [*kept, (b"content-type", b"application/json")]}
 
 
 def _replay(messages: list[Message], receive: Receive) -> Receive:
