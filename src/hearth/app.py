@@ -15,6 +15,7 @@ from hearth import __version__
 from hearth.api.disconnect import ClientDisconnected
 from hearth.api.errors import install_error_handlers
 from hearth.api.middleware import CLIENT_CLOSED, BodyLimitMiddleware, RequestContextMiddleware
+from hearth.api.openapi import install_openapi
 from hearth.api.routes import admin, chat, classify, embeddings, health, models, tokenize, usage, web
 from hearth.config import Settings
 from hearth.engines.registry import ModelRegistry
@@ -77,6 +78,7 @@ def build_app(settings: Settings, registry: ModelRegistry | None = None) -> Fast
     app.state.readiness_checks = [gateway.readiness_problem, gateway.limits_problem]
 
     install_error_handlers(app)
+    install_openapi(app)
 
     @app.exception_handler(ClientDisconnected)
     async def _gone(_request: Request, _exc: ClientDisconnected) -> Response:

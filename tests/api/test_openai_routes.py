@@ -228,6 +228,13 @@ def test_openapi_documents_every_route(client: TestClient) -> None:
         "ChatCompletionRequest"
     )
     assert "text/event-stream" in chat["responses"]["200"]["content"]
+    # The key headers are security schemes, required on every keyed route and nowhere else.
+    schemes = spec["components"]["securitySchemes"]
+    assert schemes["bearerKey"]["scheme"] == "bearer"
+    assert schemes["xApiKey"] == {**schemes["xApiKey"], "in": "header", "name": "x-api-key"}
+    assert chat["security"] == [{"bearerKey": []}, {"xApiKey": []}]
+    assert "security" in paths["/admin/keys"]["get"]
+    assert "security" not in paths["/health"]["get"]
     classify = paths["/v1/classify"]["post"]["requestBody"]["content"]
     assert {"multipart/form-data", "application/json"} <= set(classify)
     assert client.get("/docs").status_code == 200

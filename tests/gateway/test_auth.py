@@ -24,6 +24,17 @@ def test_missing_and_bad_keys_are_401(gw: TestClient, make_key: MakeKey) -> None
     )
 
 
+def test_every_keyed_route_refuses_a_call_without_a_key(gw: TestClient) -> None:
+    """Routes get the key check from their router; a route that escaped it would answer here."""
+    paths = gw.get("/openapi.json").json()["paths"]
+    keyed = [(m, p) for p, ops in paths.items() for m in ops if p.startswith(("/v1/", "/admin/"))]
+    assert len(keyed) >= 12
+    for method, path in keyed:
+        url = path.replace("{model_id}", "fake-chat").replace("{name}", "someone")
+        reply = gw.request(method.upper(), url, json={})
+        assert reply.status_code == 401, (method, path, reply.text)
+
+
 def test_bearer_and_x_api_key_both_work(gw: TestClient, make_key: MakeKey) -> None:
     secret = make_key("alice")
     assert secret.startswith("hk-")

@@ -4,18 +4,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 
 from hearth.api import openai_render as render
-from hearth.api.deps import ContextDep, GatewayDep, require_key
+from hearth.api.deps import REQUIRE_KEY, CallDep
 from hearth.api.disconnect import cancel_on_disconnect
 from hearth.api.sse import sse_response
 from hearth.engines.base import ChatEngine
 from hearth.gateway import generation as gen
 from hearth.protocol import openai as oa
 
-router = APIRouter(prefix="/v1", tags=["OpenAI"], dependencies=[Depends(require_key)])
+router = APIRouter(prefix="/v1", tags=["OpenAI"], dependencies=[REQUIRE_KEY])
 
 # With "stream": true the same routes answer with server-sent events instead of JSON.
 _SSE: dict[int | str, dict[str, Any]] = {
@@ -28,8 +28,9 @@ _SSE: dict[int | str, dict[str, Any]] = {
 
 @router.post("/chat/completions", response_model=oa.ChatCompletion, responses=_SSE)
 async def chat_completions(
-    body: oa.ChatCompletionRequest, request: Request, gateway: GatewayDep, ctx: ContextDep
+    body: oa.ChatCompletionRequest, request: Request, call: CallDep
 ) -> oa.ChatCompletion | StreamingResponse:
+    gateway, ctx = call.gateway, call.ctx
     engine = gateway.engine(ctx, body.model, ChatEngine)
     ctx.stream = body.stream
     prompt = await gen.chat_prompt(engine, body.plain_messages())
@@ -44,8 +45,9 @@ async def chat_completions(
 
 @router.post("/completions", response_model=oa.Completion, responses=_SSE)
 async def completions(
-    body: oa.CompletionRequest, request: Request, gateway: GatewayDep, ctx: ContextDep
+    body: oa.CompletionRequest, request: Request, call: CallDep
 ) -> oa.Completion | StreamingResponse:
+    gateway, ctx = call.gateway, call.ctx
     engine = gateway.engine(ctx, body.model, ChatEngine)
     ctx.stream = body.stream
     prompts = await gen.completion_prompts(engine, body.prompts())

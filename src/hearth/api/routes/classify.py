@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import asyncio
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from pydantic import ValidationError
 
-from hearth.api.deps import ContextDep, GatewayDep, RegistryDep, SettingsDep, require_key
+from hearth.api.deps import REQUIRE_KEY, CallDep, RegistryDep, SettingsDep
 from hearth.config import ModelKind
 from hearth.engines.base import ClassifierEngine
 from hearth.engines.images import decode_image
@@ -15,7 +15,7 @@ from hearth.errors import InvalidImage, InvalidRequest
 from hearth.protocol import classify as cp
 from hearth.protocol.openai import new_id, now
 
-router = APIRouter(prefix="/v1", tags=["Classification"], dependencies=[Depends(require_key)])
+router = APIRouter(prefix="/v1", tags=["Classification"], dependencies=[REQUIRE_KEY])
 
 _FORM_BODY = {
     "multipart/form-data": {
@@ -37,8 +37,9 @@ _FORM_BODY = {
     "/classify", response_model=cp.ClassifyResponse, openapi_extra={"requestBody": {"content": _FORM_BODY}}
 )
 async def classify(
-    request: Request, registry: RegistryDep, gateway: GatewayDep, settings: SettingsDep, ctx: ContextDep
+    request: Request, registry: RegistryDep, settings: SettingsDep, call: CallDep
 ) -> cp.ClassifyResponse:
+    gateway, ctx = call.gateway, call.ctx
     body, data = await _read(request, registry)
     engine = gateway.engine(ctx, body.model, ClassifierEngine)
     ctx.images = 1

@@ -5,19 +5,20 @@ from __future__ import annotations
 import base64
 
 import numpy as np
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter
 from fastapi.responses import Response
 
-from hearth.api.deps import ContextDep, GatewayDep, require_key
+from hearth.api.deps import REQUIRE_KEY, CallDep
 from hearth.engines.base import EmbeddingEngine
 from hearth.errors import InvalidRequest
 from hearth.protocol import openai as oa
 
-router = APIRouter(prefix="/v1", tags=["OpenAI"], dependencies=[Depends(require_key)])
+router = APIRouter(prefix="/v1", tags=["OpenAI"], dependencies=[REQUIRE_KEY])
 
 
 @router.post("/embeddings", response_model=oa.EmbeddingResponse)
-async def embeddings(body: oa.EmbeddingRequest, gateway: GatewayDep, ctx: ContextDep) -> Response:
+async def embeddings(body: oa.EmbeddingRequest, call: CallDep) -> Response:
+    gateway, ctx = call.gateway, call.ctx
     engine = gateway.engine(ctx, body.model, EmbeddingEngine)
     result = await engine.embed(body.texts())
     dims = result.vectors.shape[1]

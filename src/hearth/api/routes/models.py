@@ -5,14 +5,14 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 
-from hearth.api.deps import ContextDep, KeyDep, RegistryDep, require_key
+from hearth.api.deps import REQUIRE_KEY, CallDep, RegistryDep
 from hearth.engines.registry import Slot
 from hearth.errors import PermissionDenied
 from hearth.protocol import openai as oa
 
-router = APIRouter(prefix="/v1", tags=["OpenAI"], dependencies=[Depends(require_key)])
+router = APIRouter(prefix="/v1", tags=["OpenAI"], dependencies=[REQUIRE_KEY])
 
 
 def model_card(slot: Slot, created: int, details: bool) -> oa.ModelCard:
@@ -34,16 +34,17 @@ def model_card(slot: Slot, created: int, details: bool) -> oa.ModelCard:
 
 
 @router.get("/models", response_model=oa.ModelList)
-async def list_models(request: Request, registry: RegistryDep, key: KeyDep) -> oa.ModelList:
+async def list_models(request: Request, registry: RegistryDep, call: CallDep) -> oa.ModelList:
+    key = call.key
     created: int = request.app.state.started_at
     visible = [s for s in registry.slots if key is None or key.allows_model(s.spec.id)]
     return oa.ModelList(data=[model_card(s, created, details=False) for s in visible])
 
 
 @router.get("/models/{model_id:path}", response_model=oa.ModelCard)
-async def get_model(model_id: str, request: Request, registry: RegistryDep, ctx: ContextDep) -> oa.ModelCard:
+async def get_model(model_id: str, request: Request, registry: RegistryDep, call: CallDep) -> oa.ModelCard:
     spec = registry.spec(model_id)
-    if ctx.admission is not None and not ctx.admission.key.allows_model(spec.id):
+    if call.key is not None and not call.key.allows_model(spec.id):
         raise PermissionDenied(f"this API key may not use the model {spec.id!r}", param="model")
     slot = next(s for s in registry.slots if s.spec.id == spec.id)
     return model_card(slot, request.app.state.started_at, details=True)

@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter
 
-from hearth.api.deps import ContextDep, GatewayDep, require_key
+from hearth.api.deps import REQUIRE_KEY, CallDep
 from hearth.engines.base import ChatEngine
 from hearth.gateway import generation as gen
 from hearth.protocol import openai as oa
 
-router = APIRouter(prefix="/v1", tags=["Tokens"], dependencies=[Depends(require_key)])
+router = APIRouter(prefix="/v1", tags=["Tokens"], dependencies=[REQUIRE_KEY])
 
 
 @router.post("/tokenize", response_model=oa.TokenizeResponse)
-async def tokenize(body: oa.TokenizeRequest, gateway: GatewayDep, ctx: ContextDep) -> oa.TokenizeResponse:
-    engine = gateway.engine(ctx, body.model, ChatEngine)
+async def tokenize(body: oa.TokenizeRequest, call: CallDep) -> oa.TokenizeResponse:
+    engine = call.gateway.engine(call.ctx, body.model, ChatEngine)
     if body.messages is not None:
         tokens = await gen.chat_prompt(engine, body.plain_messages())
     else:

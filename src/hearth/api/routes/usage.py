@@ -8,17 +8,16 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from hearth.api.deps import ContextDep, GatewayDep, KeyDep
+from hearth.api.deps import REQUIRE_KEY, CallDep
 from hearth.errors import InvalidRequest
 from hearth.store.usage import month_start, usage_summary
 
-router = APIRouter(prefix="/v1", tags=["Usage"])
+router = APIRouter(prefix="/v1", tags=["Usage"], dependencies=[REQUIRE_KEY])
 
 
 @router.get("/usage")
-async def my_usage(
-    key: KeyDep, gateway: GatewayDep, ctx: ContextDep, since: datetime | None = None
-) -> dict[str, Any]:
+async def my_usage(call: CallDep, since: datetime | None = None) -> dict[str, Any]:
+    key, gateway, ctx = call.key, call.gateway, call.ctx
     if key is None:
         raise InvalidRequest("usage is per API key, and this server runs without keys (--no-auth)")
     ctx.model = "-"
