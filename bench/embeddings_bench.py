@@ -89,6 +89,16 @@ def wrk_load(base: str, clients: int, seconds: float) -> float:
     return float(match.group(1))
 
 
+def batch_counters(base: str) -> tuple[float, float]:
+    """The server's (forward passes, texts in them) so far, from ``/metrics``."""
+    found = {}
+    for line in httpx.get(base + "/metrics").text.splitlines():
+        if line.startswith(("hearth_engine_batches_total{", "hearth_engine_batch_items_total{")):
+            name, value = line.rsplit(" ", 1)
+            found[name.split("{")[0]] = float(value)
+    return found["hearth_engine_batches_total"], found["hearth_engine_batch_items_total"]
+
+
 @functools.cache
 def anchor_model() -> Any:
     """The anchor's own copy of the model, loaded once per bench run."""
@@ -124,15 +134,19 @@ def main() -> None:
     server = start_hearth(data, port, "--no-auth", env={"HEARTH_MODELS": MODELS % args.max_batch})
     base = f"http://127.0.0.1:{port}"
     http: list[float] = []
+    mean_batch: list[float] = []
     anchors: dict[int, list[float]] = {32: [], 64: [], 1: []}
     try:
         wait_http(base + "/ready")
         asyncio.run(http_load(base, args.clients, 2))  # warm-up
         for _ in track(range(args.rounds), description="HTTP vs in-process"):
+            batches, items = batch_counters(base)
             if args.client == "wrk":
                 http.append(wrk_load(base, args.clients, args.seconds))
             else:
                 http.append(asyncio.run(http_load(base, args.clients, args.seconds)))
+            batches_after, items_after = batch_counters(base)
+            mean_batch.append(round((items_after - items) / max(1.0, batches_after - batches), 1))
             for batch, rounds in anchors.items():
                 rounds.append(in_process(args.seconds / (4 if batch == 1 else 2), batch))
     finally:
@@ -148,6 +162,7 @@ def main() -> None:
         "ratio_http_to_batch64": round(median(http) / median(anchors[64]), 2),
         "ratio_per_round_batch32": [round(r, 2) for r in per_round[32]],
         "ratio_per_round_batch64": [round(r, 2) for r in per_round[64]],
+        "server_mean_batch_per_round": mean_batch,
         "rounds": {"http": http, **{f"in_process_batch{b}": r for b, r in anchors.items()}},
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
