@@ -86,7 +86,10 @@ class SentenceTransformerEngine(EmbeddingEngine):
                         f"input[{index}] has {n} tokens; this model's maximum is {self._max_tokens}",
                         param="input",
                     )
-        results = await asyncio.gather(*(self._batcher.submit(t) for t in texts))
+        if len(texts) == 1:  # the common case: no gather, which would wrap it in a task
+            results = [await self._batcher.submit(texts[0])]
+        else:
+            results = await asyncio.gather(*(self._batcher.submit(t) for t in texts))
         return Embeddings(np.stack([v for v, _ in results]), [n for _, n in results])
 
     def info(self) -> ModelInfo:

@@ -21,7 +21,7 @@ import logging
 import threading
 import time
 from collections import deque
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Any
 
@@ -58,10 +58,14 @@ class UsageEvent:
     created_at: datetime = field(default_factory=utcnow)
 
     def as_row(self) -> dict[str, Any]:
-        row = asdict(self)
+        # Shallow: ``asdict`` deep-copies every value (the datetime too), once per request.
+        row = {f.name: getattr(self, f.name) for f in _EVENT_FIELDS}
         if row["total_tokens"] is None:
             row["total_tokens"] = _tokens(self)
         return row
+
+
+_EVENT_FIELDS = fields(UsageEvent)
 
 
 class LedgerWriter:
