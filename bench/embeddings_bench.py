@@ -1,5 +1,8 @@
 """Embeddings: 32 concurrent single-text clients over HTTP versus in-process batched ``encode``.
 
+Each round also runs one client alone over HTTP, against ``encode`` of one text at a time: what
+the batching window costs a caller who has nobody to share a batch with.
+
 The anchor is sentence-transformers' own batched ``encode`` of the same texts in this process,
 measured in the same run while the server is idle, at its default ``batch_size`` of 32 (the
 most that 32 single-text clients can ever put in one batch) and at 64. Dynamic batching is what
@@ -134,6 +137,7 @@ def main() -> None:
     server = start_hearth(data, port, "--no-auth", env={"HEARTH_MODELS": MODELS % args.max_batch})
     base = f"http://127.0.0.1:{port}"
     http: list[float] = []
+    lone: list[float] = []
     mean_batch: list[float] = []
     anchors: dict[int, list[float]] = {32: [], 64: [], 1: []}
     try:
@@ -147,6 +151,8 @@ def main() -> None:
                 http.append(asyncio.run(http_load(base, args.clients, args.seconds)))
             batches_after, items_after = batch_counters(base)
             mean_batch.append(round((items_after - items) / max(1.0, batches_after - batches), 1))
+            if args.client == "wrk":  # one client alone, one request after another
+                lone.append(wrk_load(base, 1, max(2.0, args.seconds / 2)))
             for batch, rounds in anchors.items():
                 rounds.append(in_process(args.seconds / (4 if batch == 1 else 2), batch))
     finally:
@@ -163,6 +169,8 @@ def main() -> None:
         "ratio_per_round_batch32": [round(r, 2) for r in per_round[32]],
         "ratio_per_round_batch64": [round(r, 2) for r in per_round[64]],
         "server_mean_batch_per_round": mean_batch,
+        "http_1_client_texts_per_s": round(median(lone), 1) if lone else None,
+        "ratio_http_1_client_to_one_at_a_time": round(median(lone) / median(anchors[1]), 2) if lone else None,
         "rounds": {"http": http, **{f"in_process_batch{b}": r for b, r in anchors.items()}},
     }
     RESULTS.mkdir(parents=True, exist_ok=True)

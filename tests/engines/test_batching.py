@@ -32,9 +32,21 @@ class Recorder:
 
 
 def batcher(
-    run: Recorder, *, max_batch: int = 64, window_s: float = 0.05, max_queue: int = 64
+    run: Recorder,
+    *,
+    max_batch: int = 64,
+    window_s: float = 0.05,
+    max_queue: int = 64,
+    alone_after_s: float = 1.0,
 ) -> MicroBatcher[int, int]:
-    return MicroBatcher(run, name="test", max_batch=max_batch, window_s=window_s, max_queue=max_queue)
+    return MicroBatcher(
+        run,
+        name="test",
+        max_batch=max_batch,
+        window_s=window_s,
+        max_queue=max_queue,
+        alone_after_s=alone_after_s,
+    )
 
 
 async def test_concurrent_items_merge_and_results_come_back_in_order() -> None:
@@ -121,3 +133,29 @@ async def test_activity_reports_the_running_batch_and_the_queue() -> None:
     assert (during.running, during.waiting) == (2, 3)
     done = b.activity()
     assert (done.running, done.waiting, done.batches, done.batch_items) == (0, 0, 3, 5)
+
+
+async def test_a_caller_alone_skips_the_window_until_someone_else_shows_up() -> None:
+    window = 0.3
+    run = Recorder()
+    b = batcher(run, window_s=window, alone_after_s=0.5)
+
+    async def timed(*items: int) -> float:
+        begun = time.monotonic()
+        await asyncio.gather(*(b.submit(i) for i in items))
+        return time.monotonic() - begun
+
+    try:
+        cold = await timed(1)  # from cold, a first request may be the start of a burst
+        sequential = [await timed(i) for i in range(2, 6)]  # one after another: no waiting
+        await timed(6, 7)  # two at once share a batch...
+        after_sharing = await timed(8)  # ...so for a while a lone request waits for company
+        await asyncio.sleep(0.6)
+        after_idle = await timed(9)  # and after an idle spell the window applies again
+    finally:
+        b.close()
+    assert cold >= window * 0.9
+    assert max(sequential) < window / 3, sequential
+    assert run.batches[5] == [6, 7]
+    assert after_sharing >= window * 0.9
+    assert after_idle >= window * 0.9

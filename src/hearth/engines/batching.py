@@ -4,6 +4,7 @@ Requests queue on the event loop; one collector task takes the first waiting ite
 ``window_s`` after its arrival for more (up to ``max_batch``), and runs the batch in a single
 worker thread, so the loop never blocks and there is only ever one forward pass at a time. Items
 that pile up while a batch runs form the next batch at once, so batching grows with load.
+A caller sending one request after another, with nobody else about, skips the window.
 """
 
 from __future__ import annotations
@@ -38,11 +39,13 @@ class MicroBatcher(Generic[In, Out]):
         max_batch: int,
         window_s: float,
         max_queue: int,
+        alone_after_s: float = 1.0,
     ) -> None:
         self._run_batch = run_batch
         self._max_batch = max_batch
         self._window_s = window_s
         self._max_queue = max_queue
+        self._alone_after_s = alone_after_s
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"batch-{name}")
         self._queue: asyncio.Queue[_Pending[In, Out]] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -50,6 +53,8 @@ class MicroBatcher(Generic[In, Out]):
         self.batches_run = 0
         self.items_run = 0
         self._running = 0
+        # When a forward pass last ran, and last carried more than one item (monotonic seconds).
+        self._last_batch = self._last_shared = -float("inf")
 
     async def submit(self, item: In) -> Out:
         queue = self._ensure_started()
@@ -74,7 +79,7 @@ class MicroBatcher(Generic[In, Out]):
             # The window runs from the first item's arrival: items that queued while a batch ran
             # have waited long enough, so the next batch starts at once and computes while the
             # loop answers the previous batch's callers.
-            deadline = batch[0].queued_at + self._window_s
+            deadline = batch[0].queued_at + (0.0 if self._alone(queue) else self._window_s)
             while len(batch) < self._max_batch:
                 if not queue.empty():
                     batch.append(queue.get_nowait())
@@ -90,6 +95,9 @@ class MicroBatcher(Generic[In, Out]):
             if not live:
                 continue
             self._running = len(live)
+            self._last_batch = time.monotonic()
+            if len(live) > 1:
+                self._last_shared = self._last_batch
             try:
                 results = await loop.run_in_executor(self._executor, self._run_batch, [p.item for p in live])
             except Exception as exc:  # one bad batch fails its callers, never the collector
@@ -104,6 +112,17 @@ class MicroBatcher(Generic[In, Out]):
             for p, result in zip(live, results, strict=True):
                 if not p.future.done():
                     p.future.set_result(result)
+
+    def _alone(self, queue: asyncio.Queue[_Pending[In, Out]]) -> bool:
+        """A caller sending one request after another: nothing for the window to wait for.
+
+        True while batches keep running (within ``alone_after_s``) but none has carried two
+        items for that long. After an idle spell the window applies again, so a burst that
+        starts from cold is gathered into one batch instead of leaving its first item alone.
+        """
+        now = time.monotonic()
+        alone_after = self._alone_after_s
+        return queue.empty() and now - self._last_batch < alone_after < now - self._last_shared
 
     def activity(self) -> EngineActivity:
         waiting = self._queue.qsize() if self._queue is not None else 0
