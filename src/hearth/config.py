@@ -42,7 +42,11 @@ class ModelSpec(BaseModel):
     threads: int | None = Field(default=None, ge=1, description="None = all physical cores")
     batch_size: int = Field(default=512, ge=1, description="llama.cpp n_batch, or max embedding/image batch")
     slots: int = Field(default=8, ge=1, le=256, description="concurrent sequences decoded together")
-    batch_window_ms: float = Field(default=3.0, ge=0, description="how long embedding/vision batches wait")
+    batch_window_ms: float = Field(
+        default=3.0,
+        ge=0,
+        description="how long embedding/vision batches wait for company (a caller alone does not)",
+    )
     max_queue: int = Field(default=64, ge=1, description="waiting requests before 503")
     chat_template: str | None = Field(default=None, description="Jinja template overriding the GGUF's")
     options: dict[str, str | int | float | bool] = Field(
