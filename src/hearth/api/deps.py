@@ -46,7 +46,6 @@ async def get_context(request: Request) -> RequestContext:
 RegistryDep = Annotated[ModelRegistry, Depends(get_registry)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 GatewayDep = Annotated[Gateway, Depends(get_gateway)]
-ContextDep = Annotated[RequestContext, Depends(get_context)]
 
 
 @dataclass(frozen=True)

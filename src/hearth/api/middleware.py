@@ -7,6 +7,7 @@ exactly when a stream ends or its client vanishes.
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from collections.abc import Awaitable, Callable
 
@@ -69,6 +70,7 @@ class BodyLimitMiddleware:
 
 
 _NOT_DECLARED_JSON = (None, b"application/x-www-form-urlencoded", b"text/plain")
+_JSON_START = re.compile(rb"\s*[\[{]")
 
 
 def _as_json_if_json(scope: Scope, body: bytes) -> Scope:
@@ -77,13 +79,15 @@ def _as_json_if_json(scope: Scope, body: bytes) -> Scope:
     ``curl -d '{...}'`` labels its body form-encoded, and Ollama's and llama.cpp's documented
     examples rely on servers reading it as JSON anyway; the framework would otherwise refuse it.
     """
-    if not scope["path"].startswith(API_PREFIXES) or body.lstrip()[:1] not in (b"{", b"["):
+    if not scope["path"].startswith(API_PREFIXES):
         return scope
     headers = scope.get("headers", [])
     content_type = next((v for k, v in headers if k == b"content-type"), None)
     if content_type is not None:
         content_type = content_type.split(b";")[0].strip().lower()
-    if content_type not in _NOT_DECLARED_JSON:
+    # The body is only peeked at (no copy: an image upload can be megabytes), and only when its
+    # type would not already say JSON.
+    if content_type not in _NOT_DECLARED_JSON or not _JSON_START.match(body):
         return scope
     kept = [(k, v) for k, v in headers if k != b"content-type"]
     return {**scope, "headers": [*kept, (b"content-type", b"application/json")]}
