@@ -106,8 +106,9 @@ def _percentile(values: list[float], q: float) -> float:
 
 async def bench_chat(engine: Any, tokens: int, runs: int, advance: Callable[[], None]) -> list[Row]:
     from hearth.engines.base import GenerationDone, SamplingParams, TextDelta
+    from hearth.inference.types import Message
 
-    prompt = engine.tokenize(engine.render_chat([{"role": "user", "content": CHAT_PROMPT}]))
+    prompt = engine.tokenize(engine.render_chat([Message.of("user", CHAT_PROMPT)]))
     ttfts, rates, produced = [], [], []
     for run in range(runs):
         params = SamplingParams(max_tokens=tokens, temperature=0.7, seed=1234 + run)

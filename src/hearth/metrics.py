@@ -12,9 +12,10 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from hearth.engines.base import EngineActivity
-from hearth.gateway.context import RequestContext
+from hearth.gateway.call import Call
 
 ActivitySource = Callable[[], Mapping[str, EngineActivity]]
+CountSource = Callable[[], int]
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
 
@@ -24,8 +25,8 @@ class Metrics:
         self.registry = CollectorRegistry()
         self.requests = Counter(
             "hearth_requests",
-            "API requests by route, model and status.",
-            ["route", "model", "status"],
+            "API requests by family, route, model, variant and status.",
+            ["family", "route", "model", "variant", "status"],
             registry=self.registry,
         )
         self.tokens = Counter("hearth_tokens", "Tokens processed.", ["model", "type"], registry=self.registry)
@@ -49,26 +50,27 @@ class Metrics:
             "hearth_ledger_pending_rows", "Usage rows not yet written.", registry=self.registry
         )
 
-    def watch_engines(self, source: ActivitySource) -> None:
-        """Export every loaded engine's queue and batching counters, read fresh at each scrape."""
-        self.registry.register(_EngineCollector(source))
+    def watch(self, engines: ActivitySource, models_ready: CountSource, ledger_pending: CountSource) -> None:
+        """Export engine queues and batching, ready models and the ledger queue, read at each scrape."""
+        self.registry.register(_EngineCollector(engines))
+        self.models_ready.set_function(models_ready)
+        self.ledger_pending.set_function(ledger_pending)
 
-    def observe(self, ctx: RequestContext, status: int) -> None:
-        model = ctx.model or "-"
-        self.requests.labels(ctx.route, model, str(status)).inc()
-        self.latency.labels(ctx.route).observe(ctx.latency_ms() / 1000)
-        if ctx.prompt_tokens:
-            self.tokens.labels(model, "prompt").inc(ctx.prompt_tokens)
-        if ctx.completion_tokens:
-            self.tokens.labels(model, "completion").inc(ctx.completion_tokens)
-        if ctx.images:
-            self.images.labels(model).inc(ctx.images)
-        if ctx.ttft_ms is not None:
-            self.ttft.labels(model).observe(ctx.ttft_ms / 1000)
+    def observe(self, call: Call, status: int) -> None:
+        model = call.model if call.resolved and call.model else "-"
+        variant = call.variant or "-"
+        self.requests.labels(call.family, call.route, model, variant, str(status)).inc()
+        self.latency.labels(call.route).observe(call.latency_ms() / 1000)
+        if call.prompt_tokens:
+            self.tokens.labels(model, "prompt").inc(call.prompt_tokens)
+        if call.completion_tokens:
+            self.tokens.labels(model, "completion").inc(call.completion_tokens)
+        if call.images:
+            self.images.labels(model).inc(call.images)
+        if call.ttft_ms is not None:
+            self.ttft.labels(model).observe(call.ttft_ms / 1000)
 
-    def render(self, models_ready: int, ledger_pending: int) -> bytes:
-        self.models_ready.set(models_ready)
-        self.ledger_pending.set(ledger_pending)
+    def render(self) -> bytes:
         return bytes(generate_latest(self.registry))
 
 
@@ -99,6 +101,3 @@ class _EngineCollector(Collector):
             batches.add_metric([model], activity.batches)
             items.add_metric([model], activity.batch_items)
         yield from (running, waiting, batches, items)
-
-
-MetricsHook = Callable[[RequestContext, int], None]

@@ -49,4 +49,4 @@ def bearer(secret: str) -> dict[str, str]:
 
 
 def flush_ledger(client: TestClient) -> None:
-    assert client.app.state.gateway.ledger.flush(10)  # type: ignore[attr-defined]
+    assert client.app.state.gateway.db.ledger.flush(10)  # type: ignore[attr-defined]

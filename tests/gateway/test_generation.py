@@ -9,8 +9,8 @@ import pytest
 from hearth.config import ModelKind, ModelSpec
 from hearth.engines.fake import FakeChatEngine
 from hearth.errors import ContextLengthExceeded
-from hearth.gateway.generation import plan
-from hearth.protocol.openai import ChatCompletionRequest
+from hearth.gateway.planning import plan
+from hearth.inference.types import SamplingOptions
 
 
 def engine(tmp_path: Path) -> FakeChatEngine:
@@ -20,28 +20,31 @@ def engine(tmp_path: Path) -> FakeChatEngine:
     return fake
 
 
-def request(**fields: object) -> ChatCompletionRequest:
-    return ChatCompletionRequest.model_validate(
-        {"model": "c", "messages": [{"role": "user", "content": "x"}], **fields}
-    )
-
-
 def test_default_max_tokens_is_the_rest_of_the_context(tmp_path: Path) -> None:
-    job = plan(engine(tmp_path), [[1] * 30], request())
+    job = plan(engine(tmp_path), [[1] * 30], SamplingOptions())
     assert job.params.max_tokens == 70
     assert job.worst_case_tokens == 100
 
 
 def test_chat_adds_template_stops_after_the_callers(tmp_path: Path) -> None:
-    job = plan(engine(tmp_path), [[1, 2]], request(stop=["END"], max_tokens=5), chat=True)
+    options = SamplingOptions(stop=("END",), max_tokens=5)
+    job = plan(engine(tmp_path), [[1, 2]], options, chat=True)
     assert job.params.stop == ("END", "\nuser:")
-    plain = plan(engine(tmp_path), [[1, 2]], request(stop=["END"], max_tokens=5))
+    assert job.caller_stops == ("END",)
+    plain = plan(engine(tmp_path), [[1, 2]], options)
     assert plain.params.stop == ("END",)
 
 
 def test_prompt_plus_max_tokens_over_context(tmp_path: Path) -> None:
     with pytest.raises(ContextLengthExceeded) as exc:
-        plan(engine(tmp_path), [[1] * 60], request(max_tokens=41))
+        plan(engine(tmp_path), [[1] * 60], SamplingOptions(max_tokens=41))
     assert exc.value.param == "max_tokens"
     with pytest.raises(ContextLengthExceeded):
-        plan(engine(tmp_path), [[1] * 100], request(max_tokens=1))
+        plan(engine(tmp_path), [[1] * 100], SamplingOptions(max_tokens=1))
+
+
+def test_num_ctx_narrows_the_context(tmp_path: Path) -> None:
+    with pytest.raises(ContextLengthExceeded) as exc:
+        plan(engine(tmp_path), [[1] * 30], SamplingOptions(max_tokens=30), context_limit=50)
+    assert exc.value.param == "num_ctx"
+    assert plan(engine(tmp_path), [[1] * 30], SamplingOptions(), context_limit=50).params.max_tokens == 20

@@ -14,7 +14,7 @@ CHAT = {"model": "fake-chat", "messages": [{"role": "user", "content": "hi"}], "
 
 def rows(client: TestClient) -> list[dict[str, Any]]:
     flush_ledger(client)
-    with client.app.state.gateway.db.connect() as conn:  # type: ignore[attr-defined]
+    with client.app.state.gateway.db.engine.connect() as conn:  # type: ignore[attr-defined]
         result = conn.execute(sa.text("SELECT * FROM usage_records ORDER BY id"))
         return [dict(r._mapping) for r in result]
 

@@ -1,4 +1,4 @@
-"""``Annotated`` dependencies shared by the routes."""
+"""``Annotated`` dependencies shared by the routes of every family."""
 
 from __future__ import annotations
 
@@ -8,26 +8,14 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from hearth.config import Settings
-from hearth.engines.registry import ModelRegistry
+from hearth.api.families import family_for_path
 from hearth.errors import AuthenticationFailed
 from hearth.gateway.auth import is_admin, presented_secret
-from hearth.gateway.context import RequestContext
+from hearth.gateway.call import Call
 from hearth.gateway.service import Gateway
-from hearth.store.keys import ApiKeyView
 
-# The providers are ``async def`` although they never await: FastAPI runs a plain ``def``
+# The providers are ``async def`` although some never await: FastAPI runs a plain ``def``
 # dependency in a worker thread, two thread hops per request that cost more than an embedding.
-
-
-async def get_registry(request: Request) -> ModelRegistry:
-    registry: ModelRegistry = request.app.state.registry
-    return registry
-
-
-async def get_settings(request: Request) -> Settings:
-    settings: Settings = request.app.state.settings
-    return settings
 
 
 async def get_gateway(request: Request) -> Gateway:
@@ -35,16 +23,6 @@ async def get_gateway(request: Request) -> Gateway:
     return gateway
 
 
-async def get_context(request: Request) -> RequestContext:
-    context: RequestContext | None = getattr(request.state, "context", None)
-    if context is None:  # routes outside the API prefixes still get a throwaway context
-        context = RequestContext(request_id=f"req_{uuid.uuid4().hex}", route=request.url.path)
-        request.state.context = context
-    return context
-
-
-RegistryDep = Annotated[ModelRegistry, Depends(get_registry)]
-SettingsDep = Annotated[Settings, Depends(get_settings)]
 GatewayDep = Annotated[Gateway, Depends(get_gateway)]
 
 
@@ -53,8 +31,7 @@ class ApiCall:
     """An authenticated API request, admitted under its key's limits: what the routes work with."""
 
     gateway: Gateway
-    ctx: RequestContext
-    key: ApiKeyView | None
+    call: Call
 
 
 async def authorized_call(request: Request) -> ApiCall:
@@ -64,11 +41,15 @@ async def authorized_call(request: Request) -> ApiCall:
     parameter extraction for them cost about a fifth of a short request's CPU (measured). The
     OpenAPI document still names them, as security schemes (``hearth.api.openapi``).
     """
-    gateway, ctx = await get_gateway(request), await get_context(request)
+    gateway = await get_gateway(request)
+    call: Call | None = getattr(request.state, "call", None)
+    if call is None:  # outside the API prefixes (never in practice): a call of its own
+        path = request.url.path
+        call = gateway.open_call(f"req_{uuid.uuid4().hex}", family_for_path(path).name, path)
+        request.state.call = call
     headers = request.headers
-    key = await gateway.authenticate(ctx, headers.get("authorization"), headers.get("x-api-key"))
-    await gateway.admit(ctx, key)
-    return ApiCall(gateway, ctx, key)
+    await gateway.authorize(call, headers.get("authorization"), headers.get("x-api-key"))
+    return ApiCall(gateway, call)
 
 
 # Routers also list ``authorized_call`` as a router dependency, so no route can skip it; FastAPI

@@ -1,4 +1,4 @@
-"""Pure ASGI middleware: body size limit, and the per-request context that becomes a ledger row.
+"""Pure ASGI middleware: body size limit, and the gateway ``Call`` that becomes a ledger row.
 
 Pure ASGI (not BaseHTTPMiddleware) so streaming responses pass through untouched and we can see
 exactly when a stream ends or its client vanishes.
@@ -9,12 +9,12 @@ from __future__ import annotations
 import json
 import re
 import uuid
-from collections.abc import Awaitable, Callable
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from hearth.errors import InvalidRequest, PayloadTooLarge
-from hearth.gateway.context import RequestContext
+from hearth.api.families import family_for_path
+from hearth.errors import HearthError, InvalidRequest, PayloadTooLarge
+from hearth.gateway.service import Gateway
 
 API_PREFIXES = ("/v1/", "/v2/", "/api/")
 CLIENT_CLOSED = 499  # nginx's code for "client closed request"
@@ -38,11 +38,12 @@ class BodyLimitMiddleware:
                 f"request headers too large: the limit is {self.max_header_bytes} bytes",
                 code="headers_too_large",
             )
-            await _send_json(send, 431, error.to_dict())
+            error.status_code = 431
+            await _send_error(scope, send, error)
             return
         for name, value in headers:
             if name == b"content-length" and value.isdigit() and int(value) > self.max_bytes:
-                await _send_json(send, 413, PayloadTooLarge(self._message()).to_dict())
+                await _send_error(scope, send, PayloadTooLarge(self._message()))
                 return
         # Bodies without a content-length (chunked) are read here, up to the limit, and replayed:
         # an error raised from inside receive() would be masked by the framework's body parser.
@@ -56,7 +57,7 @@ class BodyLimitMiddleware:
             chunk = message.get("body", b"")
             seen += len(chunk)
             if seen > self.max_bytes:
-                await _send_json(send, 413, PayloadTooLarge(self._message()).to_dict())
+                await _send_error(scope, send, PayloadTooLarge(self._message()))
                 return
             chunks.append(chunk)
             if not message.get("more_body", False):
@@ -102,12 +103,13 @@ def _replay(messages: list[Message], receive: Receive) -> Receive:
     return replay_receive
 
 
-async def _send_json(send: Send, status: int, body: object) -> None:
-    payload = json.dumps(body).encode()
+async def _send_error(scope: Scope, send: Send, error: HearthError) -> None:
+    adapter = family_for_path(scope.get("path", ""))
+    payload = json.dumps(adapter.error_body(error)).encode()
     await send(
         {
             "type": "http.response.start",
-            "status": status,
+            "status": adapter.error_status(error),
             "headers": [
                 (b"content-type", b"application/json"),
                 (b"content-length", str(len(payload)).encode()),
@@ -117,21 +119,28 @@ async def _send_json(send: Send, status: int, body: object) -> None:
     await send({"type": "http.response.body", "body": payload})
 
 
-class RequestContextMiddleware:
-    """Gives API requests a ``RequestContext`` and hands it, with the final status, to ``on_done``."""
+class CallMiddleware:
+    """Opens a gateway ``Call`` for every API request and closes it once the response is done.
 
-    def __init__(self, app: ASGIApp, on_done: Callable[[RequestContext, int], Awaitable[None]]) -> None:
+    The family's headers (request id, rate-limit windows) go on the response as it starts; the
+    final status (499 when the client left before the end) and the error kind the exception
+    handlers noted are what the call closes with.
+    """
+
+    def __init__(self, app: ASGIApp, gateway: Gateway) -> None:
         self.app = app
-        self.on_done = on_done
+        self.gateway = gateway
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path: str = scope.get("path", "")
         if scope["type"] != "http" or not path.startswith(API_PREFIXES):
             await self.app(scope, receive, send)
             return
+        adapter = family_for_path(path)
         request_id = _header(scope, b"x-request-id") or f"req_{uuid.uuid4().hex}"
-        context = RequestContext(request_id=request_id[:64], route=f"{scope['method']} {path}"[:128])
-        scope.setdefault("state", {})["context"] = context
+        call = self.gateway.open_call(request_id[:64], adapter.name, f"{scope['method']} {path}"[:128])
+        state = scope.setdefault("state", {})
+        state["call"] = call
         status = 500
         completed = False
 
@@ -139,11 +148,12 @@ class RequestContextMiddleware:
             nonlocal status, completed
             if message["type"] == "http.response.start":
                 status = message["status"]
-                message.setdefault("headers", [])
-                extra = [(b"x-request-id", context.request_id.encode())]
-                if context.admission is not None:  # OpenAI's x-ratelimit-* headers
-                    extra += [(k.encode(), v.encode()) for k, v in context.admission.headers.items()]
-                message["headers"] = [*message["headers"], *extra]
+                extra = adapter.response_headers(call)
+                names = {k.lower() for k, _ in message.get("headers", [])}
+                message["headers"] = [
+                    *message.get("headers", []),
+                    *((k.encode(), v.encode()) for k, v in extra.items() if k.encode().lower() not in names),
+                ]
             elif message["type"] == "http.response.body" and not message.get("more_body", False):
                 completed = True
             await send(message)
@@ -151,7 +161,14 @@ class RequestContextMiddleware:
         try:
             await self.app(scope, receive, tracking_send)
         finally:
-            await self.on_done(context, status if completed else CLIENT_CLOSED)
+            # The matched route's template, not the raw path: ids in paths would make the route
+            # an unbounded metric label.
+            route = scope.get("route")
+            template = getattr(route, "path", None) or "unmatched"
+            call.route = f"{scope['method']} {template}"[:128]
+            await self.gateway.close_call(
+                call, status if completed else CLIENT_CLOSED, state.get("error_kind")
+            )
 
 
 def _header(scope: Scope, name: bytes) -> str | None:

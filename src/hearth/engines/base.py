@@ -8,16 +8,19 @@ routes only ``await``. Engines never see HTTP: they take plain dataclasses and r
 from __future__ import annotations
 
 import abc
-from collections.abc import AsyncGenerator, Sequence
+from collections.abc import AsyncGenerator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar
 
 import numpy as np
 from PIL import Image
 
 from hearth.config import ModelKind, ModelSpec
+from hearth.errors import ContextLengthExceeded, InvalidRequest
+from hearth.inference.events import GenerationDone, GenerationEvent, Prediction, TextDelta
+from hearth.inference.types import Message, Tool
 
-FinishReason = Literal["stop", "length", "cancelled", "error"]
+__all__ = ["GenerationDone", "GenerationEvent", "Prediction", "TextDelta"]
 
 
 @dataclass(frozen=True)
@@ -51,46 +54,25 @@ class EngineActivity:
 
 @dataclass(frozen=True)
 class SamplingParams:
+    """Sampling resolved for one engine call: every default filled in, max_tokens decided."""
+
     max_tokens: int
     temperature: float = 1.0
     top_p: float = 1.0
+    top_k: int = 0  # 0: off
+    min_p: float = 0.0
     seed: int | None = None
     stop: tuple[str, ...] = ()
     presence_penalty: float = 0.0
     frequency_penalty: float = 0.0
-    logit_bias: dict[int, float] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class TextDelta:
-    """A piece of generated text. ``text`` may be empty while a stop string is still undecided."""
-
-    text: str
-    tokens: int = 1
-
-
-@dataclass(frozen=True)
-class GenerationDone:
-    finish_reason: FinishReason
-    prompt_tokens: int
-    completion_tokens: int
-    cached_tokens: int = 0
-
-
-GenerationEvent = TextDelta | GenerationDone
+    repeat_penalty: float = 1.0
+    logit_bias: Mapping[int, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
 class Embeddings:
     vectors: np.ndarray  # shape (n, dim), float32
     token_counts: list[int]
-
-
-@dataclass(frozen=True)
-class Prediction:
-    label: str
-    confidence: float
-    index: int
 
 
 class Engine(abc.ABC):
@@ -126,13 +108,22 @@ class ChatEngine(Engine):
     @abc.abstractmethod
     def context_length(self) -> int: ...
 
+    @property
+    def n_vocab(self) -> int | None:
+        """Vocabulary size, for checking token ids; None when ids need no check."""
+        return None
+
     @abc.abstractmethod
     def tokenize(self, text: str) -> list[int]:
         """Tokens of a full prompt as it will be fed (including BOS where the model adds one)."""
 
     @abc.abstractmethod
-    def render_chat(self, messages: Sequence[dict[str, str]]) -> str:
-        """Apply the model's chat template to ``[{"role", "content"}]`` and open the assistant turn."""
+    def render_chat(self, messages: Sequence[Message], tools: Sequence[Tool] = ()) -> str:
+        """Apply the model's chat template to text-only ``messages`` and open the assistant turn."""
+
+    def extra_capabilities(self) -> list[str]:
+        """What this model offers beyond chat and completions (``tools``, ``json``, ...)."""
+        return []
 
     def chat_stop_sequences(self) -> tuple[str, ...]:
         """Strings that end an assistant turn under this model's template (beyond EOS/EOG tokens).
@@ -142,14 +133,45 @@ class ChatEngine(Engine):
         """
         return ()
 
+    def validate(
+        self, prompt: Sequence[int], params: SamplingParams, *, prompt_param: str = "prompt"
+    ) -> None:
+        """The one check of a generation against this model; the gateway and ``generate`` call it."""
+        ctx = self.context_length
+        if not prompt:
+            raise InvalidRequest("the prompt is empty", param=prompt_param)
+        if len(prompt) >= ctx:
+            raise ContextLengthExceeded(
+                f"this model's maximum context length is {ctx} tokens, but the prompt has "
+                f"{len(prompt)} tokens",
+                param=prompt_param,
+            )
+        if params.max_tokens < 1:
+            raise InvalidRequest("max_tokens must be at least 1", param="max_tokens")
+        if len(prompt) + params.max_tokens > ctx:
+            raise ContextLengthExceeded(
+                f"this model's maximum context length is {ctx} tokens; the prompt ({len(prompt)} "
+                f"tokens) plus max_tokens ({params.max_tokens}) exceeds it. Reduce the prompt or "
+                "max_tokens.",
+                param="max_tokens",
+            )
+        if params.logit_bias and not self.supports_logit_bias:
+            raise InvalidRequest("this model does not support logit_bias", param="logit_bias")
+        vocab = self.n_vocab
+        if vocab is not None:
+            if min(prompt) < 0 or max(prompt) >= vocab:
+                raise InvalidRequest(f"prompt token ids must be in [0, {vocab})", param=prompt_param)
+            if any(not 0 <= token < vocab for token in params.logit_bias):
+                raise InvalidRequest(f"logit_bias token ids must be in [0, {vocab})", param="logit_bias")
+
     @abc.abstractmethod
     def generate(self, prompt: list[int], params: SamplingParams) -> AsyncGenerator[GenerationEvent, None]:
         """Stream text deltas then exactly one ``GenerationDone`` (implement as an async generator).
 
-        Errors (``Overloaded``, ``ContextLengthExceeded``) surface on the first ``__anext__``.
-
-        Closing the iterator early (client gone) cancels the sequence and frees its capacity.
-        Raises ``Overloaded`` at once when the waiting queue is full.
+        Implementations call ``validate`` first. Errors (``Overloaded``,
+        ``ContextLengthExceeded``) surface on the first ``__anext__``. Closing the iterator early
+        (client gone) cancels the sequence and frees its capacity. Raises ``Overloaded`` at once
+        when the waiting queue is full.
         """
 
 
@@ -157,7 +179,8 @@ class EmbeddingEngine(Engine):
     kind = ModelKind.EMBEDDING
 
     @abc.abstractmethod
-    async def embed(self, texts: list[str]) -> Embeddings: ...
+    async def embed(self, texts: list[str], *, truncate: bool = False) -> Embeddings:
+        """Unit vectors of ``texts``; over-long texts raise ``ContextLengthExceeded`` unless ``truncate``."""
 
 
 class ClassifierEngine(Engine):

@@ -71,14 +71,17 @@ class SentenceTransformerEngine(EmbeddingEngine):
             vectors = self._model.encode(
                 texts, batch_size=len(texts), convert_to_numpy=True, normalize_embeddings=True
             )
+        # Texts past max_seq_length were truncated (only allowed when asked): count what was read.
+        counts = [min(n, self._max_tokens) for n in counts]
         return [(np.asarray(v, dtype=np.float32), n) for v, n in zip(vectors, counts, strict=True)]
 
-    async def embed(self, texts: list[str]) -> Embeddings:
+    async def embed(self, texts: list[str], *, truncate: bool = False) -> Embeddings:
         assert self._batcher is not None, "engine not loaded"
         # A WordPiece token covers at least one character, so only long texts can overflow;
-        # count those off the loop before spending a forward pass on them.
+        # count those off the loop before spending a forward pass on them. sentence-transformers
+        # truncates to max_seq_length itself, so with ``truncate`` there is nothing to check.
         long_texts = [(i, t) for i, t in enumerate(texts) if len(t) + 2 > self._max_tokens]
-        if long_texts:
+        if long_texts and not truncate:
             counts = await asyncio.to_thread(self.count_tokens, [t for _, t in long_texts])
             for (index, _), n in zip(long_texts, counts, strict=True):
                 if n > self._max_tokens:

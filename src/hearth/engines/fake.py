@@ -27,7 +27,8 @@ from hearth.engines.base import (
     SamplingParams,
     TextDelta,
 )
-from hearth.errors import ContextLengthExceeded, EngineFailure, Overloaded
+from hearth.errors import EngineFailure, Overloaded
+from hearth.inference.types import Message, Tool
 
 WORDS = ("the", "quick", "brown", "fox", "jumps", "over", "lazy", "dog", "and", "runs", "away", "home")
 
@@ -52,8 +53,9 @@ class FakeChatEngine(ChatEngine):
     def tokenize(self, text: str) -> list[int]:
         return [1] + [FAIL_TOKEN if w == "FAIL_MIDSTREAM" else len(w) for w in text.split()]
 
-    def render_chat(self, messages: Sequence[dict[str, str]]) -> str:
-        return "".join(f"{m['role']}: {m['content']}\n" for m in messages) + "assistant:"
+    def render_chat(self, messages: Sequence[Message], tools: Sequence[Tool] = ()) -> str:
+        listed = "".join(f"tool: {t.name}\n" for t in tools)
+        return listed + "".join(f"{m.role}: {m.text}\n" for m in messages) + "assistant:"
 
     def chat_stop_sequences(self) -> tuple[str, ...]:
         return ("\nuser:",)
@@ -61,11 +63,7 @@ class FakeChatEngine(ChatEngine):
     async def generate(
         self, prompt: list[int], params: SamplingParams
     ) -> AsyncGenerator[GenerationEvent, None]:
-        if len(prompt) + params.max_tokens > self.context_length:
-            raise ContextLengthExceeded(
-                f"prompt ({len(prompt)} tokens) plus max_tokens ({params.max_tokens}) exceeds the "
-                f"context length {self.context_length}"
-            )
+        self.validate(prompt, params)
         if self._slots.locked() and self.waiting >= self.spec.max_queue:
             raise Overloaded("the server is busy: the request queue is full", retry_after=1)
         async for event in self._run(prompt, params):
@@ -94,7 +92,7 @@ class FakeChatEngine(ChatEngine):
                     if cut > emitted:
                         yield TextDelta(text[emitted:cut])
                     finished = True
-                    yield GenerationDone("stop", len(prompt), n + 1)
+                    yield GenerationDone("stop", len(prompt), n + 1, stop_sequence=hit)
                     return
                 yield TextDelta(text[emitted:])
                 emitted = len(text)
@@ -121,7 +119,7 @@ class FakeEmbeddingEngine(EmbeddingEngine):
     def load(self) -> None:
         pass
 
-    async def embed(self, texts: list[str]) -> Embeddings:
+    async def embed(self, texts: list[str], *, truncate: bool = False) -> Embeddings:
         vectors = []
         for text in texts:
             digest = hashlib.sha256(text.encode()).digest()

@@ -72,6 +72,9 @@ class ModelRegistry:
             raise ModelNotFound(f"the model {name!r} does not exist", param="model")
         return self._slots[model_id].spec
 
+    def slot(self, model_id: str) -> Slot:
+        return self._slots[model_id]
+
     def get(self, name: str, cls: type[E]) -> E:
         """The loaded engine for ``name`` (id or alias), checked to serve ``cls``'s capability."""
         slot = self._slots[self.spec(name).id]

@@ -22,7 +22,7 @@ from limits.aio.storage import Storage as AsyncStorage
 from limits.aio.strategies import FixedWindowRateLimiter, SlidingWindowCounterRateLimiter
 from limits.storage import storage_from_string
 
-from hearth.errors import NotReady, QuotaExceeded, RateLimited
+from hearth.errors import NotReady, QuotaExceeded, RateLimited, RateLimitState
 from hearth.store.keys import ApiKeyView
 
 CONCURRENCY_TTL_S = 900  # a crashed replica's slots expire instead of leaking forever
@@ -33,7 +33,7 @@ class Admission:
     """What one request holds while it runs; ``finish`` gives it all back exactly once."""
 
     key: ApiKeyView
-    headers: dict[str, str] = field(default_factory=dict)
+    state: RateLimitState = field(default_factory=RateLimitState)
     reserved_tokens: int = 0
     holds_slot: bool = False
     finished: bool = False
@@ -42,18 +42,6 @@ class Admission:
 def _ident(key: ApiKeyView) -> str:
     # Key ids repeat across databases that share one Redis; the creation time tells them apart.
     return f"{key.id}-{int(key.created_at.timestamp() * 1000)}"
-
-
-def _reset_text(seconds: float) -> str:
-    """OpenAI's reset format: ``1s``, ``6m0s``, ``1h2m3s``."""
-    seconds = max(0, round(seconds))
-    hours, rest = divmod(seconds, 3600)
-    minutes, secs = divmod(rest, 60)
-    if hours:
-        return f"{hours}h{minutes}m{secs}s"
-    if minutes:
-        return f"{minutes}m{secs}s"
-    return f"{secs}s"
 
 
 class Limiter:
@@ -91,7 +79,7 @@ class Limiter:
     async def admit(self, admission: Admission) -> None:
         """Count one request against rpm and take a concurrency slot, or raise 429.
 
-        Headers land on ``admission`` even when refused, so a 429 carries them too.
+        The window's numbers land on ``admission.state`` even when refused, so a 429 has them too.
         """
         key = admission.key
         try:
@@ -100,12 +88,10 @@ class Limiter:
                 allowed = await self._requests.hit(item, f"rpm/{_ident(key)}")
                 stats = await self._requests.get_window_stats(item, f"rpm/{_ident(key)}")
                 retry = max(0.0, stats.reset_time - time.time())
-                admission.headers.update(
-                    {
-                        "x-ratelimit-limit-requests": str(key.rpm),
-                        "x-ratelimit-remaining-requests": str(stats.remaining),
-                        "x-ratelimit-reset-requests": _reset_text(retry),
-                    }
+                admission.state = admission.state.merge(
+                    RateLimitState(
+                        requests_limit=key.rpm, requests_remaining=stats.remaining, requests_reset_s=retry
+                    )
                 )
                 if not allowed:
                     raise RateLimited(
@@ -126,6 +112,7 @@ class Limiter:
         except (RateLimited, QuotaExceeded) as exc:
             await self.finish(admission, 0)
             exc.retry_after = exc.retry_after or 1
+            exc.limits = admission.state
             raise
         except Exception as exc:  # the shared store is down: refuse cleanly, never crash
             await self.finish(admission, 0)
@@ -153,12 +140,10 @@ class Limiter:
                     )
                 stats = await self._tokens.get_window_stats(item, f"tpm/{_ident(key)}")
                 retry = max(0.0, stats.reset_time - time.time())
-                admission.headers.update(
-                    {
-                        "x-ratelimit-limit-tokens": str(key.tpm),
-                        "x-ratelimit-remaining-tokens": str(max(0, stats.remaining)),
-                        "x-ratelimit-reset-tokens": _reset_text(retry),
-                    }
+                admission.state = admission.state.merge(
+                    RateLimitState(
+                        tokens_limit=key.tpm, tokens_remaining=max(0, stats.remaining), tokens_reset_s=retry
+                    )
                 )
                 if not allowed:
                     raise RateLimited(
@@ -166,7 +151,8 @@ class Limiter:
                         f"allows {key.tpm} tokens per minute",
                         retry_after=retry or 1,
                     )
-        except (RateLimited, QuotaExceeded):
+        except (RateLimited, QuotaExceeded) as exc:
+            exc.limits = admission.state
             raise
         except Exception as exc:
             raise NotReady("the rate-limit store is unavailable; try again shortly", retry_after=2) from exc

@@ -1,5 +1,10 @@
 """The gateway: who is calling (keys), may they (scope, limits), where it goes (routing), and
-what it cost (the ledger row written when the request ends).
+what it cost (the ledger row written when the call closes), with one method per capability.
+
+Every API family's routes parse their protocol into the neutral types, call one of ``chat``,
+``complete``, ``embed``, ``classify`` or ``count_tokens``, and render what comes back; the
+policy (model resolution and scope, capability checks, prompt planning, token reservation,
+priming, accounting, cancellation and the usage row) lives here, once.
 """
 
 from __future__ import annotations
@@ -7,24 +12,41 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
-from sqlalchemy import Engine as DbEngine
-from sqlalchemy.orm import Session, sessionmaker
-
-from hearth.config import Settings
-from hearth.engines.base import Engine
+from hearth.config import ModelKind, Settings
+from hearth.engines.base import ChatEngine, ClassifierEngine, EmbeddingEngine, Engine
+from hearth.engines.images import decode_image
 from hearth.engines.registry import ModelRegistry
-from hearth.errors import AuthenticationFailed, NotReady, PermissionDenied
+from hearth.errors import (
+    AuthenticationFailed,
+    InvalidRequest,
+    ModelNotFound,
+    NotReady,
+    PermissionDenied,
+    Unsupported,
+)
+from hearth.gateway.accounts import Accounts
 from hearth.gateway.auth import presented_secret
-from hearth.gateway.context import RequestContext
+from hearth.gateway.call import Call
+from hearth.gateway.catalog import Catalog
 from hearth.gateway.limits import Admission, Limiter
-from hearth.store import migrate
-from hearth.store.db import create_db_engine, session_factory
-from hearth.store.keys import ApiKeyView, KeyStore
-from hearth.store.ledger import LedgerWriter, UsageEvent
-from hearth.store.usage import month_start, tokens_used_since
+from hearth.gateway.planning import GenerationJob, chat_prompt, completion_prompts, plan
+from hearth.gateway.streams import GenerationStream
+from hearth.inference.events import ClassifyResult, EmbedResult
+from hearth.inference.types import (
+    ChatRequest,
+    ClassifyRequest,
+    CompletionRequest,
+    EmbedRequest,
+    Family,
+    Message,
+)
+from hearth.store.database import Database
+from hearth.store.keys import ApiKeyView
+from hearth.store.ledger import UsageEvent
 
 log = logging.getLogger("hearth.gateway")
 E = TypeVar("E", bound=Engine)
@@ -40,80 +62,220 @@ class _Cached:
 
 
 class Gateway:
-    def __init__(self, settings: Settings, registry: ModelRegistry) -> None:
+    def __init__(
+        self, settings: Settings, registry: ModelRegistry, database: Database, limiter: Limiter | None = None
+    ) -> None:
         self.settings = settings
         self.registry = registry
+        self.db = database
         self.auth_enabled = not settings.no_auth
-        self.db: DbEngine = create_db_engine(settings.resolved_database_url)
-        self.sessions: sessionmaker[Session] = session_factory(self.db)
-        self.keys = KeyStore(self.sessions)
-        self.ledger = LedgerWriter(self.db, start=False)
-        self.limiter = Limiter(settings.redis_url, self._month_usage)
-        self.store_ready = False
-        self.store_error: str | None = "database not connected yet"
+        self.limiter = limiter or Limiter(settings.redis_url, self._month_usage)
+        self.accounts = Accounts(database, self.forget_keys)
+        self.catalog = Catalog(registry)
+        # Told of every closed call with its final status (metrics); must not block.
+        self.observers: list[Callable[[Call, int], None]] = []
         self._auth_cache: dict[str, _Cached] = {}
         self._budget_cache: dict[int, tuple[float, int]] = {}
         self._touched: dict[int, float] = {}
 
     # -- lifecycle -----------------------------------------------------------------------------
 
-    async def connect(self) -> None:
-        """Run migrations, retrying until the database answers; the server stays up meanwhile."""
-        delay = 0.5
-        while True:
-            try:
-                await asyncio.to_thread(migrate.upgrade, self.settings.resolved_database_url)
-            except Exception as exc:
-                self.store_error = f"database unavailable: {type(exc).__name__}"
-                log.warning("database not ready (%s); retrying in %.1fs", type(exc).__name__, delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 10)
-                continue
-            self.ledger.start()
-            self.store_ready, self.store_error = True, None
-            log.info("database ready")
-            return
+    async def start(self) -> None:
+        await self.db.connect()
 
     async def close(self) -> None:
         # Graceful shutdown (SIGTERM) drains every ledger row before the process exits.
-        await asyncio.to_thread(self.ledger.close, 30.0)
+        await asyncio.to_thread(self.db.close, 30.0)
         await self.limiter.close()
-        self.db.dispose()
 
-    def readiness_problem(self) -> str | None:
-        if not self.store_ready:
-            return self.store_error
-        if not self.ledger.healthy:
-            return "database unavailable: ledger writes are failing"
-        return None
+    async def readiness_problems(self) -> list[str]:
+        problems = self.registry.not_ready_reasons()
+        if (db := self.db.problem()) is not None:
+            problems.append(db)
+        if not await self.limiter.healthy():
+            problems.append("rate-limit store (redis) unavailable")
+        return problems
 
-    async def limits_problem(self) -> str | None:
-        return None if await self.limiter.healthy() else "rate-limit store (redis) unavailable"
+    # -- calls ---------------------------------------------------------------------------------
 
-    # -- the request path ----------------------------------------------------------------------
+    def open_call(self, request_id: str, family: Family, route: str) -> Call:
+        return Call(request_id=request_id, family=family, route=route)
 
-    async def authenticate(
-        self, ctx: RequestContext, authorization: str | None, x_api_key: str | None
-    ) -> ApiKeyView | None:
+    async def authorize(self, call: Call, authorization: str | None, x_api_key: str | None) -> None:
+        """Authenticate the caller and admit the call under its key's limits (once per call)."""
+        if call.authorized:
+            return
+        call.authorized = True
         if not self.auth_enabled:
-            return None
+            return
         secret = presented_secret(authorization, x_api_key)
         key = await self._lookup(secret)
         if key is None:
             raise AuthenticationFailed("incorrect API key provided")
-        ctx.key_id, ctx.key_name = key.id, key.name
+        call.key = key
         self._maybe_touch(key.id)
-        return key
+        call.admission = Admission(key)
+        await self.limiter.admit(call.admission)
+
+    async def close_call(self, call: Call, status: int, error_kind: str | None = None) -> None:
+        """The response is sent (or the client is gone): give back the limits, write the row."""
+        if call.closed:
+            return
+        call.closed = True
+        status = call.failed_status or status
+        for observe in self.observers:
+            observe(call, status)
+        if call.admission is not None:
+            await self.limiter.finish(call.admission, call.total_tokens)
+            self._budget_cache.pop(call.admission.key.id, None)
+        if call.model is None and call.key is None and not self.auth_enabled:
+            return  # nothing attributable: an anonymous request that never reached a model
+        self.db.ledger.record(
+            UsageEvent(
+                request_id=call.request_id,
+                model=call.model or "-",
+                route=call.route,
+                family=call.family,
+                variant=call.variant,
+                key_id=call.key_id,
+                key_name=None if call.key is None else call.key.name,
+                prompt_tokens=call.prompt_tokens,
+                completion_tokens=call.completion_tokens,
+                cached_tokens=call.cached_tokens,
+                images=call.images,
+                latency_ms=call.latency_ms(),
+                ttft_ms=call.ttft_ms,
+                status_code=status,
+                error_type=call.error_kind or (error_kind if status >= 400 else None),
+                stream=call.stream,
+            )
+        )
+
+    def forget_keys(self) -> None:
+        """Drop cached lookups at once (after a revoke or rotate on this replica)."""
+        self._auth_cache.clear()
+
+    # -- capabilities --------------------------------------------------------------------------
+
+    async def chat(self, call: Call, request: ChatRequest) -> GenerationStream:
+        engine = self.resolve(call, request.model, ChatEngine)
+        call.stream = request.stream
+        # Never silently ignored: refused until grammar-constrained decoding serves them.
+        if request.output is not None:
+            raise Unsupported("structured output is not supported by this server yet", param="response_format")
+        if request.tools and request.tool_choice != "none":
+            raise Unsupported("tool calling is not supported by this server yet", param="tools")
+        messages = self._text_only(engine, request.messages)
+        room = request.sampling.max_tokens or 1
+        prompt = await chat_prompt(
+            engine, messages, request.tools, truncate_for=room if request.truncation == "auto" else None
+        )
+        job = plan(
+            engine,
+            [prompt] * request.n,
+            request.sampling,
+            chat=True,
+            prompt_param="messages",
+            context_limit=request.num_ctx,
+        )
+        return await self._start(call, job, request.model)
+
+    async def complete(self, call: Call, request: CompletionRequest) -> GenerationStream:
+        engine = self.resolve(call, request.model, ChatEngine)
+        call.stream = request.stream
+        if request.raw:
+            prompts = await completion_prompts(engine, request.prompts)
+        else:  # a bare prompt through the chat template (Ollama's /api/generate)
+            texts = [p for p in request.prompts if isinstance(p, str)]
+            prompts = [await chat_prompt(engine, [Message.of("user", t)]) for t in texts]
+        job = plan(
+            engine, [p for p in prompts for _ in range(request.n)], request.sampling, chat=not request.raw
+        )
+        return await self._start(call, job, request.model)
+
+    async def _start(self, call: Call, job: GenerationJob, model: str) -> GenerationStream:
+        await self.reserve_tokens(call, job.worst_case_tokens)
+        return await GenerationStream(call, job, model=model).prime()
+
+    async def count_tokens(self, call: Call, request: ChatRequest) -> int:
+        engine = self.resolve(call, request.model, ChatEngine)
+        messages = self._text_only(engine, request.messages)
+        return len(await chat_prompt(engine, messages, request.tools))
+
+    async def tokenize(
+        self, call: Call, model: str, *, text: str | None = None, messages: Sequence[Message] | None = None
+    ) -> tuple[list[int], int]:
+        """Token ids of a prompt or of rendered chat messages, and the model's context length."""
+        engine = self.resolve(call, model, ChatEngine)
+        if messages is not None:
+            tokens = await chat_prompt(engine, self._text_only(engine, messages))
+        else:
+            tokens = (await completion_prompts(engine, [text or ""]))[0]
+        return tokens, engine.context_length
+
+    async def embed(self, call: Call, request: EmbedRequest) -> EmbedResult:
+        engine = self.resolve(call, request.model, EmbeddingEngine)
+        texts = list(request.texts)
+        if not texts:
+            raise InvalidRequest("input must not be empty", param="input")
+        result = await engine.embed(texts, truncate=request.truncate)
+        dims = int(result.vectors.shape[1])
+        if request.dimensions not in (None, dims):
+            raise InvalidRequest(f"this model only produces {dims} dimensions", param="dimensions")
+        call.prompt_tokens = sum(result.token_counts)
+        return EmbedResult(engine.spec.id, result.vectors, result.token_counts)
+
+    async def classify(self, call: Call, request: ClassifyRequest) -> ClassifyResult:
+        name = request.model or self._default_model(ModelKind.IMAGE_CLASSIFICATION)
+        engine = self.resolve(call, name, ClassifierEngine)
+        call.images = 1
+        image = await asyncio.to_thread(decode_image, request.image, self.settings.max_image_pixels)
+        predictions = await engine.classify(image, request.top_k)
+        return ClassifyResult(engine.spec.id, predictions)
+
+    # -- routing -------------------------------------------------------------------------------
+
+    def resolve(self, call: Call, name: str, cls: type[E]) -> E:
+        """Route a model name (id or alias) to its engine, checking the key's scope first."""
+        call.model = name[:128]  # recorded as asked until it resolves to a model id
+        spec = self.registry.spec(name)
+        if call.key is not None and not call.key.allows_model(spec.id):
+            raise PermissionDenied(f"this API key may not use the model {spec.id!r}", param="model")
+        engine = self.registry.get(spec.id, cls)
+        call.model, call.resolved = spec.id, True
+        return engine
+
+    def _default_model(self, kind: ModelKind) -> str:
+        spec = self.registry.first_of_kind(kind)
+        if spec is None:
+            raise ModelNotFound(f"no {kind.value} model is configured", param="model")
+        return spec.id
+
+    def _text_only(self, engine: ChatEngine, messages: Sequence[Message]) -> Sequence[Message]:
+        for index, message in enumerate(messages):
+            if message.images:
+                raise InvalidRequest(
+                    "this model does not accept images; use an image model or /v1/classify",
+                    param=f"messages[{index}].content",
+                    code="unsupported_content",
+                )
+        return messages
+
+    # -- keys and budgets ----------------------------------------------------------------------
+
+    async def reserve_tokens(self, call: Call, tokens: int) -> None:
+        if call.admission is not None:
+            await self.limiter.reserve_tokens(call.admission, tokens)
 
     async def _lookup(self, secret: str) -> ApiKeyView | None:
         now = time.monotonic()
         cached = self._auth_cache.get(secret)
         if cached is not None and cached.until > now:
             return cached.key
-        if not self.store_ready:
+        if not self.db.ready:
             raise NotReady("the key database is unavailable; try again shortly", retry_after=2)
         try:
-            key = await asyncio.to_thread(self.keys.authenticate, secret)
+            key = await asyncio.to_thread(self.db.keys.authenticate, secret)
         except Exception as exc:
             raise NotReady("the key database is unavailable; try again shortly", retry_after=2) from exc
         if len(self._auth_cache) > 10_000:
@@ -121,65 +283,12 @@ class Gateway:
         self._auth_cache[secret] = _Cached(key, now + AUTH_CACHE_TTL_S)
         return key
 
-    def forget_keys(self) -> None:
-        """Drop cached lookups at once (after a revoke or rotate on this replica)."""
-        self._auth_cache.clear()
-
     def _maybe_touch(self, key_id: int) -> None:
         now = time.monotonic()
         if now - self._touched.get(key_id, 0.0) > 60:
             self._touched[key_id] = now
-            task = asyncio.get_running_loop().run_in_executor(None, self.keys.touch, key_id)
+            task = asyncio.get_running_loop().run_in_executor(None, self.db.keys.touch, key_id)
             task.add_done_callback(lambda f: f.exception())  # a failed touch is not an error
-
-    async def admit(self, ctx: RequestContext, key: ApiKeyView | None) -> Admission | None:
-        if key is None:
-            return None
-        admission = Admission(key)
-        ctx.admission = admission
-        await self.limiter.admit(admission)
-        return admission
-
-    def engine(self, ctx: RequestContext, name: str, cls: type[E]) -> E:
-        """Route a model name (id or alias) to its engine, checking the key's scope first."""
-        ctx.model = name[:128]  # recorded as asked until it resolves to a model id
-        spec = self.registry.spec(name)
-        admission = ctx.admission
-        if admission is not None and not admission.key.allows_model(spec.id):
-            raise PermissionDenied(f"this API key may not use the model {spec.id!r}", param="model")
-        engine = self.registry.get(spec.id, cls)
-        ctx.model = spec.id
-        return engine
-
-    async def reserve_tokens(self, ctx: RequestContext, tokens: int) -> None:
-        if ctx.admission is not None:
-            await self.limiter.reserve_tokens(ctx.admission, tokens)
-
-    async def request_done(self, ctx: RequestContext, status: int) -> None:
-        if ctx.admission is not None:
-            await self.limiter.finish(ctx.admission, ctx.total_tokens)
-            if ctx.key_id is not None:
-                self._budget_cache.pop(ctx.key_id, None)
-        if ctx.model is None and ctx.key_id is None and not self.auth_enabled:
-            return  # nothing attributable: an anonymous request that never reached a model
-        self.ledger.record(
-            UsageEvent(
-                request_id=ctx.request_id,
-                model=ctx.model or "-",
-                route=ctx.route,
-                key_id=ctx.key_id,
-                key_name=ctx.key_name,
-                prompt_tokens=ctx.prompt_tokens,
-                completion_tokens=ctx.completion_tokens,
-                cached_tokens=ctx.cached_tokens,
-                images=ctx.images,
-                latency_ms=ctx.latency_ms(),
-                ttft_ms=ctx.ttft_ms,
-                status_code=ctx.failed_status or status,
-                error_type=ctx.error_type,
-                stream=ctx.stream,
-            )
-        )
 
     async def _month_usage(self, key_id: int) -> int:
         now = time.monotonic()
@@ -187,10 +296,6 @@ class Gateway:
         if cached is not None and cached[0] > now:
             return cached[1]
         # Rows still queued in this replica's ledger count too, so a burst cannot overspend.
-        used = await asyncio.to_thread(self._month_tokens, key_id) + self.ledger.pending_tokens(key_id)
+        used = await asyncio.to_thread(self.db.month_tokens, key_id) + self.db.ledger.pending_tokens(key_id)
         self._budget_cache[key_id] = (now + BUDGET_CACHE_TTL_S, used)
         return used
-
-    def _month_tokens(self, key_id: int) -> int:
-        with self.sessions() as session:
-            return tokens_used_since(session, key_id, month_start())

@@ -43,6 +43,8 @@ class UsageEvent:
     request_id: str
     model: str
     route: str
+    family: str = "openai"
+    variant: str | None = None
     key_id: int | None = None
     key_name: str | None = None
     prompt_tokens: int = 0

@@ -99,6 +99,10 @@ class UsageRecord(Base):
     key_name: Mapped[str | None] = mapped_column(String(64))
     model: Mapped[str] = mapped_column(String(128))
     route: Mapped[str] = mapped_column(String(128))
+    # Which API family served it (openai, anthropic, ollama, oip, hearth) and, for a rollout
+    # route, which variant's model; ``model`` is always the id that really served it.
+    family: Mapped[str] = mapped_column(String(16), default="openai", server_default="openai")
+    variant: Mapped[str | None] = mapped_column(String(128))
     prompt_tokens: Mapped[int] = mapped_column(Integer, default=0)
     completion_tokens: Mapped[int] = mapped_column(Integer, default=0)
     total_tokens: Mapped[int] = mapped_column(Integer, default=0)
@@ -118,4 +122,5 @@ class UsageRecord(Base):
         # Whole-server summaries over a time window.
         Index("ix_usage_records_created_at", "created_at"),
         Index("ix_usage_records_model", "model"),
+        Index("ix_usage_records_family", "family"),
     )

@@ -31,6 +31,27 @@ class ModelUsage:
 
 
 @dataclass(frozen=True, slots=True)
+class GroupUsage:
+    """Usage of one value of a column (an API family, a rollout variant)."""
+
+    name: str
+    requests: int
+    errors: int
+    total_tokens: int
+    avg_latency_ms: float | None
+    avg_ttft_ms: float | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "requests": self.requests,
+            "errors": self.errors,
+            "total_tokens": self.total_tokens,
+            "avg_latency_ms": self.avg_latency_ms,
+            "avg_ttft_ms": self.avg_ttft_ms,
+        }
+
+
+@dataclass(frozen=True, slots=True)
 class DailyUsage:
     day: date  # UTC
     requests: int
@@ -54,6 +75,8 @@ class UsageSummary:
     p95_latency_ms: float | None  # linear interpolation, like PostgreSQL's percentile_cont
     models: tuple[ModelUsage, ...]  # most tokens first
     days: tuple[DailyUsage, ...]  # oldest first
+    families: tuple[GroupUsage, ...] = ()  # by API family, most requests first
+    variants: tuple[GroupUsage, ...] = ()  # by rollout variant (rows that had one)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -85,6 +108,8 @@ class UsageSummary:
                 {"date": d.day.isoformat(), "requests": d.requests, "total_tokens": d.total_tokens}
                 for d in self.days
             ],
+            "families": {g.name: g.to_dict() for g in self.families},
+            "variants": {g.name: g.to_dict() for g in self.variants},
         }
 
 
@@ -156,6 +181,8 @@ def usage_summary(
     days = tuple(DailyUsage(_as_date(d), int(r), int(t)) for d, r, t in day_rows)
 
     return UsageSummary(
+        families=_grouped(session, where, U.family),
+        variants=_grouped(session, [*where, U.variant.is_not(None)], U.variant),
         key_id=key_id,
         since=since,
         until=until,
@@ -172,6 +199,33 @@ def usage_summary(
         models=tuple(models),
         days=days,
     )
+
+
+def _grouped(session: Session, where: list[ColumnElement[bool]], column: Any) -> tuple[GroupUsage, ...]:
+    rows = session.execute(
+        select(
+            column,
+            func.count(),
+            func.coalesce(func.sum(case((U.status_code >= 400, 1), else_=0)), 0),
+            func.coalesce(func.sum(U.total_tokens), 0),
+            func.avg(U.latency_ms),
+            func.avg(U.ttft_ms),
+        )
+        .where(*where)
+        .group_by(column)
+    ).all()
+    groups = (
+        GroupUsage(
+            str(name),
+            int(n),
+            int(errors),
+            int(tokens),
+            None if latency is None else float(latency),
+            None if ttft is None else float(ttft),
+        )
+        for name, n, errors, tokens, latency, ttft in rows
+    )
+    return tuple(sorted(groups, key=lambda g: (-g.requests, g.name)))
 
 
 def _filters(key_id: int | None, since: datetime | None, until: datetime | None) -> list[ColumnElement[bool]]:

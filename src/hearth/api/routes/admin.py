@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from datetime import datetime
 from typing import Any
 
@@ -10,7 +9,6 @@ from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
 from hearth.api.deps import AdminDep, GatewayDep
-from hearth.store.usage import usage_summary
 
 router = APIRouter(prefix="/admin", tags=["Admin"], dependencies=[AdminDep])
 
@@ -27,42 +25,33 @@ class KeyCreate(BaseModel):
 
 @router.get("/keys")
 async def list_keys(gateway: GatewayDep) -> dict[str, Any]:
-    keys = await asyncio.to_thread(gateway.keys.list)
-    return {"object": "list", "data": [k.to_dict() for k in keys]}
+    return {"object": "list", "data": [k.to_dict() for k in await gateway.accounts.list_keys()]}
 
 
 @router.post("/keys", status_code=201)
 async def create_key(body: KeyCreate, gateway: GatewayDep) -> dict[str, Any]:
-    view, secret = await asyncio.to_thread(lambda: gateway.keys.create(**body.model_dump()))
+    view, secret = await gateway.accounts.create_key(**body.model_dump())
     return {**view.to_dict(), "secret": secret}
 
 
 @router.get("/keys/{name}")
 async def get_key(name: str, gateway: GatewayDep) -> dict[str, Any]:
-    return (await asyncio.to_thread(gateway.keys.get, name)).to_dict()
+    return (await gateway.accounts.get_key(name)).to_dict()
 
 
 @router.post("/keys/{name}/revoke")
 async def revoke_key(name: str, gateway: GatewayDep) -> dict[str, Any]:
-    view = await asyncio.to_thread(gateway.keys.revoke, name)
-    gateway.forget_keys()
-    return view.to_dict()
+    return (await gateway.accounts.revoke_key(name)).to_dict()
 
 
 @router.post("/keys/{name}/rotate")
 async def rotate_key(name: str, gateway: GatewayDep) -> dict[str, Any]:
-    secret = await asyncio.to_thread(gateway.keys.rotate, name)
-    gateway.forget_keys()
-    return {**(await asyncio.to_thread(gateway.keys.get, name)).to_dict(), "secret": secret}
+    view, secret = await gateway.accounts.rotate_key(name)
+    return {**view.to_dict(), "secret": secret}
 
 
 @router.get("/usage")
 async def all_usage(
     gateway: GatewayDep, key: str | None = None, since: datetime | None = None
 ) -> dict[str, Any]:
-    def query() -> dict[str, Any]:
-        key_id = gateway.keys.get(key).id if key else None
-        with gateway.sessions() as session:
-            return usage_summary(session, key_id=key_id, since=since).to_dict()
-
-    return await asyncio.to_thread(query)
+    return await gateway.accounts.usage(key, since)

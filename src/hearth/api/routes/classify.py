@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import asyncio
-
 from fastapi import APIRouter, Request
 from pydantic import ValidationError
 
-from hearth.api.deps import REQUIRE_KEY, CallDep, RegistryDep, SettingsDep
-from hearth.config import ModelKind
-from hearth.engines.base import ClassifierEngine
-from hearth.engines.images import decode_image
+from hearth.api.deps import REQUIRE_KEY, CallDep
+from hearth.api.ids import new_id, now
+from hearth.api.images import image_from_base64
+from hearth.api.routes import classify_protocol as cp
 from hearth.errors import InvalidImage, InvalidRequest
-from hearth.protocol import classify as cp
-from hearth.protocol.openai import new_id, now
+from hearth.inference.types import ClassifyRequest
 
 router = APIRouter(prefix="/v1", tags=["Classification"], dependencies=[REQUIRE_KEY])
 
@@ -36,29 +33,22 @@ _FORM_BODY = {
 @router.post(
     "/classify", response_model=cp.ClassifyResponse, openapi_extra={"requestBody": {"content": _FORM_BODY}}
 )
-async def classify(
-    request: Request, registry: RegistryDep, settings: SettingsDep, call: CallDep
-) -> cp.ClassifyResponse:
-    gateway, ctx = call.gateway, call.ctx
-    body, data = await _read(request, registry)
-    engine = gateway.engine(ctx, body.model, ClassifierEngine)
-    ctx.images = 1
-    image = await asyncio.to_thread(decode_image, data, settings.max_image_pixels)
-    predictions = await engine.classify(image, body.top_k)
+async def classify(request: Request, api: CallDep) -> cp.ClassifyResponse:
+    body = await _read(request)
+    result = await api.gateway.classify(api.call, body)
     return cp.ClassifyResponse(
         id=new_id("cls"),
         created=now(),
-        model=body.model,
+        model=body.model or result.model,
         predictions=[
-            cp.ClassPrediction(label=p.label, confidence=p.confidence, index=p.index) for p in predictions
+            cp.ClassPrediction(label=p.label, confidence=p.confidence, index=p.index)
+            for p in result.predictions
         ],
         usage=cp.ClassifyUsage(images=1),
     )
 
 
-async def _read(request: Request, registry: RegistryDep) -> tuple[cp.ClassifyRequest, bytes]:
-    default = registry.first_of_kind(ModelKind.IMAGE_CLASSIFICATION)
-    default_model = default.id if default else "efficientnet-lite0"
+async def _read(request: Request) -> ClassifyRequest:
     content_type = request.headers.get("content-type", "")
     try:
         if content_type.startswith("multipart/form-data"):
@@ -68,13 +58,13 @@ async def _read(request: Request, registry: RegistryDep) -> tuple[cp.ClassifyReq
                 raise InvalidImage("the multipart body needs a file field named 'image'", param="image")
             data = await upload.read()
             fields = {k: form[k] for k in ("model", "top_k") if isinstance(form.get(k), str) and form[k]}
-            body = cp.ClassifyRequest.model_validate({"model": default_model, "image": "-", **fields})
-            return body, data
+            body = cp.ClassifyRequest.model_validate({"image": "-", **fields})
+            return ClassifyRequest(data, body.model, body.top_k)
         raw = await request.json()
         if not isinstance(raw, dict):
             raise InvalidRequest("the JSON body must be an object")
-        body = cp.ClassifyRequest.model_validate({"model": default_model, **raw})
-        return body, body.image_bytes()
+        body = cp.ClassifyRequest.model_validate(raw)
+        return ClassifyRequest(image_from_base64(body.image, "image").data or b"", body.model, body.top_k)
     except ValidationError as exc:
         first = exc.errors()[0]
         param = ".".join(str(p) for p in first["loc"]) or None

@@ -1,22 +1,18 @@
-"""``POST /v1/tokenize`` and ``/v1/detokenize``, as vLLM and llama.cpp's server offer them."""
+"""``POST /v1/tokenize``, as vLLM and llama.cpp's server offer it."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter
 
 from hearth.api.deps import REQUIRE_KEY, CallDep
-from hearth.engines.base import ChatEngine
-from hearth.gateway import generation as gen
-from hearth.protocol import openai as oa
+from hearth.api.openai import mapper
+from hearth.api.openai import protocol as oa
 
 router = APIRouter(prefix="/v1", tags=["Tokens"], dependencies=[REQUIRE_KEY])
 
 
 @router.post("/tokenize", response_model=oa.TokenizeResponse)
-async def tokenize(body: oa.TokenizeRequest, call: CallDep) -> oa.TokenizeResponse:
-    engine = call.gateway.engine(call.ctx, body.model, ChatEngine)
-    if body.messages is not None:
-        tokens = await gen.chat_prompt(engine, body.plain_messages())
-    else:
-        tokens = (await gen.completion_prompts(engine, [body.prompt or ""]))[0]
-    return oa.TokenizeResponse(tokens=tokens, count=len(tokens), max_model_len=engine.context_length)
+async def tokenize(body: oa.TokenizeRequest, api: CallDep) -> oa.TokenizeResponse:
+    messages = None if body.messages is None else mapper.messages(body.messages)
+    tokens, context = await api.gateway.tokenize(api.call, body.model, text=body.prompt, messages=messages)
+    return oa.TokenizeResponse(tokens=tokens, count=len(tokens), max_model_len=context)

@@ -29,6 +29,7 @@ import jinja2
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from hearth.errors import InvalidRequest
+from hearth.inference.types import Message
 
 TemplateOrigin = Literal["config", "gguf", "fallback"]
 
@@ -54,14 +55,50 @@ def _environment() -> ImmutableSandboxedEnvironment:
     return env
 
 
-def plain_render(messages: Sequence[dict[str, str]]) -> str:
+TemplateMessage = dict[str, Any]
+
+
+def template_messages(messages: Sequence[Message]) -> list[TemplateMessage]:
+    """Neutral messages as Hugging Face chat templates expect them.
+
+    Assistant tool calls carry their arguments parsed (templates ``tojson`` them), and tool
+    results carry the id and name of the call they answer.
+    """
+    out: list[TemplateMessage] = []
+    for message in messages:
+        item: TemplateMessage = {"role": message.role, "content": message.text}
+        if message.tool_calls:
+            item["tool_calls"] = [
+                {
+                    "id": call.id,
+                    "type": "function",
+                    "function": {"name": call.name, "arguments": _parsed(call.arguments)},
+                }
+                for call in message.tool_calls
+            ]
+        if message.tool_call_id is not None:
+            item["tool_call_id"] = message.tool_call_id
+        if message.name is not None:
+            item["name"] = message.name
+        out.append(item)
+    return out
+
+
+def _parsed(arguments: str) -> Any:
+    try:
+        return json.loads(arguments)
+    except ValueError:
+        return arguments
+
+
+def plain_render(messages: Sequence[TemplateMessage]) -> str:
     return "".join(f"{m['role']}: {m['content']}\n" for m in messages) + "assistant:"
 
 
-def normalise(messages: Sequence[dict[str, str]]) -> list[dict[str, str]]:
+def normalise(messages: Sequence[TemplateMessage]) -> list[TemplateMessage]:
     """Fold system turns into the next user turn and merge consecutive turns of one role."""
     pending_system: list[str] = []
-    out: list[dict[str, str]] = []
+    out: list[TemplateMessage] = []
     for message in messages:
         role, content = message["role"], message["content"]
         if role == "system":
@@ -84,6 +121,7 @@ class ChatTemplate:
         self.origin: TemplateOrigin = origin if source else "fallback"
         self._context = {"bos_token": bos_token, "eos_token": eos_token}
         self._template: jinja2.Template | None = None
+        self._mentions_tools = bool(source) and "tools" in (source or "")
         if source:
             try:
                 self._template = _environment().from_string(source)
@@ -92,11 +130,17 @@ class ChatTemplate:
                     raise ValueError(f"the configured chat_template does not compile: {exc}") from exc
                 self.origin = "fallback"  # a broken template in a model file: serve it anyway
 
-    def render(self, messages: Sequence[dict[str, str]]) -> str:
+    @property
+    def renders_tools(self) -> bool:
+        """Whether the template itself lays out ``tools`` (Hermes, Qwen, Llama 3.1 and the like)."""
+        return self._template is not None and self._mentions_tools
+
+    def render(self, messages: Sequence[TemplateMessage], tools: Sequence[TemplateMessage] = ()) -> str:
         if self._template is None:
             return plain_render(messages)
+        listed = list(tools) or None
         try:
-            return self._render(list(messages))
+            return self._render(list(messages), listed)
         except jinja2.TemplateError as first:
             retry = normalise(messages)
             if retry == list(messages):
@@ -104,12 +148,14 @@ class ChatTemplate:
                     f"the chat template rejected the messages: {first}", param="messages"
                 ) from first
             try:
-                return self._render(retry)
+                return self._render(retry, listed)
             except jinja2.TemplateError:
                 raise InvalidRequest(
                     f"the chat template rejected the messages: {first}", param="messages"
                 ) from first
 
-    def _render(self, messages: list[dict[str, str]]) -> str:
+    def _render(self, messages: list[TemplateMessage], tools: list[TemplateMessage] | None) -> str:
         assert self._template is not None
-        return self._template.render(messages=messages, add_generation_prompt=True, **self._context)
+        return self._template.render(
+            messages=messages, tools=tools, add_generation_prompt=True, **self._context
+        )

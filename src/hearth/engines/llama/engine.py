@@ -33,12 +33,13 @@ from hearth.engines.base import (
     SamplingParams,
 )
 from hearth.engines.llama import native
-from hearth.engines.llama.chat_template import ChatTemplate, TemplateOrigin
+from hearth.engines.llama.chat_template import ChatTemplate, TemplateOrigin, template_messages
 from hearth.engines.llama.detokenize import IncrementalDetokenizer, PieceTable
 from hearth.engines.llama.model_file import resolve_gguf
 from hearth.engines.llama.sampling import Sampler, build_sampler
 from hearth.engines.llama.scheduler import Runtime, Scheduler, Sequence
-from hearth.errors import ContextLengthExceeded, EngineFailure, InvalidRequest, NotReady
+from hearth.errors import EngineFailure, NotReady
+from hearth.inference.types import Message, Tool
 
 log = logging.getLogger("hearth.llama")
 
@@ -188,7 +189,7 @@ class LlamaEngine(ChatEngine):
         return int(self._ctx_seq)
 
     @property
-    def n_vocab(self) -> int:
+    def n_vocab(self) -> int | None:
         return int(self._n_vocab)
 
     def info(self) -> ModelInfo:
@@ -234,8 +235,23 @@ class LlamaEngine(ChatEngine):
         detok = IncrementalDetokenizer(PieceTable(self._vocab))  # own table: the scheduler's is busy
         return "".join(detok.push(token) for token in tokens) + detok.flush()
 
-    def render_chat(self, messages: Seq[dict[str, str]]) -> str:
-        return self._template.render(messages)
+    def render_chat(self, messages: Seq[Message], tools: Seq[Tool] = ()) -> str:
+        listed = [
+            {
+                "type": "function",
+                "function": {"name": t.name, "description": t.description, "parameters": t.parameters},
+            }
+            for t in tools
+        ]
+        return self._template.render(template_messages(messages), listed)
+
+    @property
+    def template_renders_tools(self) -> bool:
+        return self._template.renders_tools
+
+    def chat_stop_sequences(self) -> tuple[str, ...]:
+        # The plain fallback has no end-of-turn token: the next speaker's prefix ends a turn.
+        return ("\nuser:",) if self._template.origin == "fallback" else ()
 
     async def generate(
         self, prompt: list[int], params: SamplingParams, *, sampler: Sampler | None = None
@@ -247,7 +263,7 @@ class LlamaEngine(ChatEngine):
         scheduler = self._scheduler
         if scheduler is None:
             raise NotReady(f"the model {self.spec.id!r} is not loaded", retry_after=2)
-        self._validate(prompt, params)
+        self.validate(prompt, params)
         n_vocab = self._n_vocab
         seq = Sequence(
             list(prompt),
@@ -269,22 +285,6 @@ class LlamaEngine(ChatEngine):
             # aclose(), task cancellation (client gone) or garbage collection end up here.
             if not done:
                 scheduler.cancel(seq)
-
-    def _validate(self, prompt: list[int], params: SamplingParams) -> None:
-        if not prompt:
-            raise InvalidRequest("the prompt is empty", param="prompt")
-        if params.max_tokens < 1:
-            raise InvalidRequest("max_tokens must be at least 1", param="max_tokens")
-        if len(prompt) + params.max_tokens > self._ctx_seq:
-            raise ContextLengthExceeded(
-                f"this model's maximum context length is {self._ctx_seq} tokens; the prompt "
-                f"({len(prompt)} tokens) plus max_tokens ({params.max_tokens}) exceeds it",
-                param="max_tokens",
-            )
-        if min(prompt) < 0 or max(prompt) >= self._n_vocab:
-            raise InvalidRequest(f"prompt token ids must be in [0, {self._n_vocab})", param="prompt")
-        if any(not 0 <= token < self._n_vocab for token in params.logit_bias):
-            raise InvalidRequest(f"logit_bias token ids must be in [0, {self._n_vocab})", param="logit_bias")
 
     # ---- introspection (tests, metrics) ----------------------------------------------------
 

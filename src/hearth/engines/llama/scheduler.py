@@ -43,11 +43,12 @@ from typing import Any
 
 import llama_cpp
 
-from hearth.engines.base import FinishReason, GenerationDone, GenerationEvent, SamplingParams, TextDelta
+from hearth.engines.base import SamplingParams
 from hearth.engines.llama.detokenize import IncrementalDetokenizer, PieceTable
 from hearth.engines.llama.sampling import Sampler
 from hearth.engines.llama.stops import StopFilter
 from hearth.errors import EngineFailure, Overloaded
+from hearth.inference.events import FinishReason, GenerationDone, GenerationEvent, TextDelta
 
 log = logging.getLogger("hearth.llama.scheduler")
 
@@ -468,7 +469,10 @@ class Scheduler:
             self._emit(seq, TextDelta(tail, seq.unreported))
             seq.unreported = 0
         self._emit(
-            seq, GenerationDone(reason, len(seq.prompt), seq.completion_tokens, seq.cached_tokens or 0)
+            seq,
+            GenerationDone(
+                reason, len(seq.prompt), seq.completion_tokens, seq.cached_tokens or 0, seq.stops.matched
+            ),
         )
         self._detach(seq)
 

@@ -15,6 +15,7 @@ class StopFilter:
         self._longest = max((len(s) for s in self._stops), default=0)
         self._held = ""
         self.stopped = False
+        self.matched: str | None = None  # the stop string that ended the stream
 
     def push(self, text: str) -> str:
         """Text that is safe to emit now; sets ``stopped`` when a stop string completes."""
@@ -23,8 +24,9 @@ class StopFilter:
         if not self._stops:
             return text
         held = self._held + text
-        cut = min((i for s in self._stops if (i := held.find(s)) >= 0), default=-1)
-        if cut >= 0:
+        hits = [(i, s) for s in self._stops if (i := held.find(s)) >= 0]
+        if hits:
+            cut, self.matched = min(hits, key=lambda hit: hit[0])
             self._held = ""
             self.stopped = True
             return held[:cut]

@@ -1,27 +1,21 @@
-"""OpenAI API shapes: chat completions, completions, embeddings, models, usage.
+"""OpenAI API shapes: chat completions, completions, embeddings, models. Data only.
 
 Requests accept (and ignore) unknown fields, as clients send newer parameters than we know;
-parameters we know but cannot honour are rejected with a 400 naming the parameter.
+parameters we know but cannot honour are refused by the mapper with a 400 naming them.
 """
 
 from __future__ import annotations
 
-import time
-import uuid
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
-
-from hearth.engines.base import SamplingParams
-from hearth.errors import InvalidRequest
-
-
-def new_id(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:24]}"
-
-
-def now() -> int:
-    return int(time.time())
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    field_validator,
+    model_serializer,
+)
 
 
 class _Request(BaseModel):
@@ -49,37 +43,67 @@ class ImagePart(BaseModel):
 ContentPart = Annotated[TextPart | ImagePart, Field(discriminator="type")]
 
 
+class FunctionCall(BaseModel):
+    name: str
+    arguments: str
+
+
+class ToolCall(BaseModel):
+    id: str
+    type: Literal["function"] = "function"
+    function: FunctionCall
+
+
 class ChatMessage(BaseModel):
     model_config = ConfigDict(extra="allow")
     role: Literal["system", "developer", "user", "assistant", "tool"]
     content: str | list[ContentPart] | None = None
     name: str | None = None
-
-    def text(self, index: int) -> str:
-        if self.content is None:
-            return ""
-        if isinstance(self.content, str):
-            return self.content
-        texts: list[str] = []
-        for part in self.content:
-            if isinstance(part, ImagePart):
-                raise InvalidRequest(
-                    "this model does not accept images; use an image model or /v1/classify",
-                    param=f"messages[{index}].content",
-                    code="unsupported_content",
-                )
-            texts.append(part.text)
-        return "\n".join(texts)
+    tool_calls: list[ToolCall] | None = None
+    tool_call_id: str | None = None
 
 
 class StreamOptions(BaseModel):
     include_usage: bool = False
 
 
+class FunctionSpec(BaseModel):
+    name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
+    description: str | None = None
+    parameters: dict[str, Any] | None = None
+    strict: bool | None = None
+
+
+class ToolSpec(BaseModel):
+    type: Literal["function"]
+    function: FunctionSpec
+
+
+class NamedFunction(BaseModel):
+    name: str
+
+
+class NamedToolChoice(BaseModel):
+    type: Literal["function"]
+    function: NamedFunction
+
+
+class JsonSchemaFormat(BaseModel):
+    name: str = Field(default="response", max_length=64)
+    description: str | None = None
+    schema_: dict[str, Any] | None = Field(default=None, alias="schema")
+    strict: bool | None = None
+
+
+class ResponseFormat(BaseModel):
+    type: Literal["text", "json_object", "json_schema"]
+    json_schema: JsonSchemaFormat | None = None
+
+
 # --- sampling shared by chat and completions ---------------------------------------------------
 
 
-class _Sampling(_Request):
+class SamplingFields(_Request):
     model: str = Field(min_length=1, max_length=256)
     temperature: float | None = Field(default=None, ge=0, le=2)
     top_p: float | None = Field(default=None, gt=0, le=1)
@@ -115,65 +139,21 @@ class _Sampling(_Request):
                 raise ValueError("logit_bias values must be between -100 and 100")
         return value
 
-    @property
-    def include_usage(self) -> bool:
-        return bool(self.stream_options and self.stream_options.include_usage)
 
-    def requested_max_tokens(self) -> int | None:
-        return self.max_tokens
-
-    def sampling(self, max_tokens: int) -> SamplingParams:
-        if self.logprobs:
-            raise InvalidRequest("logprobs are not supported yet", param="logprobs", code="unsupported")
-        stops = [self.stop] if isinstance(self.stop, str) else list(self.stop or [])
-        return SamplingParams(
-            max_tokens=max_tokens,
-            temperature=1.0 if self.temperature is None else self.temperature,
-            top_p=1.0 if self.top_p is None else self.top_p,
-            seed=self.seed,
-            stop=tuple(stops),
-            presence_penalty=self.presence_penalty or 0.0,
-            frequency_penalty=self.frequency_penalty or 0.0,
-            logit_bias={int(k): v for k, v in (self.logit_bias or {}).items()},
-        )
-
-
-class ChatCompletionRequest(_Sampling):
+class ChatCompletionRequest(SamplingFields):
     messages: list[ChatMessage] = Field(min_length=1)
     max_completion_tokens: int | None = Field(default=None, ge=1)
-
-    def requested_max_tokens(self) -> int | None:
-        return self.max_completion_tokens or self.max_tokens
-
-    def plain_messages(self) -> list[dict[str, str]]:
-        # "developer" is OpenAI's newer name for the system role.
-        return [
-            {"role": "system" if m.role == "developer" else m.role, "content": m.text(i)}
-            for i, m in enumerate(self.messages)
-        ]
+    tools: list[ToolSpec] | None = None
+    tool_choice: Literal["none", "auto", "required"] | NamedToolChoice | None = None
+    parallel_tool_calls: bool | None = None
+    response_format: ResponseFormat | None = None
 
 
-class CompletionRequest(_Sampling):
+class CompletionRequest(SamplingFields):
     prompt: str | list[str] | list[int] | list[list[int]]
     echo: bool = False
     suffix: str | None = None
     best_of: int | None = None
-
-    def prompts(self) -> list[str | list[int]]:
-        if self.echo:
-            raise InvalidRequest("echo is not supported", param="echo", code="unsupported")
-        if self.suffix:
-            raise InvalidRequest("suffix is not supported", param="suffix", code="unsupported")
-        if self.best_of not in (None, 1):
-            raise InvalidRequest("best_of is not supported", param="best_of", code="unsupported")
-        p = self.prompt
-        if isinstance(p, str):
-            return [p]
-        if not p:
-            raise InvalidRequest("prompt must not be empty", param="prompt")
-        if all(isinstance(x, int) for x in p):
-            return [[x for x in p if isinstance(x, int)]]
-        return [x for x in p if isinstance(x, str | list)]
 
 
 # --- responses ----------------------------------------------------------------------------------
@@ -193,6 +173,15 @@ class Usage(BaseModel):
 class AssistantMessage(BaseModel):
     role: Literal["assistant"] = "assistant"
     content: str | None
+    tool_calls: list[ToolCall] | None = None
+    refusal: None = None
+
+    @model_serializer(mode="wrap")
+    def _omit_absent_calls(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data: dict[str, Any] = handler(self)
+        if data.get("tool_calls") is None:
+            data.pop("tool_calls", None)
+        return data
 
 
 class ChatChoice(BaseModel):
@@ -212,9 +201,30 @@ class ChatCompletion(BaseModel):
     system_fingerprint: str | None = None
 
 
+class FunctionCallDelta(BaseModel):
+    name: str | None = None
+    arguments: str | None = None
+
+
+class ToolCallDelta(BaseModel):
+    index: int
+    id: str | None = None
+    type: Literal["function"] | None = None
+    function: FunctionCallDelta
+
+
 class ChoiceDelta(BaseModel):
     role: Literal["assistant"] | None = None
     content: str | None = None
+    tool_calls: list[ToolCallDelta] | None = None
+
+    @model_serializer(mode="wrap")
+    def _omit_absent_calls(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # OpenAI leaves ``tool_calls`` out of a text delta rather than sending null.
+        data: dict[str, Any] = handler(self)
+        if data.get("tool_calls") is None:
+            data.pop("tool_calls", None)
+        return data
 
 
 class ChatChunkChoice(BaseModel):
@@ -261,18 +271,6 @@ class EmbeddingRequest(_Request):
     dimensions: int | None = Field(default=None, ge=1)
     user: str | None = Field(default=None, max_length=256)
 
-    def texts(self) -> list[str]:
-        inp = self.input
-        if isinstance(inp, str):
-            inp = [inp]
-        if not inp:
-            raise InvalidRequest("input must not be empty", param="input")
-        if not all(isinstance(x, str) for x in inp):
-            raise InvalidRequest("token-id input is not supported by this model; send strings", param="input")
-        if len(inp) > 2048:
-            raise InvalidRequest("at most 2048 inputs per request", param="input")
-        return [str(x) for x in inp]
-
 
 class EmbeddingData(BaseModel):
     object: Literal["embedding"] = "embedding"
@@ -302,6 +300,8 @@ class ModelCard(BaseModel):
     owned_by: str = "hearth"
     kind: str
     aliases: list[str] = []
+    description: str = ""
+    capabilities: list[str] = []
     ready: bool
     details: dict[str, Any] | None = None
 
@@ -311,16 +311,13 @@ class ModelList(BaseModel):
     data: list[ModelCard]
 
 
-# --- tokenize -----------------------------------------------------------------------------------
+# --- tokenize (Hearth's, as vLLM and llama.cpp's server offer it) ---------------------------------
 
 
 class TokenizeRequest(_Request):
     model: str = Field(min_length=1, max_length=256)
     prompt: str | None = None
     messages: list[ChatMessage] | None = None
-
-    def plain_messages(self) -> list[dict[str, str]]:
-        return ChatCompletionRequest(model=self.model, messages=self.messages or []).plain_messages()
 
 
 class TokenizeResponse(BaseModel):

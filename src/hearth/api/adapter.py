@@ -1,0 +1,47 @@
+"""What every API family's adapter renders: its error shape, its headers, its stream error frame.
+
+The middleware and the exception handlers pick the adapter by path (``hearth.api.families``)
+and ask it, so a 401 from ``/v1/messages`` looks like Anthropic's and one from ``/api/chat``
+like Ollama's, while the gateway below raises the same neutral ``HearthError`` for both.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from starlette.responses import JSONResponse
+
+from hearth.errors import HearthError, RateLimitState
+from hearth.gateway.call import Call
+from hearth.inference.types import Family
+
+
+class FamilyAdapter:
+    name: ClassVar[Family]
+
+    def error_status(self, error: HearthError) -> int:
+        return error.status_code
+
+    def error_body(self, error: HearthError) -> dict[str, Any]:
+        return {"error": error.message}
+
+    def limit_headers(self, limits: RateLimitState) -> dict[str, str]:
+        return {}
+
+    def response_headers(self, call: Call) -> dict[str, str]:
+        """Headers on every response of a call: its request id and the key's limit windows."""
+        headers = {"x-request-id": call.request_id}
+        if call.rate_limits is not None:
+            headers.update(self.limit_headers(call.rate_limits))
+        return headers
+
+    def error_headers(self, error: HearthError) -> dict[str, str]:
+        headers = {} if error.limits is None else self.limit_headers(error.limits)
+        if (retry := error.retry_after_header) is not None:
+            headers["Retry-After"] = retry
+        return headers
+
+    def error_response(self, error: HearthError) -> JSONResponse:
+        return JSONResponse(
+            self.error_body(error), status_code=self.error_status(error), headers=self.error_headers(error)
+        )

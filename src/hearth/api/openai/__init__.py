@@ -1,0 +1,1 @@
+"""The OpenAI family: chat completions, completions, embeddings and models."""

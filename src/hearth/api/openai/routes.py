@@ -1,0 +1,92 @@
+"""OpenAI routes: ``/v1/chat/completions``, ``/v1/completions``, ``/v1/embeddings``, ``/v1/models``.
+
+Each route parses its body, calls the gateway with the neutral request, and renders the result.
+"""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+import numpy as np
+from fastapi import APIRouter, Request
+from fastapi.responses import Response, StreamingResponse
+
+from hearth.api.deps import REQUIRE_KEY, CallDep
+from hearth.api.disconnect import cancel_on_disconnect
+from hearth.api.openai import mapper, render
+from hearth.api.openai import protocol as oa
+from hearth.api.sse import sse_response
+from hearth.gateway.catalog import ModelView
+
+router = APIRouter(prefix="/v1", tags=["OpenAI"], dependencies=[REQUIRE_KEY])
+_SSE: dict[int | str, dict[str, Any]] = {200: {"content": {"text/event-stream": {}}}}
+
+
+@router.post("/chat/completions", response_model=oa.ChatCompletion, responses=_SSE)
+async def chat_completions(
+    body: oa.ChatCompletionRequest, request: Request, api: CallDep
+) -> oa.ChatCompletion | StreamingResponse:
+    stream = await cancel_on_disconnect(request, api.gateway.chat(api.call, mapper.chat_request(body)))
+    if body.stream:
+        return sse_response(render.chat_stream(stream, mapper.include_usage(body)))
+    return render.chat_completion(stream, await cancel_on_disconnect(request, stream.collect()))
+
+
+@router.post("/completions", response_model=oa.Completion, responses=_SSE)
+async def completions(
+    body: oa.CompletionRequest, request: Request, api: CallDep
+) -> oa.Completion | StreamingResponse:
+    stream = await cancel_on_disconnect(
+        request, api.gateway.complete(api.call, mapper.completion_request(body))
+    )
+    if body.stream:
+        return sse_response(render.completion_stream(stream, mapper.include_usage(body)))
+    return render.completion(stream, await cancel_on_disconnect(request, stream.collect()))
+
+
+@router.post("/embeddings", response_model=oa.EmbeddingResponse)
+async def embeddings(body: oa.EmbeddingRequest, api: CallDep) -> Response:
+    result = await api.gateway.embed(api.call, mapper.embed_request(body))
+    data = [
+        oa.EmbeddingData.model_construct(
+            index=i, embedding=_encode(v, body.encoding_format), object="embedding"
+        )
+        for i, v in enumerate(result.vectors)
+    ]
+    tokens = sum(result.token_counts)
+    usage = oa.EmbeddingUsage(prompt_tokens=tokens, total_tokens=tokens)
+    # Serialised once here: re-validating thousands of floats through response_model costs
+    # more than the forward pass of a short text.
+    reply = oa.EmbeddingResponse.model_construct(data=data, model=body.model, usage=usage, object="list")
+    return Response(reply.model_dump_json(), media_type="application/json")
+
+
+def _encode(vector: np.ndarray, encoding: str) -> list[float] | str:
+    if encoding == "base64":  # little-endian float32, as the OpenAI SDKs decode it
+        return base64.b64encode(vector.astype("<f4").tobytes()).decode()
+    floats: list[float] = vector.astype(float).tolist()
+    return floats
+
+
+def _card(view: ModelView, details: bool) -> oa.ModelCard:
+    return oa.ModelCard(
+        id=view.id,
+        created=view.created,
+        kind=view.kind,
+        aliases=view.aliases,
+        description=view.description,
+        capabilities=view.capabilities,
+        ready=view.ready,
+        details=view.details if details else None,
+    )
+
+
+@router.get("/models", response_model=oa.ModelList)
+async def list_models(api: CallDep) -> oa.ModelList:
+    return oa.ModelList(data=[_card(v, details=False) for v in api.gateway.catalog.visible(api.call)])
+
+
+@router.get("/models/{model_id:path}", response_model=oa.ModelCard)
+async def get_model(model_id: str, api: CallDep) -> oa.ModelCard:
+    return _card(api.gateway.catalog.get(api.call, model_id), details=True)

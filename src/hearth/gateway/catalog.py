@@ -1,0 +1,75 @@
+"""The models a caller may see, with what each can do: every family's model listing uses it."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from hearth.config import ModelKind
+from hearth.engines.base import ChatEngine
+from hearth.engines.registry import ModelRegistry, Slot
+from hearth.errors import PermissionDenied
+from hearth.gateway.call import Call
+
+_CAPABILITIES = {
+    ModelKind.CHAT: ["chat", "completions"],
+    ModelKind.EMBEDDING: ["embeddings"],
+    ModelKind.IMAGE_CLASSIFICATION: ["image-classification"],
+}
+
+
+@dataclass(frozen=True)
+class ModelView:
+    id: str
+    kind: str
+    backend: str
+    aliases: list[str]
+    description: str
+    capabilities: list[str]
+    ready: bool
+    state: str
+    created: int
+    error: str | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+    loaded_at: float | None = None
+
+
+class Catalog:
+    def __init__(self, registry: ModelRegistry) -> None:
+        self._registry = registry
+        self._created = int(time.time())
+
+    def view(self, slot: Slot) -> ModelView:
+        spec = slot.spec
+        details: dict[str, Any] = {"state": slot.state, "backend": spec.backend, "error": slot.error}
+        capabilities = list(_CAPABILITIES[spec.kind])
+        if slot.engine is not None:
+            info = dataclasses.asdict(slot.engine.info())
+            details.update({k: v for k, v in info.items() if k not in {"id", "kind"}})
+            if isinstance(slot.engine, ChatEngine):
+                capabilities.extend(slot.engine.extra_capabilities())
+        return ModelView(
+            id=spec.id,
+            kind=spec.kind.value,
+            backend=spec.backend,
+            aliases=list(spec.aliases),
+            description=spec.description,
+            capabilities=capabilities,
+            ready=slot.state == "ready",
+            state=slot.state,
+            created=self._created,
+            error=slot.error,
+            details=details,
+        )
+
+    def visible(self, call: Call) -> list[ModelView]:
+        key = call.key
+        return [self.view(s) for s in self._registry.slots if key is None or key.allows_model(s.spec.id)]
+
+    def get(self, call: Call, name: str) -> ModelView:
+        spec = self._registry.spec(name)
+        if call.key is not None and not call.key.allows_model(spec.id):
+            raise PermissionDenied(f"this API key may not use the model {spec.id!r}", param="model")
+        return self.view(self._registry.slot(spec.id))

@@ -1,0 +1,132 @@
+"""Turn a neutral request into engine work: prompt tokens, max_tokens, stops and N choices.
+
+This is the policy every API family shares: the default max_tokens is the rest of the context,
+a chat adds its template's end-of-turn strings to the caller's stops, and ``truncation="auto"``
+drops the oldest turns that do not fit instead of refusing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from hearth.engines.base import ChatEngine, SamplingParams
+from hearth.errors import ContextLengthExceeded
+from hearth.inference.types import Message, SamplingOptions, Tool
+
+
+@dataclass
+class GenerationJob:
+    engine: ChatEngine
+    prompts: list[list[int]]  # one per choice
+    params: SamplingParams
+    caller_stops: tuple[str, ...]  # the stops the caller asked for (not the template's)
+
+    @property
+    def worst_case_tokens(self) -> int:
+        """What tokens-per-minute limits reserve up front: every prompt plus every max_tokens."""
+        return sum(len(p) for p in self.prompts) + self.params.max_tokens * len(self.prompts)
+
+    @property
+    def prompt_tokens(self) -> int:
+        return sum(len(p) for p in self.prompts)
+
+
+def _render_and_tokenize(engine: ChatEngine, messages: Sequence[Message], tools: Sequence[Tool]) -> list[int]:
+    return engine.tokenize(engine.render_chat(messages, tools))
+
+
+def _truncated(
+    engine: ChatEngine, messages: Sequence[Message], tools: Sequence[Tool], room: int
+) -> tuple[list[int], int]:
+    """The prompt with the fewest oldest turns dropped so that it leaves ``room`` tokens free.
+
+    System turns are kept, and so is the last turn: a conversation is never cut to nothing.
+    Returns the tokens and how many turns were dropped.
+    """
+    keep_system = [m for m in messages if m.role == "system"]
+    turns = [m for m in messages if m.role != "system"]
+    limit = engine.context_length - room
+    for dropped in range(len(turns)):
+        tokens = _render_and_tokenize(engine, [*keep_system, *turns[dropped:]], tools)
+        if len(tokens) <= limit:
+            return tokens, dropped
+    raise ContextLengthExceeded(
+        f"even the last message alone does not fit this model's context of {engine.context_length} "
+        "tokens with room for the answer",
+        param="messages",
+    )
+
+
+async def chat_prompt(
+    engine: ChatEngine,
+    messages: Sequence[Message],
+    tools: Sequence[Tool] = (),
+    *,
+    truncate_for: int | None = None,
+) -> list[int]:
+    """Render and tokenize a chat (CPU work: off the event loop).
+
+    With ``truncate_for`` (tokens to leave for the answer) the oldest turns that don't fit go.
+    """
+    if truncate_for is None:
+        return await asyncio.to_thread(_render_and_tokenize, engine, messages, tools)
+    tokens, _ = await asyncio.to_thread(_truncated, engine, messages, tools, truncate_for)
+    return tokens
+
+
+def _tokenize_all(engine: ChatEngine, prompts: Sequence[str | Sequence[int]]) -> list[list[int]]:
+    return [engine.tokenize(p) if isinstance(p, str) else list(p) for p in prompts]
+
+
+async def completion_prompts(engine: ChatEngine, prompts: Sequence[str | Sequence[int]]) -> list[list[int]]:
+    return await asyncio.to_thread(_tokenize_all, engine, prompts)
+
+
+def sampling_params(options: SamplingOptions, max_tokens: int) -> SamplingParams:
+    """Resolve a caller's options: unset values take the OpenAI defaults every family shares."""
+    return SamplingParams(
+        max_tokens=max_tokens,
+        temperature=1.0 if options.temperature is None else options.temperature,
+        top_p=1.0 if options.top_p is None else options.top_p,
+        top_k=options.top_k or 0,
+        min_p=options.min_p or 0.0,
+        seed=options.seed,
+        stop=options.stop,
+        presence_penalty=options.presence_penalty,
+        frequency_penalty=options.frequency_penalty,
+        repeat_penalty=1.0 if options.repeat_penalty is None else options.repeat_penalty,
+        logit_bias=dict(options.logit_bias),
+    )
+
+
+def plan(
+    engine: ChatEngine,
+    prompts: list[list[int]],
+    options: SamplingOptions,
+    *,
+    chat: bool = False,
+    prompt_param: str = "prompt",
+    context_limit: int | None = None,
+) -> GenerationJob:
+    """Choose max_tokens (default: the rest of the context), add template stops, and check it all.
+
+    ``context_limit`` narrows the context for this request (Ollama's ``num_ctx``), never widens it.
+    """
+    longest = max(prompts, key=len)
+    ctx = min(engine.context_length, context_limit or engine.context_length)
+    max_tokens = options.max_tokens if options.max_tokens is not None else max(1, ctx - len(longest))
+    params = sampling_params(options, max_tokens)
+    if chat and engine.chat_stop_sequences():
+        stops = tuple(dict.fromkeys((*params.stop, *engine.chat_stop_sequences())))
+        params = dataclasses.replace(params, stop=stops)
+    if context_limit is not None and len(longest) + max_tokens > ctx:
+        raise ContextLengthExceeded(
+            f"the prompt ({len(longest)} tokens) plus max_tokens ({max_tokens}) exceeds num_ctx ({ctx})",
+            param="num_ctx",
+        )
+    for prompt in {tuple(p) for p in prompts}:
+        engine.validate(prompt, params, prompt_param=prompt_param)
+    return GenerationJob(engine, prompts, params, options.stop)

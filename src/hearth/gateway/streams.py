@@ -1,0 +1,172 @@
+"""A request's generation as one stream of ``(choice index, event)``, accounted as it goes.
+
+The stream is *primed*: its first event is awaited before the HTTP response starts, so
+queue-full, context and load errors surface as real status codes rather than as an error
+inside a 200 stream. Tokens, time to first token and a failure are written into the ``Call``
+here, once for every family; renderers only read ``usage``. Closing the stream (done, failed,
+or the client gone) cancels every choice still generating.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncGenerator, Callable
+
+from hearth.errors import HearthError, as_hearth_error
+from hearth.gateway.call import Call
+from hearth.gateway.planning import GenerationJob
+from hearth.inference.events import ChoiceEvent, ChoiceResult, GenerationDone, TextDelta, ToolCallDelta, Usage
+from hearth.inference.types import ToolCall
+
+Indexed = tuple[int, ChoiceEvent]
+# Rewrites one choice's events (tool-call parsing); gets the choice index, returns a filter.
+ChoiceFilter = Callable[[ChoiceEvent], list[ChoiceEvent]]
+
+
+class GenerationStream:
+    def __init__(
+        self,
+        call: Call,
+        job: GenerationJob,
+        *,
+        model: str,
+        filters: Callable[[int], ChoiceFilter] | None = None,
+    ) -> None:
+        self.call = call
+        self.model = model  # the name the caller asked for, as its family echoes it back
+        self.model_id = call.model or model
+        self.choices = len(job.prompts)
+        self.prompt_tokens = job.prompt_tokens
+        self.error: HearthError | None = None
+        self._job = job
+        self._filters = [filters(i) for i in range(self.choices)] if filters else None
+        self._caller_stops = set(job.caller_stops)
+        self._pending: list[Indexed] = []
+        self._events = self._run()
+        call.prompt_tokens = job.prompt_tokens
+
+    @property
+    def usage(self) -> Usage:
+        return self.call.usage
+
+    async def prime(self) -> GenerationStream:
+        try:
+            self._pending.extend(await self._next_batch())
+        except BaseException:
+            await self.aclose()
+            raise
+        return self
+
+    def __aiter__(self) -> GenerationStream:
+        return self
+
+    async def __anext__(self) -> Indexed:
+        while not self._pending:
+            self._pending.extend(await self._next_batch())
+        return self._pending.pop(0)
+
+    async def _next_batch(self) -> list[Indexed]:
+        try:
+            index, event = await anext(self._events)
+        except (StopAsyncIteration, asyncio.CancelledError):
+            raise
+        except Exception as exc:
+            self.error = as_hearth_error(exc)
+            self.call.error_kind = self.error.code or self.error.kind.value
+            self.call.failed_status = self.error.status_code
+            raise self.error from exc
+        self._account(event)
+        event = self._public(event)
+        if self._filters is None:
+            return [(index, event)]
+        return [(index, e) for e in self._filters[index](event)]
+
+    def _account(self, event: ChoiceEvent) -> None:
+        call = self.call
+        if isinstance(event, TextDelta):
+            call.completion_tokens += event.tokens
+            if event.text:
+                call.mark_first_token()
+        elif isinstance(event, GenerationDone):
+            call.cached_tokens += event.cached_tokens
+
+    def _public(self, event: ChoiceEvent) -> ChoiceEvent:
+        """Only the caller's own stop strings are reported as the reason a choice stopped."""
+        if isinstance(event, GenerationDone) and event.stop_sequence not in self._caller_stops:
+            return GenerationDone(
+                event.finish_reason, event.prompt_tokens, event.completion_tokens, event.cached_tokens, None
+            )
+        return event
+
+    async def _run(self) -> AsyncGenerator[Indexed, None]:
+        job = self._job
+        if len(job.prompts) == 1:
+            async with contextlib.aclosing(job.engine.generate(job.prompts[0], job.params)) as events:
+                async for event in events:
+                    yield 0, event
+            return
+        async with contextlib.aclosing(_merge(job)) as merged:
+            async for item in merged:
+                yield item
+
+    async def aclose(self) -> None:
+        await self._events.aclose()
+
+    async def collect(self) -> list[ChoiceResult]:
+        """Every choice whole (for non-streaming answers); the stream is closed afterwards."""
+        results = [ChoiceResult() for _ in range(self.choices)]
+        text: list[list[str]] = [[] for _ in range(self.choices)]
+        try:
+            async for index, event in self:
+                result = results[index]
+                if isinstance(event, TextDelta):
+                    text[index].append(event.text)
+                elif isinstance(event, ToolCallDelta):
+                    _add_call_delta(result, event)
+                else:
+                    result.finish_reason, result.stop_sequence = event.finish_reason, event.stop_sequence
+        finally:
+            await self.aclose()
+        for result, pieces in zip(results, text, strict=True):
+            result.text = "".join(pieces)
+        return results
+
+
+def _add_call_delta(result: ChoiceResult, delta: ToolCallDelta) -> None:
+    if delta.call_index >= len(result.tool_calls):
+        result.tool_calls.append(ToolCall(delta.id or "", delta.name or "", delta.arguments))
+        return
+    call = result.tool_calls[delta.call_index]
+    result.tool_calls[delta.call_index] = ToolCall(call.id, call.name, call.arguments + delta.arguments)
+
+
+async def _merge(job: GenerationJob) -> AsyncGenerator[Indexed, None]:
+    """Several choices generated concurrently, their events interleaved as they come."""
+    queue: asyncio.Queue[Indexed | BaseException | None] = asyncio.Queue()
+
+    async def pump(index: int, prompt: list[int]) -> None:
+        try:
+            async with contextlib.aclosing(job.engine.generate(prompt, job.params)) as events:
+                async for event in events:
+                    await queue.put((index, event))
+        except Exception as exc:
+            await queue.put(exc)
+        finally:
+            await queue.put(None)
+
+    tasks = [asyncio.create_task(pump(i, p)) for i, p in enumerate(job.prompts)]
+    remaining = len(tasks)
+    try:
+        while remaining:
+            item = await queue.get()
+            if item is None:
+                remaining -= 1
+            elif isinstance(item, BaseException):
+                raise item
+            else:
+                yield item
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)

@@ -1,0 +1,94 @@
+"""What comes back: generation events, usage, and the results of the other capabilities.
+
+Engines emit ``TextDelta`` and one ``GenerationDone`` per sequence. The gateway streams
+``ChoiceEvent`` pairs ``(choice index, event)``, and adds ``ToolCallDelta`` when it turns
+constrained text into tool calls. Every family's renderer works from these alone.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+
+from hearth.inference.types import ToolCall
+
+FinishReason = Literal["stop", "length", "tool_calls", "cancelled", "error"]
+
+
+@dataclass(frozen=True, slots=True)
+class TextDelta:
+    """A piece of generated text. ``text`` may be empty while a stop string is still undecided."""
+
+    text: str
+    tokens: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCallDelta:
+    """Part of a tool call: the first delta of a call has its id and name, later ones arguments."""
+
+    call_index: int
+    arguments: str = ""
+    id: str | None = None
+    name: str | None = None
+    tokens: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class GenerationDone:
+    finish_reason: FinishReason
+    prompt_tokens: int
+    completion_tokens: int
+    cached_tokens: int = 0
+    stop_sequence: str | None = None  # the caller's stop string that ended it, if one did
+
+
+GenerationEvent = TextDelta | GenerationDone
+ChoiceEvent = TextDelta | ToolCallDelta | GenerationDone
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cached_tokens: int = 0
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+
+@dataclass
+class ChoiceResult:
+    """One whole choice, for the non-streaming answers."""
+
+    text: str = ""
+    tool_calls: list[ToolCall] = field(default_factory=list)
+    finish_reason: FinishReason | None = None
+    stop_sequence: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Prediction:
+    label: str
+    confidence: float
+    index: int
+
+
+@dataclass(frozen=True)
+class EmbedResult:
+    model: str  # the id of the model that served it
+    vectors: np.ndarray  # (n, dim) float32, L2-normalised
+    token_counts: list[int]
+
+    @property
+    def dimensions(self) -> int:
+        return int(self.vectors.shape[1])
+
+
+@dataclass(frozen=True)
+class ClassifyResult:
+    model: str
+    predictions: list[Prediction]

@@ -1,0 +1,139 @@
+"""Requests in neutral form: what a caller wants, whatever API family it spoke."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+Role = Literal["system", "user", "assistant", "tool"]
+Family = Literal["openai", "anthropic", "ollama", "oip", "hearth"]
+
+
+@dataclass(frozen=True, slots=True)
+class TextPart:
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class ImagePart:
+    """An image in a message: decoded bytes, or a URL the gateway may fetch if allowed."""
+
+    data: bytes | None = None
+    url: str | None = None
+    media_type: str | None = None
+
+
+Part = TextPart | ImagePart
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCall:
+    id: str
+    name: str
+    arguments: str  # JSON text, as every family carries it on the wire (Anthropic as an object)
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    role: Role
+    parts: tuple[Part, ...] = ()
+    tool_calls: tuple[ToolCall, ...] = ()
+    tool_call_id: str | None = None  # role "tool": which call this answers
+    name: str | None = None
+
+    @property
+    def text(self) -> str:
+        return "\n".join(p.text for p in self.parts if isinstance(p, TextPart))
+
+    @property
+    def images(self) -> tuple[ImagePart, ...]:
+        return tuple(p for p in self.parts if isinstance(p, ImagePart))
+
+    @classmethod
+    def of(cls, role: Role, text: str) -> Message:
+        return cls(role, (TextPart(text),))
+
+
+@dataclass(frozen=True, slots=True)
+class Tool:
+    name: str
+    description: str = ""
+    parameters: Mapping[str, Any] = field(default_factory=dict)  # a JSON schema
+
+
+@dataclass(frozen=True, slots=True)
+class NamedTool:
+    name: str
+
+
+ToolChoice = Literal["none", "auto", "required"] | NamedTool
+
+
+@dataclass(frozen=True, slots=True)
+class OutputFormat:
+    """What the output must be: JSON of any shape, or JSON valid against ``schema``."""
+
+    kind: Literal["json_object", "json_schema"]
+    schema: Mapping[str, Any] | None = None
+    name: str | None = None
+    strict: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class SamplingOptions:
+    """Sampling as the caller asked; ``None`` means the family's (or the engine's) default."""
+
+    max_tokens: int | None = None
+    temperature: float | None = None
+    top_p: float | None = None
+    top_k: int | None = None
+    min_p: float | None = None
+    seed: int | None = None
+    stop: tuple[str, ...] = ()
+    presence_penalty: float = 0.0
+    frequency_penalty: float = 0.0
+    repeat_penalty: float | None = None
+    logit_bias: Mapping[int, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class ChatRequest:
+    model: str
+    messages: tuple[Message, ...]
+    sampling: SamplingOptions = SamplingOptions()
+    n: int = 1
+    stream: bool = False
+    tools: tuple[Tool, ...] = ()
+    tool_choice: ToolChoice = "auto"
+    parallel_tool_calls: bool = True
+    output: OutputFormat | None = None
+    # "auto" drops the oldest turns that do not fit the context; "disabled" refuses instead.
+    truncation: Literal["disabled", "auto"] = "disabled"
+    num_ctx: int | None = None  # Ollama's per-request context window: checked, never grown past the model's
+
+
+@dataclass(frozen=True, slots=True)
+class CompletionRequest:
+    model: str
+    prompts: tuple[str | tuple[int, ...], ...]
+    sampling: SamplingOptions = SamplingOptions()
+    n: int = 1
+    stream: bool = False
+    output: OutputFormat | None = None
+    raw: bool = True  # False: Ollama's /api/generate without ``raw`` applies the chat template
+
+
+@dataclass(frozen=True, slots=True)
+class EmbedRequest:
+    model: str
+    texts: tuple[str, ...]
+    dimensions: int | None = None
+    truncate: bool = False  # Ollama truncates over-long inputs by default; OpenAI refuses them
+
+
+@dataclass(frozen=True, slots=True)
+class ClassifyRequest:
+    image: bytes
+    model: str | None = None  # None: the first image-classification model configured
+    top_k: int = 5

@@ -1,1 +1,0 @@
-"""Pydantic models mirroring each public API, plus conversion into engine parameters."""

@@ -1,0 +1,71 @@
+"""The store as one object: the database engine, its sessions, keys, the ledger and queries.
+
+``app.py`` builds one and hands it to the gateway; nothing above the gateway touches sessions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import datetime
+
+from sqlalchemy import Engine as DbEngine
+from sqlalchemy.orm import Session, sessionmaker
+
+from hearth.store import migrate
+from hearth.store.db import create_db_engine, session_factory
+from hearth.store.keys import KeyStore
+from hearth.store.ledger import LedgerWriter
+from hearth.store.usage import UsageSummary, month_start, tokens_used_since, usage_summary
+
+log = logging.getLogger("hearth.store")
+
+
+class Database:
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.engine: DbEngine = create_db_engine(url)
+        self.sessions: sessionmaker[Session] = session_factory(self.engine)
+        self.keys = KeyStore(self.sessions)
+        self.ledger = LedgerWriter(self.engine, start=False)
+        self.ready = False
+        self.error: str | None = "database not connected yet"
+
+    async def connect(self) -> None:
+        """Run migrations, retrying until the database answers; the server stays up meanwhile."""
+        delay = 0.5
+        while True:
+            try:
+                await asyncio.to_thread(migrate.upgrade, self.url)
+            except Exception as exc:
+                self.error = f"database unavailable: {type(exc).__name__}"
+                log.warning("database not ready (%s); retrying in %.1fs", type(exc).__name__, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10)
+                continue
+            self.ledger.start()
+            self.ready, self.error = True, None
+            log.info("database ready")
+            return
+
+    def problem(self) -> str | None:
+        if not self.ready:
+            return self.error
+        if not self.ledger.healthy:
+            return "database unavailable: ledger writes are failing"
+        return None
+
+    def close(self, drain_timeout_s: float = 30.0) -> None:
+        """Drain every queued ledger row (graceful shutdown), then drop the connections."""
+        self.ledger.close(drain_timeout_s)
+        self.engine.dispose()
+
+    # -- queries (blocking: callers on the event loop run them in a thread) ----------------------
+
+    def month_tokens(self, key_id: int) -> int:
+        with self.sessions() as session:
+            return tokens_used_since(session, key_id, month_start())
+
+    def usage(self, key_id: int | None, since: datetime | None = None) -> UsageSummary:
+        with self.sessions() as session:
+            return usage_summary(session, key_id=key_id, since=since)
