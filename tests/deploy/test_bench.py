@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from hearth.cli_bench import gpu_support
+from hearth.cli.bench import gpu_support
 
 FAKE_MODELS = json.dumps(
     [

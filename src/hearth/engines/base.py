@@ -10,12 +10,14 @@ from __future__ import annotations
 import abc
 from collections.abc import AsyncGenerator, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 from PIL import Image
 
 from hearth.config import ModelKind, ModelSpec
+from hearth.engines.weights import parameters_of, weights_in
 from hearth.errors import ContextLengthExceeded, InvalidRequest
 from hearth.inference.events import GenerationDone, GenerationEvent, Prediction, TextDelta
 from hearth.inference.types import Message, Tool
@@ -36,6 +38,23 @@ class ModelInfo:
     context_length: int | None = None
     device: str = "cpu"
     extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class ModelFootprint:
+    """A configured model before it is loaded: its files, size and the memory it will take."""
+
+    id: str
+    kind: str
+    backend: str
+    file_bytes: int | None = None
+    parameters: int | None = None
+    quantization: str | None = None
+    context_length: int | None = None
+    memory_bytes: int | None = None  # estimated resident memory when serving
+    fits: bool | None = None
+    note: str = ""
+    files: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -86,6 +105,28 @@ class Engine(abc.ABC):
 
     @abc.abstractmethod
     def load(self) -> None: ...
+
+    @classmethod
+    def weight_files(cls, spec: ModelSpec, data_dir: Path) -> list[Path]:
+        """The files holding a model's weights: the source file, or the weights in a directory."""
+        path = Path(spec.source).expanduser()
+        return weights_in(path) if path.is_dir() else [path]
+
+    @classmethod
+    def footprint(cls, spec: ModelSpec, data_dir: Path) -> ModelFootprint:
+        """Size, parameters and serving memory, from file headers only (``hearth doctor``)."""
+        weights = cls.weight_files(spec, data_dir)
+        size = sum(w.stat().st_size for w in weights)
+        return ModelFootprint(
+            spec.id,
+            spec.kind.value,
+            spec.backend,
+            file_bytes=size,
+            parameters=sum(c for c in map(parameters_of, weights) if c) or None,
+            memory_bytes=int(size * 1.3) + 64 * 2**20,  # float32 weights + activations
+            note="float32 weights + activations",
+            files=[str(w) for w in weights],
+        )
 
     @abc.abstractmethod
     def info(self) -> ModelInfo: ...

@@ -9,10 +9,12 @@ from typing import Any
 
 import numpy as np
 
+from hearth.config import ModelSpec
 from hearth.engines.base import EmbeddingEngine, Embeddings, EngineActivity, ModelInfo
 from hearth.engines.batching import MicroBatcher
 from hearth.engines.import_shims import deferred_sklearn_metrics
 from hearth.engines.sources import import_model_package, local_path, pypi_package
+from hearth.engines.weights import weights_in
 from hearth.errors import ContextLengthExceeded
 
 _Item = tuple[np.ndarray, int]
@@ -22,11 +24,16 @@ class SentenceTransformerEngine(EmbeddingEngine):
     _model: Any = None
     _batcher: MicroBatcher[str, _Item] | None = None
 
-    def _model_dir(self) -> Path:
-        if pypi_package(self.spec.source):
-            package: Any = import_model_package(self.spec.source)
+    @staticmethod
+    def model_dir(spec: ModelSpec) -> Path:
+        if pypi_package(spec.source):
+            package: Any = import_model_package(spec.source)
             return Path(package.get_model_path())
-        return local_path(self.spec.source, want_dir=True)
+        return local_path(spec.source, want_dir=True)
+
+    @classmethod
+    def weight_files(cls, spec: ModelSpec, data_dir: Path) -> list[Path]:
+        return weights_in(cls.model_dir(spec))
 
     def load(self) -> None:
         # Never reach for the Hub: models come from packages or local directories only.
@@ -42,7 +49,7 @@ class SentenceTransformerEngine(EmbeddingEngine):
 
         if self.spec.threads:
             torch.set_num_threads(self.spec.threads)
-        self._path = self._model_dir()
+        self._path = self.model_dir(self.spec)
         self._model = SentenceTransformer(str(self._path), device="cpu", local_files_only=True)
         self._max_tokens = int(self._model.max_seq_length)
         self._batcher = MicroBatcher(

@@ -10,10 +10,12 @@ from __future__ import annotations
 import asyncio
 import hashlib
 from collections.abc import AsyncGenerator, Sequence
+from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
+from hearth.config import ModelSpec
 from hearth.engines.base import (
     ChatEngine,
     ClassifierEngine,
@@ -22,6 +24,7 @@ from hearth.engines.base import (
     EngineActivity,
     GenerationDone,
     GenerationEvent,
+    ModelFootprint,
     ModelInfo,
     Prediction,
     SamplingParams,
@@ -36,7 +39,15 @@ WORDS = ("the", "quick", "brown", "fox", "jumps", "over", "lazy", "dog", "and", 
 FAIL_TOKEN = 999_999
 
 
-class FakeChatEngine(ChatEngine):
+class _Weightless:
+    @classmethod
+    def footprint(cls, spec: ModelSpec, data_dir: Path) -> ModelFootprint:
+        return ModelFootprint(
+            spec.id, spec.kind.value, "fake", 0, 0, memory_bytes=0, note="fake engine (tests)"
+        )
+
+
+class FakeChatEngine(_Weightless, ChatEngine):
     token_delay_s = 0.0  # tests raise it to keep streams open
 
     def load(self) -> None:
@@ -113,7 +124,7 @@ class FakeChatEngine(ChatEngine):
         return EngineActivity(running=self.running, waiting=self.waiting)
 
 
-class FakeEmbeddingEngine(EmbeddingEngine):
+class FakeEmbeddingEngine(_Weightless, EmbeddingEngine):
     dimensions = 8
 
     def load(self) -> None:
@@ -131,7 +142,7 @@ class FakeEmbeddingEngine(EmbeddingEngine):
         return ModelInfo(self.spec.id, self.kind, "fake", parameters=0, context_length=512)
 
 
-class FakeClassifierEngine(ClassifierEngine):
+class FakeClassifierEngine(_Weightless, ClassifierEngine):
     labels = ("tabby cat", "coffee mug", "rocket", "astronaut")
 
     def load(self) -> None:

@@ -162,7 +162,9 @@ class Gateway:
         call.stream = request.stream
         # Never silently ignored: refused until grammar-constrained decoding serves them.
         if request.output is not None:
-            raise Unsupported("structured output is not supported by this server yet", param="response_format")
+            raise Unsupported(
+                "structured output is not supported by this server yet", param="response_format"
+            )
         if request.tools and request.tool_choice != "none":
             raise Unsupported("tool calling is not supported by this server yet", param="tools")
         messages = self._text_only(engine, request.messages)

@@ -24,18 +24,21 @@ from typing import Any
 
 import llama_cpp
 
+from hearth.config import ModelSpec
 from hearth.engines.base import (
     ChatEngine,
     EngineActivity,
     GenerationDone,
     GenerationEvent,
+    ModelFootprint,
     ModelInfo,
     SamplingParams,
 )
 from hearth.engines.llama import native
 from hearth.engines.llama.chat_template import ChatTemplate, TemplateOrigin, template_messages
 from hearth.engines.llama.detokenize import IncrementalDetokenizer, PieceTable
-from hearth.engines.llama.model_file import resolve_gguf
+from hearth.engines.llama.gguf_meta import kv_cache_bytes, read_gguf
+from hearth.engines.llama.model_file import gguf_files, resolve_gguf
 from hearth.engines.llama.sampling import Sampler, build_sampler
 from hearth.engines.llama.scheduler import Runtime, Scheduler, Sequence
 from hearth.errors import EngineFailure, NotReady
@@ -55,6 +58,34 @@ class LlamaEngine(ChatEngine):
     _scheduler: Scheduler | None = None
 
     # ---- loading ---------------------------------------------------------------------------
+
+    @classmethod
+    def weight_files(cls, spec: ModelSpec, data_dir: Path) -> list[Path]:
+        return gguf_files(spec.source, data_dir)
+
+    @classmethod
+    def footprint(cls, spec: ModelSpec, data_dir: Path) -> ModelFootprint:
+        """From the GGUF header: parameters, quantisation, and weights plus an f16 KV cache."""
+        paths = cls.weight_files(spec, data_dir)
+        summary = read_gguf(paths)
+        meta = summary.metadata
+        size = sum(p.stat().st_size for p in paths)
+        ftype = meta.get("general.file_type")
+        trained = meta.get(f"{meta.get('general.architecture')}.context_length")
+        context = spec.context_length or (min(int(trained), DEFAULT_MAX_CONTEXT) if trained else None)
+        kv = kv_cache_bytes(meta, context or 4096) or 0
+        return ModelFootprint(
+            spec.id,
+            spec.kind.value,
+            spec.backend,
+            file_bytes=size,
+            parameters=summary.parameters,
+            quantization=native.FTYPE_NAMES.get(ftype, f"ftype-{ftype}") if isinstance(ftype, int) else None,
+            context_length=context,
+            memory_bytes=int(size * 1.05) + kv,
+            note=f"weights + f16 KV cache for {context or 4096} tokens",
+            files=[str(p) for p in paths],
+        )
 
     def load(self) -> None:
         try:

@@ -17,6 +17,20 @@ from typing import Any
 from hearth.engines.sources import ModelSourceError, import_model_package, local_path, pypi_package
 
 
+def gguf_files(source: str, data_dir: Path) -> list[Path]:
+    """The file(s) holding a GGUF without assembling it: the assembled copy, else the package's chunks."""
+    if pypi_package(source) is None:
+        return [local_path(source, want_dir=False)]
+    package: Any = import_model_package(source)
+    assembled = data_dir / "models" / str(getattr(package, "MODEL_NAME", f"{pypi_package(source)}.gguf"))
+    if assembled.is_file():
+        return [assembled]
+    chunks = getattr(package, "chunk_paths", None)
+    if not callable(chunks):
+        raise ModelSourceError(f"model package {source!r} has no chunk_paths() and is not assembled yet")
+    return [Path(p) for p in chunks()]
+
+
 def resolve_gguf(source: str, data_dir: Path) -> Path:
     if pypi_package(source) is None:
         return local_path(source, want_dir=False)

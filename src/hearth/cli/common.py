@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -10,6 +11,10 @@ from rich.console import Console
 from hearth.config import Settings, load_settings
 
 console = Console()
+
+ConfigOpt = Annotated[
+    Path | None, typer.Option("--config", envvar="HEARTH_CONFIG", help="Models/settings file (TOML or YAML).")
+]
 
 
 def settings_or_exit(config: Path | None, **overrides: object) -> Settings:

@@ -10,8 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from hearth import cli_doctor as doctor
+from hearth.cli import doctor
+from hearth.cli.doctor import advice, probes
 from hearth.config import default_models
+from hearth.engines.base import ModelFootprint
+from hearth.engines.llama.gguf_meta import read_gguf
 
 X86_CPUINFO = """\
 processor	: 0
@@ -50,13 +53,13 @@ Model		: Raspberry Pi 5 Model B Rev 1.0
 """
 
 
-def cpu(flags: str, physical: int, logical: int | None = None, arch: str = "x86_64") -> doctor.CpuInfo:
+def cpu(flags: str, physical: int, logical: int | None = None, arch: str = "x86_64") -> probes.CpuInfo:
     logical = logical or physical
-    return doctor.CpuInfo("test", arch, frozenset(flags.split()), logical, physical, logical)
+    return probes.CpuInfo("test", arch, frozenset(flags.split()), logical, physical, logical)
 
 
 def test_parse_cpuinfo_x86() -> None:
-    model, flags, physical = doctor.parse_cpuinfo(X86_CPUINFO)
+    model, flags, physical = probes.parse_cpuinfo(X86_CPUINFO)
     assert model == "12th Gen Intel(R) Core(TM) i7-1260P"  # never the numeric "model" field
     assert {"avx2", "avx512f"} <= flags
     assert physical == 2
@@ -64,22 +67,22 @@ def test_parse_cpuinfo_x86() -> None:
 
 
 def test_parse_cpuinfo_raspberry_pi_5() -> None:
-    model, flags, _ = doctor.parse_cpuinfo(PI5_CPUINFO)
+    model, flags, _ = probes.parse_cpuinfo(PI5_CPUINFO)
     assert model == "Raspberry Pi 5 Model B Rev 1.0"
     simd = cpu(" ".join(flags), 4, arch="aarch64").simd
     assert "NEON" in simd and "NEON-DOTPROD" in simd and "AVX2" not in simd
 
 
 def test_meminfo_and_cgroup_limit(tmp_path: Path) -> None:
-    total, available = doctor.parse_meminfo(
+    total, available = probes.parse_meminfo(
         "MemTotal: 8000000 kB\nMemFree: 100 kB\nMemAvailable: 6000000 kB\n"
     )
     assert (total, available) == (8_000_000 * 1024, 6_000_000 * 1024)
     (tmp_path / "memory.max").write_text("2147483648\n")
-    assert doctor.cgroup_memory_limit(tmp_path) == 2 * 2**30
+    assert probes.cgroup_memory_limit(tmp_path) == 2 * 2**30
     (tmp_path / "memory.max").write_text("max\n")
-    assert doctor.cgroup_memory_limit(tmp_path) is None
-    capped = doctor.MemoryInfo(total, available, 2 * 2**30)
+    assert probes.cgroup_memory_limit(tmp_path) is None
+    capped = probes.MemoryInfo(total, available, 2 * 2**30)
     assert capped.usable_bytes == 2 * 2**30
 
 
@@ -101,23 +104,23 @@ def test_gguf_reader_rejects_other_files(tmp_path: Path) -> None:
     bogus = tmp_path / "x.gguf"
     bogus.write_bytes(b"NOPE" + bytes(64))
     with pytest.raises(ValueError, match="not a GGUF"):
-        doctor.read_gguf([bogus])
+        read_gguf([bogus])
 
 
 def test_fit_and_recommendation() -> None:
-    small = doctor.ModelFootprint("a", "chat", "llama.cpp", memory_bytes=3 * 2**30)
-    big = doctor.ModelFootprint("b", "embedding", "x", memory_bytes=3 * 2**30)
-    doctor.assign_fit([small, big], usable_bytes=4 * 2**30)
+    small = ModelFootprint("a", "chat", "llama.cpp", memory_bytes=3 * 2**30)
+    big = ModelFootprint("b", "embedding", "x", memory_bytes=3 * 2**30)
+    advice.assign_fit([small, big], usable_bytes=4 * 2**30)
     assert small.fits is True and big.fits is False
 
-    two_cores = doctor.recommend(cpu("avx2", 2, 4), doctor.MemoryInfo(32 * 2**30, 30 * 2**30), [])
+    two_cores = advice.recommend(cpu("avx2", 2, 4), probes.MemoryInfo(32 * 2**30, 30 * 2**30), [])
     assert two_cores.threads == 2 and two_cores.max_gguf_params == 1_000_000_000
     assert any("one thread per core" in n for n in two_cores.notes)
-    low_memory = doctor.recommend(cpu("avx2", 16), doctor.MemoryInfo(4 * 2**30, 2 * 2**30), [])
+    low_memory = advice.recommend(cpu("avx2", 16), probes.MemoryInfo(4 * 2**30, 2 * 2**30), [])
     assert low_memory.max_gguf_params < 2_000_000_000 and "memory is the limit" in low_memory.notes[0]
-    old_x86 = doctor.recommend(cpu("sse2", 4), doctor.MemoryInfo(8 * 2**30, 8 * 2**30), [])
+    old_x86 = advice.recommend(cpu("sse2", 4), probes.MemoryInfo(8 * 2**30, 8 * 2**30), [])
     assert any("AVX2" in n for n in old_x86.notes)
-    pi4 = doctor.recommend(cpu("fp asimd", 4, arch="aarch64"), doctor.MemoryInfo(8 * 2**30, 7 * 2**30), [])
+    pi4 = advice.recommend(cpu("fp asimd", 4, arch="aarch64"), probes.MemoryInfo(8 * 2**30, 7 * 2**30), [])
     assert any("dot-product" in n for n in pi4.notes)
 
 

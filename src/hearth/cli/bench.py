@@ -27,7 +27,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from hearth.cli_common import settings_or_exit
+from hearth.cli.common import settings_or_exit
 from hearth.config import ModelKind, ModelSpec, Settings
 
 console = Console()
@@ -264,7 +264,7 @@ def gpu_rows(spec: ModelSpec, settings: Settings, support: GpuSupport, sizes: di
     elif spec.kind == ModelKind.EMBEDDING and spec.backend == "sentence-transformers" and support.torch_cuda:
         from hearth.engines.embeddings import SentenceTransformerEngine
 
-        path = SentenceTransformerEngine(spec, settings.data_dir)._model_dir()
+        path = SentenceTransformerEngine.model_dir(spec)
         cpu_b, cpu_s = direct_embeddings(path, sizes["texts"], "cpu")
         gpu_b, gpu_s = direct_embeddings(path, sizes["texts"], "cuda")
         rows.append(Row(spec.id, f"embeddings, batch of {sizes['texts']}", "texts/s", cpu_b, gpu_b, note))
