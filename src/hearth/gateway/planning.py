@@ -11,10 +11,14 @@ import asyncio
 import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
+from hearth.config import SamplingDefaults
 from hearth.engines.base import ChatEngine, SamplingParams
 from hearth.errors import ContextLengthExceeded
 from hearth.inference.types import Message, SamplingOptions, Tool
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -85,19 +89,32 @@ async def completion_prompts(engine: ChatEngine, prompts: Sequence[str | Sequenc
     return await asyncio.to_thread(_tokenize_all, engine, prompts)
 
 
-def sampling_params(options: SamplingOptions, max_tokens: int) -> SamplingParams:
-    """Resolve a caller's options: unset values take the OpenAI defaults every family shares."""
+def _first(*values: T | None) -> T:
+    return next(v for v in values if v is not None)
+
+
+def sampling_params(
+    options: SamplingOptions,
+    max_tokens: int,
+    model: SamplingDefaults | None = None,
+    family: SamplingOptions | None = None,
+) -> SamplingParams:
+    """Resolve sampling: what the caller set, else the model's defaults (its Modelfile-style
+    ``sampling``), else the family's own defaults (Ollama's differ from OpenAI's), else OpenAI's.
+    """
+    m = model or SamplingDefaults()
+    f = family or SamplingOptions()
     return SamplingParams(
         max_tokens=max_tokens,
-        temperature=1.0 if options.temperature is None else options.temperature,
-        top_p=1.0 if options.top_p is None else options.top_p,
-        top_k=options.top_k or 0,
-        min_p=options.min_p or 0.0,
+        temperature=_first(options.temperature, m.temperature, f.temperature, 1.0),
+        top_p=_first(options.top_p, m.top_p, f.top_p, 1.0),
+        top_k=_first(options.top_k, m.top_k, f.top_k, 0),
+        min_p=_first(options.min_p, m.min_p, f.min_p, 0.0),
         seed=options.seed,
         stop=options.stop,
         presence_penalty=options.presence_penalty,
         frequency_penalty=options.frequency_penalty,
-        repeat_penalty=1.0 if options.repeat_penalty is None else options.repeat_penalty,
+        repeat_penalty=_first(options.repeat_penalty, m.repeat_penalty, f.repeat_penalty, 1.0),
         logit_bias=dict(options.logit_bias),
     )
 
@@ -110,6 +127,7 @@ def plan(
     chat: bool = False,
     prompt_param: str = "prompt",
     context_limit: int | None = None,
+    family_defaults: SamplingOptions | None = None,
 ) -> GenerationJob:
     """Choose max_tokens (default: the rest of the context), add template stops, and check it all.
 
@@ -118,7 +136,7 @@ def plan(
     longest = max(prompts, key=len)
     ctx = min(engine.context_length, context_limit or engine.context_length)
     max_tokens = options.max_tokens if options.max_tokens is not None else max(1, ctx - len(longest))
-    params = sampling_params(options, max_tokens)
+    params = sampling_params(options, max_tokens, engine.spec.sampling, family_defaults)
     if chat and engine.chat_stop_sequences():
         stops = tuple(dict.fromkeys((*params.stop, *engine.chat_stop_sequences())))
         params = dataclasses.replace(params, stop=stops)

