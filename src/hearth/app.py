@@ -14,7 +14,10 @@ from starlette.responses import Response
 from hearth import __version__
 from hearth.api.disconnect import ClientDisconnected
 from hearth.api.errors import install_error_handlers
+from hearth.api.families import register
 from hearth.api.middleware import CLIENT_CLOSED, BodyLimitMiddleware, CallMiddleware
+from hearth.api.oip import routes as oip_routes
+from hearth.api.oip.errors import OIPAdapter
 from hearth.api.openai import routes as openai_routes
 from hearth.api.openapi import install_openapi
 from hearth.api.routes import admin, classify, health, tokenize, usage, web
@@ -31,6 +34,7 @@ log = logging.getLogger("hearth")
 # request walks past every router ahead of its own (measured ~10 % of a short request's CPU).
 ROUTERS = (
     openai_routes.router,
+    oip_routes.router,
     classify.router,
     tokenize.router,
     usage.router,
@@ -38,6 +42,8 @@ ROUTERS = (
     admin.router,
     web.router,
 )
+
+register("/v2", OIPAdapter())
 
 
 def build_app(settings: Settings, registry: ModelRegistry | None = None) -> FastAPI:

@@ -17,6 +17,8 @@ from hearth.errors import HearthError, InvalidRequest, PayloadTooLarge
 from hearth.gateway.service import Gateway
 
 API_PREFIXES = ("/v1/", "/v2/", "/api/")
+# Probes that need no key open no call, so a load balancer polling them writes no ledger rows.
+PROBE_PREFIXES = ("/v2/health/",)
 CLIENT_CLOSED = 499  # nginx's code for "client closed request"
 
 
@@ -133,7 +135,7 @@ class CallMiddleware:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path: str = scope.get("path", "")
-        if scope["type"] != "http" or not path.startswith(API_PREFIXES):
+        if scope["type"] != "http" or not path.startswith(API_PREFIXES) or path.startswith(PROBE_PREFIXES):
             await self.app(scope, receive, send)
             return
         adapter = family_for_path(path)

@@ -139,7 +139,14 @@ class FakeEmbeddingEngine(_Weightless, EmbeddingEngine):
         return Embeddings(np.stack(vectors), [len(t.split()) + 2 for t in texts])
 
     def info(self) -> ModelInfo:
-        return ModelInfo(self.spec.id, self.kind, "fake", parameters=0, context_length=512)
+        return ModelInfo(
+            self.spec.id,
+            self.kind,
+            "fake",
+            parameters=0,
+            context_length=512,
+            extra={"dimensions": self.dimensions},
+        )
 
 
 class FakeClassifierEngine(_Weightless, ClassifierEngine):
