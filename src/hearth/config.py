@@ -148,6 +148,10 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
     max_header_bytes: int = Field(default=32 * 1024, ge=1024)
     max_image_pixels: int = Field(default=40_000_000, ge=1)
+    # SIGTERM: serve this long with /ready failing (load balancers notice), then drain in-flight
+    # requests and streams for up to drain_timeout_s before exiting.
+    shutdown_delay_s: float = Field(default=0.0, ge=0, le=300)
+    drain_timeout_s: float = Field(default=30.0, gt=0, le=3600)
     models: list[ModelSpec] = Field(default_factory=default_models)
 
     @field_validator("database_url", "redis_url", "admin_key", "config", mode="before")

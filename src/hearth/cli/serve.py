@@ -1,17 +1,29 @@
-"""``hearth serve``: the configured models over HTTP, with keys, limits and the ledger."""
+"""``hearth serve``: the configured models over HTTP, with keys, limits and the ledger.
+
+SIGTERM drains: ``/ready`` fails at once so load balancers stop sending, new requests keep being
+served for ``--shutdown-delay`` seconds while they notice, then uvicorn stops accepting and lets
+in-flight requests and streams finish (up to ``--drain-timeout``), and the ledger is flushed.
+Ctrl-C (SIGINT) skips the delay.
+"""
 
 from __future__ import annotations
 
 import ipaddress
 import logging
+from pathlib import Path
 from typing import Annotated
 
 import typer
+from fastapi import FastAPI
 from rich.console import Console
 
+from hearth.cli.banner import LoadedModel, degraded_notes, print_banner, render
 from hearth.cli.common import ConfigOpt, settings_or_exit
+from hearth.config import Settings
+from hearth.gateway.auth import ADMIN_KEY_FILE
 
 console = Console()
+log = logging.getLogger("hearth.serve")
 
 
 def _is_loopback(host: str) -> bool:
@@ -23,6 +35,18 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
+def announce(settings: Settings, app: FastAPI) -> None:
+    """Print the start-up banner (once the server is ready)."""
+    gateway = app.state.gateway
+    models = [
+        LoadedModel(s.spec.id, s.spec.kind, tuple(s.spec.aliases), s.error if s.state == "failed" else None)
+        for s in gateway.registry.slots
+    ]
+    problems = degraded_notes(gateway.registry.slots)
+    admin_file = None if settings.admin_key else Path(settings.data_dir) / ADMIN_KEY_FILE
+    print_banner(render(settings, models, admin_key_file=admin_file, problems=problems))
+
+
 def serve(
     host: Annotated[str, typer.Option(envvar="HEARTH_HOST", help="Address to bind.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(envvar="HEARTH_PORT", help="Port to bind.")] = 8000,
@@ -31,11 +55,15 @@ def serve(
         bool, typer.Option("--no-auth", envvar="HEARTH_NO_AUTH", help="Disable API keys (loopback only).")
     ] = False,
     log_level: Annotated[str, typer.Option(envvar="HEARTH_LOG_LEVEL")] = "info",
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", envvar="HEARTH_QUIET", help="No start-up banner.")
+    ] = False,
 ) -> None:
     """Serve the configured models over HTTP."""
     import uvicorn
 
     from hearth.app import build_app
+    from hearth.cli.draining import DrainingServer
 
     if no_auth and not _is_loopback(host):
         console.print(f"[red]--no-auth refuses to bind to {host}: without keys, bind to 127.0.0.1 only[/red]")
@@ -44,10 +72,13 @@ def serve(
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    uvicorn.run(
-        build_app(settings),
+    hooks = [] if quiet else [lambda app: announce(settings, app)]
+    app = build_app(settings, on_ready=hooks)
+    server_config = uvicorn.Config(
+        app,
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level.lower(),
-        timeout_graceful_shutdown=30,
+        timeout_graceful_shutdown=max(1, round(settings.drain_timeout_s)),
     )
+    DrainingServer(server_config, app.state.gateway, settings.shutdown_delay_s).run()

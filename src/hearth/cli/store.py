@@ -6,6 +6,8 @@ inside a container with ``podman exec``.
 
 from __future__ import annotations
 
+import getpass
+import os
 import shutil
 import sqlite3
 import subprocess
@@ -23,6 +25,7 @@ from hearth.errors import HearthError
 from hearth.store import migrate
 from hearth.store.database import Database
 from hearth.store.db import sqlite_path
+from hearth.store.errors import KeyNotFound
 from hearth.store.keys import ApiKeyView, KeyStore
 
 keys_app = typer.Typer(help="Create, list, revoke and rotate API keys.", no_args_is_help=True)
@@ -104,6 +107,51 @@ def keys_create(
         raise _fail(exc) from exc
     console.print(_key_table([view]))
     console.print("[yellow]Store this secret now: it cannot be shown again.[/yellow]")
+    print(secret)
+
+
+def _local_name() -> str:
+    user = "".join(c if c.isalnum() or c in "-_" else "-" for c in getpass.getuser())[:40] or "me"
+    return f"{user}-local"
+
+
+@keys_app.command("local")
+def keys_local(
+    name: Annotated[
+        str | None, typer.Option(help="Key name (default: USER-local).", show_default=False)
+    ] = None,
+    config: ConfigOpt = None,
+) -> None:
+    """This machine user's own key: made on first use, then reused; the secret alone on stdout.
+
+    The secret is kept in DATA_DIR/local-keys/NAME.key (mode 600), so `make chat` and scripts can
+    get it again. A key an admin revoked stays revoked: this says so instead of making another.
+    """
+    settings = _settings(config)
+    name = name or _local_name()
+    store = _store(settings)
+    path = settings.data_dir / "local-keys" / f"{name}.key"
+    try:
+        saved = path.read_text().strip() if path.is_file() else None
+        if saved and store.authenticate(saved) is not None:
+            print(saved)
+            return
+        try:
+            existing = store.get(name)
+        except KeyNotFound:
+            existing = None
+        if existing is not None and existing.revoked:
+            console.print(f"[red]the key {name!r} was revoked[/red]; pick another with --name")
+            raise typer.Exit(1)
+        secret = store.rotate(name) if existing is not None else store.create(name)[1]
+    except (HearthError, ValueError) as exc:
+        raise _fail(exc) from exc
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path.with_suffix(".tmp"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(secret + "\n")
+    os.replace(path.with_suffix(".tmp"), path)
+    Console(stderr=True).print(f"made the key {name!r}; its secret is kept in {path}")
     print(secret)
 
 

@@ -74,6 +74,7 @@ class Gateway:
         self.catalog = Catalog(registry)
         # Told of every closed call with its final status (metrics); must not block.
         self.observers: list[Callable[[Call, int], None]] = []
+        self.draining = False  # SIGTERM: readiness fails so load balancers move away
         self._auth_cache: dict[str, _Cached] = {}
         self._budget_cache: dict[int, tuple[float, int]] = {}
         self._touched: dict[int, float] = {}
@@ -89,7 +90,8 @@ class Gateway:
         await self.limiter.close()
 
     async def readiness_problems(self) -> list[str]:
-        problems = self.registry.not_ready_reasons()
+        problems = ["shutting down: draining in-flight requests"] if self.draining else []
+        problems += self.registry.not_ready_reasons()
         if (db := self.db.problem()) is not None:
             problems.append(db)
         if not await self.limiter.healthy():

@@ -26,6 +26,9 @@ log = logging.getLogger("hearth.llama.native")
 # ggml_log_level (ggml.h) -> logging level. INFO is demoted: a load prints hundreds of lines.
 _LEVELS = {0: logging.DEBUG, 1: logging.DEBUG, 2: logging.DEBUG, 3: logging.WARNING, 4: logging.ERROR}
 _CONT = 5
+# Warnings llama.cpp prints for harmless quirks of well-known model files (SmolLM2's "</s>"
+# token type): kept at DEBUG so a normal start shows no false alarm.
+_BENIGN = ("control-looking token",)
 
 _lock = threading.Lock()
 _load_lock = threading.Lock()  # one load at a time, so captured lines belong to it
@@ -46,7 +49,8 @@ def _on_log(level: int, text: bytes, _user_data: ctypes.c_void_p) -> None:
     _partial.clear()
     for sink in _captures:
         sink.append(line)
-    log.log(_partial_level, "%s", line)
+    level = logging.DEBUG if any(b in line for b in _BENIGN) else _partial_level
+    log.log(level, "%s", line)
 
 
 _on_log_c = llama_cpp.llama_log_callback(_on_log)  # module global: C keeps only a raw pointer

@@ -1,0 +1,172 @@
+"""What ``hearth serve`` prints once it is ready: where to go, what loaded, and how to get a key.
+
+Short, on stdout, after every model has loaded and the database is up (never before), so the
+first thing a new user reads is the next step. ``--quiet`` leaves it out; logs are separate.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import shlex
+import shutil
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from hearth.config import ModelKind, Settings, default_data_dir
+
+_KINDS = {
+    ModelKind.CHAT: "chat",
+    ModelKind.EMBEDDING: "embeddings",
+    ModelKind.IMAGE_CLASSIFICATION: "image classification",
+}
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    id: str
+    kind: ModelKind
+    aliases: tuple[str, ...]
+    error: str | None = None  # it failed to load
+
+
+def browser_host(host: str) -> str:
+    """A host a browser on this machine can open: a wildcard bind is reached on loopback."""
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return host
+    if address.is_unspecified:
+        return "127.0.0.1" if address.version == 4 else "[::1]"
+    return f"[{host}]" if address.version == 6 else host
+
+
+def hearth_command(argv0: str | None = None, cwd: Path | None = None) -> str:
+    """How the user can run this same ``hearth`` from their shell (``hearth`` only if on PATH)."""
+    argv0 = argv0 if argv0 is not None else sys.argv[0]
+    cwd = cwd or Path.cwd()
+    here = Path(argv0)
+    if here.name in ("__main__.py", "-m") or argv0.endswith("hearth/cli/__main__.py"):
+        return f"{_shortest(Path(sys.executable), cwd)} -m hearth.cli"
+    on_path = shutil.which("hearth")
+    if on_path and here.name == "hearth" and Path(on_path).resolve() == here.resolve():
+        return "hearth"
+    return _shortest(here, cwd)
+
+
+def _shortest(path: Path, cwd: Path) -> str:
+    absolute = path if path.is_absolute() else (cwd / path)
+    try:
+        return shlex.quote(str(absolute.relative_to(cwd)))
+    except ValueError:
+        return shlex.quote(str(absolute))
+
+
+def key_command(settings: Settings, command: str) -> str:
+    """The command that makes a key for *this* server: same data dir or database, same config."""
+    env = []
+    if settings.database_url:
+        env.append("HEARTH_DATABASE_URL=...")  # the same URL; never printed, it may hold a password
+    elif settings.data_dir.resolve() != default_data_dir().resolve():
+        env.append(f"HEARTH_DATA_DIR={shlex.quote(str(settings.data_dir))}")
+    config = f" --config {shlex.quote(str(settings.config))}" if settings.config else ""
+    return " ".join([*env, f"{command} keys create me{config}"])
+
+
+def render(
+    settings: Settings,
+    models: Sequence[LoadedModel],
+    *,
+    admin_key_file: Path | None,
+    problems: Sequence[str] = (),
+    command: str | None = None,
+    in_checkout: bool | None = None,
+) -> str:
+    command = command or hearth_command()
+    in_checkout = (
+        Path("Makefile").is_file() and Path("src/hearth").is_dir() if in_checkout is None else in_checkout
+    )
+    base = f"http://{browser_host(settings.host)}:{settings.port}"
+    lines = [f"Hearth is ready at {base}"]
+    if _is_ip(settings.host) and ipaddress.ip_address(settings.host).is_unspecified:
+        lines[0] += " (listening on all interfaces)"
+    lines += [
+        f"  playground    {base}/          API docs {base}/docs",
+        f"  base URLs     OpenAI and Anthropic {base}/v1 · Ollama {base} · OIP v2 {base}/v2",
+    ]
+    loaded = [m for m in models if m.error is None]
+    shown = ", ".join(_model_line(m) for m in loaded) or "none"
+    lines.append(f"  models        {shown}")
+    for model in models:
+        if model.error is not None:
+            lines.append(f"  ! {model.id} failed to load: {model.error}")
+    if settings.no_auth:
+        lines.append(
+            "  auth          off (--no-auth): any program on this machine may call it, without a key"
+        )
+    else:
+        lines.append("  auth          on: every API call needs a key (Authorization: Bearer hk-...)")
+        make_key = key_command(settings, command)
+        lines.append(f"  get a key     {make_key}")
+        if in_checkout:
+            lines.append(
+                "                (or `make key NAME=me`; `make chat` makes one and opens a terminal chat)"
+            )
+        where = "HEARTH_ADMIN_KEY" if admin_key_file is None else f"{admin_key_file} (mode 600)"
+        lines.append(f"  admin key     {where}: for /admin and signing in to the playground as operator")
+    for problem in problems:
+        lines.append(f"  ! {problem}")
+    if problems or any(m.error for m in models):
+        lines.append(f"  something is degraded: `{command} doctor` checks this machine and the models")
+    return "\n".join(lines)
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
+def _model_line(model: LoadedModel) -> str:
+    kind = _KINDS.get(model.kind, model.kind.value)
+    default = ", default" if "default" in model.aliases else ""
+    return f"{model.id} ({kind}{default})"
+
+
+def degraded_notes(slots: Sequence[object]) -> list[str]:
+    """What makes this server slower or smaller than it should be, beyond failed models."""
+    notes = []
+    if any(getattr(getattr(s, "spec", None), "backend", "") == "llama.cpp" for s in slots):
+        try:
+            from hearth.engines.llama import native
+
+            if native.amx_compiled():
+                notes.append(
+                    "llama.cpp was compiled with AMX: GGUFs load without AMX and repacked weights (slower)"
+                )
+        except ImportError:
+            notes.append("llama-cpp-python cannot be imported: GGUF models cannot load")
+    available = _available_memory()
+    if available is not None and available < LOW_MEMORY_BYTES:
+        notes.append(f"only {available // 2**20} MiB of memory left with the models loaded")
+    return notes
+
+
+LOW_MEMORY_BYTES = 256 * 2**20
+
+
+def _available_memory() -> int | None:
+    from hearth.cli.doctor.probes import memory_info
+
+    try:
+        return memory_info().usable_bytes
+    except OSError:
+        return None
+
+
+def print_banner(text: str) -> None:
+    sys.stdout.write(text + "\n")
+    sys.stdout.flush()
