@@ -12,6 +12,9 @@ from fastapi import FastAPI, Request
 from starlette.responses import Response
 
 from hearth import __version__
+from hearth.api import families
+from hearth.api.anthropic import routes as anthropic_routes
+from hearth.api.anthropic.errors import AnthropicAdapter
 from hearth.api.disconnect import ClientDisconnected
 from hearth.api.errors import install_error_handlers
 from hearth.api.middleware import CLIENT_CLOSED, BodyLimitMiddleware, CallMiddleware
@@ -31,6 +34,7 @@ log = logging.getLogger("hearth")
 # request walks past every router ahead of its own (measured ~10 % of a short request's CPU).
 ROUTERS = (
     openai_routes.router,
+    anthropic_routes.router,
     classify.router,
     tokenize.router,
     usage.router,
@@ -38,6 +42,8 @@ ROUTERS = (
     admin.router,
     web.router,
 )
+
+families.register("/v1/messages", AnthropicAdapter())
 
 
 def build_app(settings: Settings, registry: ModelRegistry | None = None) -> FastAPI:
