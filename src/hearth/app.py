@@ -12,6 +12,8 @@ from fastapi import FastAPI, Request
 from starlette.responses import Response
 
 from hearth import __version__
+from hearth.api.anthropic import routes as anthropic_routes
+from hearth.api.anthropic.errors import AnthropicAdapter
 from hearth.api.disconnect import ClientDisconnected
 from hearth.api.errors import install_error_handlers
 from hearth.api.families import register
@@ -34,6 +36,7 @@ log = logging.getLogger("hearth")
 # request walks past every router ahead of its own (measured ~10 % of a short request's CPU).
 ROUTERS = (
     openai_routes.router,
+    anthropic_routes.router,
     oip_routes.router,
     classify.router,
     tokenize.router,
@@ -43,6 +46,8 @@ ROUTERS = (
     web.router,
 )
 
+# Which family's error shape and headers each path prefix gets (OpenAI's is the default).
+register("/v1/messages", AnthropicAdapter())
 register("/v2", OIPAdapter())
 
 

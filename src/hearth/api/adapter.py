@@ -28,9 +28,13 @@ class FamilyAdapter:
     def limit_headers(self, limits: RateLimitState) -> dict[str, str]:
         return {}
 
+    def id_headers(self, request_id: str) -> dict[str, str]:
+        """The request id, under the header name(s) the family's clients read."""
+        return {"x-request-id": request_id}
+
     def response_headers(self, call: Call) -> dict[str, str]:
         """Headers on every response of a call: its request id and the key's limit windows."""
-        headers = {"x-request-id": call.request_id}
+        headers = self.id_headers(call.request_id)
         if call.rate_limits is not None:
             headers.update(self.limit_headers(call.rate_limits))
         return headers

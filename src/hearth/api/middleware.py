@@ -108,6 +108,9 @@ def _replay(messages: list[Message], receive: Receive) -> Receive:
 async def _send_error(scope: Scope, send: Send, error: HearthError) -> None:
     adapter = family_for_path(scope.get("path", ""))
     payload = json.dumps(adapter.error_body(error)).encode()
+    # Refused before a call is opened, but still with a request id, as every response has.
+    request_id = _header(scope, b"x-request-id") or f"req_{uuid.uuid4().hex}"
+    ids = adapter.id_headers(request_id[:64])
     await send(
         {
             "type": "http.response.start",
@@ -115,6 +118,7 @@ async def _send_error(scope: Scope, send: Send, error: HearthError) -> None:
             "headers": [
                 (b"content-type", b"application/json"),
                 (b"content-length", str(len(payload)).encode()),
+                *((k.encode(), v.encode()) for k, v in ids.items()),
             ],
         }
     )

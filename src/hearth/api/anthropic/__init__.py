@@ -1,0 +1,1 @@
+"""The Anthropic family: Messages (``/v1/messages``) and token counting."""
