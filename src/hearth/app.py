@@ -22,7 +22,7 @@ from hearth.api.oip import routes as oip_routes
 from hearth.api.oip.errors import OIPAdapter
 from hearth.api.openai import routes as openai_routes
 from hearth.api.openapi import install_openapi
-from hearth.api.routes import admin, classify, health, tokenize, usage, web
+from hearth.api.routes import admin, admin_models, classify, health, tokenize, usage, web
 from hearth.config import Settings
 from hearth.engines.registry import ModelRegistry
 from hearth.gateway.auth import load_admin_secret
@@ -43,6 +43,7 @@ ROUTERS = (
     usage.router,
     health.router,
     admin.router,
+    admin_models.router,
     web.router,
 )
 
@@ -67,7 +68,10 @@ def build_app(
         registry.activities,
         models_ready=lambda: sum(1 for s in registry.slots if s.state == "ready"),
         ledger_pending=lambda: database.ledger.pending,
+        ledger_lag=lambda: database.ledger.lag_seconds,
+        shadow_waiting=lambda: gateway.shadows.waiting,
     )
+    gateway.shadows.observers.append(metrics.observe_shadow)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

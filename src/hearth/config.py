@@ -59,6 +59,11 @@ class ModelSpec(BaseModel):
         description="how long embedding/vision batches wait for company (a caller alone does not)",
     )
     max_queue: int = Field(default=64, ge=1, description="waiting requests before 503")
+    keep_alive_s: float | None = Field(
+        default=None,
+        gt=0,
+        description="unload after this long without a request, load again on the next (None: stay loaded)",
+    )
     chat_template: str | None = Field(default=None, description="Jinja template overriding the GGUF's")
     options: dict[str, str | int | float | bool] = Field(
         default_factory=dict, description="backend-specific runtime options"
@@ -128,6 +133,20 @@ def default_models() -> list[ModelSpec]:
     ]
 
 
+class RouteVariant(BaseModel):
+    model: str
+    weight: float = Field(default=100, ge=0, le=100)
+
+
+class RouteConfig(BaseModel):
+    """A rollout route in the config file (the admin API can override it at run time)."""
+
+    alias: str = Field(min_length=1, max_length=128)
+    strategy: Literal["canary", "ab", "blue-green", "shadow"]
+    variants: list[RouteVariant] = Field(min_length=1)
+    shadow: str | None = None
+
+
 def default_data_dir() -> Path:
     xdg = os.environ.get("XDG_DATA_HOME")
     return (Path(xdg) if xdg else Path.home() / ".local" / "share") / "hearth"
@@ -153,6 +172,7 @@ class Settings(BaseSettings):
     shutdown_delay_s: float = Field(default=0.0, ge=0, le=300)
     drain_timeout_s: float = Field(default=30.0, gt=0, le=3600)
     models: list[ModelSpec] = Field(default_factory=default_models)
+    routes: list[RouteConfig] = Field(default_factory=list)
 
     @field_validator("database_url", "redis_url", "admin_key", "config", mode="before")
     @classmethod

@@ -13,6 +13,7 @@ from prometheus_client.registry import Collector
 
 from hearth.engines.base import EngineActivity
 from hearth.gateway.call import Call
+from hearth.gateway.shadow import ShadowOutcome
 
 ActivitySource = Callable[[], Mapping[str, EngineActivity]]
 CountSource = Callable[[], int]
@@ -34,14 +35,46 @@ class Metrics:
         self.latency = Histogram(
             "hearth_request_duration_seconds",
             "Request latency.",
-            ["route"],
+            ["family", "route"],
             buckets=LATENCY_BUCKETS,
             registry=self.registry,
         )
         self.ttft = Histogram(
             "hearth_time_to_first_token_seconds",
             "Time to first token.",
-            ["model"],
+            ["model", "variant"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.refusals = Counter(
+            "hearth_rate_limit_refusals",
+            "Requests refused by a key's limits (429), by family and reason.",
+            ["family", "reason"],
+            registry=self.registry,
+        )
+        self.shadow = Counter(
+            "hearth_shadow_requests",
+            "Shadow copies by route, shadow model and outcome (compared, dropped, failed).",
+            ["route", "shadow", "outcome"],
+            registry=self.registry,
+        )
+        self.shadow_exact = Counter(
+            "hearth_shadow_exact_matches",
+            "Shadow answers identical to the live answer.",
+            ["route", "shadow"],
+            registry=self.registry,
+        )
+        self.shadow_agreement = Histogram(
+            "hearth_shadow_agreement",
+            "Word-overlap F1 between the shadow's and the live answer (0 to 1).",
+            ["route", "shadow"],
+            buckets=(0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 1.0),
+            registry=self.registry,
+        )
+        self.shadow_latency = Histogram(
+            "hearth_shadow_duration_seconds",
+            "How long the shadow model took to answer a copy.",
+            ["route", "shadow"],
             buckets=LATENCY_BUCKETS,
             registry=self.registry,
         )
@@ -49,18 +82,51 @@ class Metrics:
         self.ledger_pending = Gauge(
             "hearth_ledger_pending_rows", "Usage rows not yet written.", registry=self.registry
         )
+        self.ledger_lag = Gauge(
+            "hearth_ledger_lag_seconds",
+            "Age of the oldest usage row not yet written.",
+            registry=self.registry,
+        )
+        self.shadow_waiting = Gauge(
+            "hearth_shadow_queue_length",
+            "Shadow copies waiting for the shadow worker.",
+            registry=self.registry,
+        )
 
-    def watch(self, engines: ActivitySource, models_ready: CountSource, ledger_pending: CountSource) -> None:
+    def watch(
+        self,
+        engines: ActivitySource,
+        models_ready: CountSource,
+        ledger_pending: CountSource,
+        ledger_lag: Callable[[], float],
+        shadow_waiting: CountSource,
+    ) -> None:
         """Export engine queues and batching, ready models and the ledger queue, read at each scrape."""
         self.registry.register(_EngineCollector(engines))
         self.models_ready.set_function(models_ready)
         self.ledger_pending.set_function(ledger_pending)
+        self.ledger_lag.set_function(ledger_lag)
+        self.shadow_waiting.set_function(shadow_waiting)
 
-    def observe(self, call: Call, status: int) -> None:
+    def observe_shadow(self, outcome: ShadowOutcome) -> None:
+        self.shadow.labels(outcome.alias, outcome.shadow_model, outcome.outcome).inc()
+        if outcome.outcome != "compared":
+            return
+        if outcome.exact:
+            self.shadow_exact.labels(outcome.alias, outcome.shadow_model).inc()
+        if outcome.overlap is not None:
+            self.shadow_agreement.labels(outcome.alias, outcome.shadow_model).observe(outcome.overlap)
+        if outcome.latency_s is not None:
+            self.shadow_latency.labels(outcome.alias, outcome.shadow_model).observe(outcome.latency_s)
+
+    def observe(self, call: Call, status: int, error_kind: str | None = None) -> None:
         model = call.model if call.resolved and call.model else "-"
         variant = call.variant or "-"
         self.requests.labels(call.family, call.route, model, variant, str(status)).inc()
-        self.latency.labels(call.route).observe(call.latency_ms() / 1000)
+        self.latency.labels(call.family, call.route).observe(call.latency_ms() / 1000)
+        if status == 429:
+            reason = error_kind if error_kind in ("rate_limit_exceeded", "insufficient_quota") else "other"
+            self.refusals.labels(call.family, reason).inc()
         if call.prompt_tokens:
             self.tokens.labels(model, "prompt").inc(call.prompt_tokens)
         if call.completion_tokens:
@@ -68,7 +134,7 @@ class Metrics:
         if call.images:
             self.images.labels(model).inc(call.images)
         if call.ttft_ms is not None:
-            self.ttft.labels(model).observe(call.ttft_ms / 1000)
+            self.ttft.labels(model, variant).observe(call.ttft_ms / 1000)
 
     def render(self) -> bytes:
         return bytes(generate_latest(self.registry))

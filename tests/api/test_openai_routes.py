@@ -195,7 +195,7 @@ def test_metrics_count_requests_and_tokens(client: TestClient) -> None:
     )
     text = client.get("/metrics").text
     assert (
-        'hearth_requests_total{family="openai",model="fake-chat",route="POST /v1/chat/completions",status="200",variant="-"} 1.0'
+        'hearth_requests_total{family="openai",model="fake-chat",route="POST /v1/chat/completions",status="200",variant="fake-chat"} 1.0'
         in text
     )
     assert 'status="404"' in text

@@ -119,7 +119,7 @@ def test_ui_with_keys_on_fake_engines(tmp_path: Path, node_driver: Path) -> None
         # long before its 1500 tokens at 0.05 s each.
         metrics = httpx.get(server.url + "/metrics").text
         stopped = re.search(
-            r'hearth_requests_total\{family="openai",model="fake-chat",route="POST /v1/chat/completions",status="499",variant="-"\} (\S+)',
+            r'hearth_requests_total\{family="openai",model="fake-chat",route="POST /v1/chat/completions",status="499",variant="fake-chat"\} (\S+)',
             metrics,
         )
         assert stopped is not None and float(stopped.group(1)) == 1.0, metrics

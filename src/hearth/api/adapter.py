@@ -33,8 +33,11 @@ class FamilyAdapter:
         return {"x-request-id": request_id}
 
     def response_headers(self, call: Call) -> dict[str, str]:
-        """Headers on every response of a call: its request id and the key's limit windows."""
+        """Headers on every response of a call: its request id, the model that served it (a
+        rollout variant or not) and the key's limit windows."""
         headers = self.id_headers(call.request_id)
+        if call.variant is not None:
+            headers["x-hearth-variant"] = call.variant
         if call.rate_limits is not None:
             headers.update(self.limit_headers(call.rate_limits))
         return headers

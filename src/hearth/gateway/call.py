@@ -16,6 +16,7 @@ from hearth.inference.events import Usage
 from hearth.inference.types import Family
 
 if TYPE_CHECKING:
+    from hearth.engines.registry import Slot
     from hearth.gateway.limits import Admission
     from hearth.store.keys import ApiKeyView
 
@@ -30,9 +31,16 @@ class Call:
     admission: Admission | None = None
     authorized: bool = False
     # What the usage row will say; written by the gateway as the request goes.
-    model: str | None = None  # as asked until it resolves, then the serving model's id
-    resolved: bool = False  # ``model`` is a configured id (safe as a metric label)
-    variant: str | None = None
+    model: str | None = (
+        None  # as asked until it resolves, then the public id (a route's alias, or the model's)
+    )
+    resolved: bool = False  # ``model`` is a configured id or route (safe as a metric label)
+    variant: str | None = None  # the id of the model that really served it
+    slot: Slot | None = None  # the model slot it holds while in flight
+    shadow: str | None = None  # a shadow route's candidate model, mirrored once this call ends well
+    shadow_of: str | None = None  # a shadow call: the live request it mirrors
+    agreement: float | None = None
+    exact_match: bool | None = None
     stream: bool = False
     prompt_tokens: int = 0
     completion_tokens: int = 0

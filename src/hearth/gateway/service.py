@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -32,10 +33,12 @@ from hearth.gateway.accounts import Accounts
 from hearth.gateway.auth import presented_secret
 from hearth.gateway.call import Call
 from hearth.gateway.catalog import Catalog
+from hearth.gateway.cluster import Cluster
 from hearth.gateway.limits import Admission, Limiter
 from hearth.gateway.planning import GenerationJob, chat_prompt, completion_prompts, plan
+from hearth.gateway.shadow import ShadowJob, ShadowRunner
 from hearth.gateway.streams import GenerationStream
-from hearth.inference.events import ClassifyResult, EmbedResult
+from hearth.inference.events import ChoiceResult, ClassifyResult, EmbedResult
 from hearth.inference.types import (
     ChatRequest,
     ClassifyRequest,
@@ -72,8 +75,12 @@ class Gateway:
         self.limiter = limiter or Limiter(settings.redis_url, self._month_usage)
         self.accounts = Accounts(database, self.forget_keys)
         self.catalog = Catalog(registry)
-        # Told of every closed call with its final status (metrics); must not block.
-        self.observers: list[Callable[[Call, int], None]] = []
+        self.cluster = Cluster(database, registry, settings.routes, settings.redis_url)
+        self.shadows = ShadowRunner(self._answer_shadow, self._open_shadow_call, self.close_call)
+        self._rng = random.Random()
+        self._background: list[asyncio.Task[None]] = []
+        # Told of every closed call with its final status and error code (metrics); must not block.
+        self.observers: list[Callable[[Call, int, str | None], None]] = []
         self.draining = False  # SIGTERM: readiness fails so load balancers move away
         self._auth_cache: dict[str, _Cached] = {}
         self._budget_cache: dict[int, tuple[float, int]] = {}
@@ -82,9 +89,25 @@ class Gateway:
     # -- lifecycle -----------------------------------------------------------------------------
 
     async def start(self) -> None:
+        """Connect the database, then keep routes and run-time models in step with it."""
+        self.cluster.load_config_routes()
         await self.db.connect()
+        await self.cluster.sync()
+        self._background += [
+            asyncio.create_task(self.cluster.run(), name="cluster-sync"),
+            asyncio.create_task(self.shadows.run(), name="shadow-worker"),
+            asyncio.create_task(self._unload_idle(), name="keep-alive"),
+        ]
+
+    async def _unload_idle(self) -> None:
+        while True:
+            await asyncio.sleep(1.0)
+            await self.registry.unload_idle()
 
     async def close(self) -> None:
+        for task in self._background:
+            task.cancel()
+        await asyncio.gather(*self._background, return_exceptions=True)
         # Graceful shutdown (SIGTERM) drains every ledger row before the process exits.
         await asyncio.to_thread(self.db.close, 30.0)
         await self.limiter.close()
@@ -125,8 +148,11 @@ class Gateway:
             return
         call.closed = True
         status = call.failed_status or status
+        error = call.error_kind or (error_kind if status >= 400 else None)
         for observe in self.observers:
-            observe(call, status)
+            observe(call, status, error)
+        if call.slot is not None:
+            self.registry.release(call.slot)
         if call.admission is not None:
             await self.limiter.finish(call.admission, call.total_tokens)
             self._budget_cache.pop(call.admission.key.id, None)
@@ -139,6 +165,9 @@ class Gateway:
                 route=call.route,
                 family=call.family,
                 variant=call.variant,
+                shadow_of=call.shadow_of,
+                agreement=call.agreement,
+                exact_match=call.exact_match,
                 key_id=call.key_id,
                 key_name=None if call.key is None else call.key.name,
                 prompt_tokens=call.prompt_tokens,
@@ -148,7 +177,7 @@ class Gateway:
                 latency_ms=call.latency_ms(),
                 ttft_ms=call.ttft_ms,
                 status_code=status,
-                error_type=call.error_kind or (error_kind if status >= 400 else None),
+                error_type=error,
                 stream=call.stream,
             )
         )
@@ -160,7 +189,7 @@ class Gateway:
     # -- capabilities --------------------------------------------------------------------------
 
     async def chat(self, call: Call, request: ChatRequest) -> GenerationStream:
-        engine = self.resolve(call, request.model, ChatEngine)
+        engine = await self.resolve(call, request.model, ChatEngine)
         call.stream = request.stream
         # Never silently ignored: refused until grammar-constrained decoding serves them.
         if request.output is not None:
@@ -183,27 +212,54 @@ class Gateway:
             context_limit=request.num_ctx,
             family_defaults=request.sampling_defaults,
         )
-        return await self._start(call, job, request.model)
+        return await self._start(call, job, request.model, shadow=request)
 
     async def complete(self, call: Call, request: CompletionRequest) -> GenerationStream:
-        engine = self.resolve(call, request.model, ChatEngine)
+        engine = await self.resolve(call, request.model, ChatEngine)
         call.stream = request.stream
         if request.raw:
             prompts = await completion_prompts(engine, request.prompts)
         else:  # a bare prompt through the chat template (Ollama's /api/generate)
             texts = [p for p in request.prompts if isinstance(p, str)]
-            prompts = [await chat_prompt(engine, [Message.of("user", t)]) for t in texts]
+            prompts = [
+                await chat_prompt(engine, self._with_system_prompt(engine, [Message.of("user", t)]))
+                for t in texts
+            ]
         job = plan(
-            engine, [p for p in prompts for _ in range(request.n)], request.sampling, chat=not request.raw
+            engine,
+            [p for p in prompts for _ in range(request.n)],
+            request.sampling,
+            chat=not request.raw,
+            context_limit=request.num_ctx,
+            family_defaults=request.sampling_defaults,
         )
         return await self._start(call, job, request.model)
 
-    async def _start(self, call: Call, job: GenerationJob, model: str) -> GenerationStream:
+    async def _start(
+        self, call: Call, job: GenerationJob, model: str, shadow: ChatRequest | None = None
+    ) -> GenerationStream:
         await self.reserve_tokens(call, job.worst_case_tokens)
-        return await GenerationStream(call, job, model=model).prime()
+        on_finish = None
+        if shadow is not None and call.shadow is not None:
+            alias, candidate = call.model or model, call.shadow
+
+            def on_finish(results: list[ChoiceResult]) -> None:
+                self.shadows.offer(ShadowJob(call, alias, candidate, shadow, results[0].text))
+
+        return await GenerationStream(call, job, model=model, on_finish=on_finish).prime()
+
+    async def _answer_shadow(self, call: Call, request: ChatRequest) -> str:
+        stream = await self.chat(call, request)
+        return (await stream.collect())[0].text
+
+    def _open_shadow_call(self, job: ShadowJob) -> Call:
+        live = job.live
+        call = self.open_call(f"{live.request_id[:48]}-shadow", live.family, f"shadow {live.route}"[:128])
+        call.authorized, call.shadow_of = True, live.request_id
+        return call
 
     async def count_tokens(self, call: Call, request: ChatRequest) -> int:
-        engine = self.resolve(call, request.model, ChatEngine)
+        engine = await self.resolve(call, request.model, ChatEngine)
         messages = self._with_system_prompt(engine, self._text_only(engine, request.messages))
         return len(await chat_prompt(engine, messages, request.tools))
 
@@ -211,7 +267,7 @@ class Gateway:
         self, call: Call, model: str, *, text: str | None = None, messages: Sequence[Message] | None = None
     ) -> tuple[list[int], int]:
         """Token ids of a prompt or of rendered chat messages, and the model's context length."""
-        engine = self.resolve(call, model, ChatEngine)
+        engine = await self.resolve(call, model, ChatEngine)
         if messages is not None:
             tokens = await chat_prompt(
                 engine, self._with_system_prompt(engine, self._text_only(engine, messages))
@@ -221,7 +277,7 @@ class Gateway:
         return tokens, engine.context_length
 
     async def embed(self, call: Call, request: EmbedRequest) -> EmbedResult:
-        engine = self.resolve(call, request.model, EmbeddingEngine)
+        engine = await self.resolve(call, request.model, EmbeddingEngine)
         texts = list(request.texts)
         if not texts:
             raise InvalidRequest("input must not be empty", param="input")
@@ -234,7 +290,7 @@ class Gateway:
 
     async def classify(self, call: Call, request: ClassifyRequest) -> ClassifyResult:
         name = request.model or self._default_model(ModelKind.IMAGE_CLASSIFICATION)
-        engine = self.resolve(call, name, ClassifierEngine)
+        engine = await self.resolve(call, name, ClassifierEngine)
         call.images = 1
         image = await asyncio.to_thread(decode_image, request.image, self.settings.max_image_pixels)
         predictions = await engine.classify(image, request.top_k)
@@ -242,14 +298,27 @@ class Gateway:
 
     # -- routing -------------------------------------------------------------------------------
 
-    def resolve(self, call: Call, name: str, cls: type[E]) -> E:
-        """Route a model name (id or alias) to its engine, checking the key's scope first."""
-        call.model = name[:128]  # recorded as asked until it resolves to a model id
-        spec = self.registry.spec(name)
-        if call.key is not None and not call.key.allows_model(spec.id):
-            raise PermissionDenied(f"this API key may not use the model {spec.id!r}", param="model")
-        engine = self.registry.get(spec.id, cls)
-        call.model, call.resolved = spec.id, True
+    async def resolve(self, call: Call, name: str, cls: type[E]) -> E:
+        """Route a model name (a rollout route, a model id or an alias) to one engine.
+
+        A route picks its variant here, once, so the whole request is served by it. The key's
+        scope allows the public name it asked for (a route's alias) or the model's own id. The
+        engine is held (in flight) until the call closes, so unloading waits for it.
+        """
+        call.model = name[:128]  # recorded as asked until it resolves
+        route = self.cluster.routes.get(name)
+        model_id = route.pick(_key_ident(call), self._rng) if route is not None else name
+        spec = self.registry.spec(model_id)
+        public = route.alias if route is not None else spec.id
+        if call.key is not None and not (call.key.allows_model(public) or call.key.allows_model(spec.id)):
+            raise PermissionDenied(f"this API key may not use the model {public!r}", param="model")
+        if call.slot is not None:  # a second resolve in one call (count_tokens, then chat)
+            self.registry.release(call.slot)
+            call.slot = None
+        slot, engine = await self.registry.acquire(spec.id, cls)
+        call.slot = slot
+        call.model, call.variant, call.resolved = public, spec.id, True
+        call.shadow = route.shadow if route is not None and route.strategy == "shadow" else None
         return engine
 
     def _default_model(self, kind: ModelKind) -> str:
@@ -314,3 +383,9 @@ class Gateway:
         used = await asyncio.to_thread(self.db.month_tokens, key_id) + self.db.ledger.pending_tokens(key_id)
         self._budget_cache[key_id] = (now + BUDGET_CACHE_TTL_S, used)
         return used
+
+
+def _key_ident(call: Call) -> str | None:
+    """What keeps an A/B bucket sticky: the key (its id and creation time, unique across databases)."""
+    key = call.key
+    return None if key is None else f"{key.id}-{key.created_at.timestamp():.3f}"

@@ -32,6 +32,7 @@ class GenerationStream:
         *,
         model: str,
         filters: Callable[[int], ChoiceFilter] | None = None,
+        on_finish: Callable[[list[ChoiceResult]], None] | None = None,
     ) -> None:
         self.call = call
         self.model = model  # the name the caller asked for, as its family echoes it back
@@ -44,6 +45,10 @@ class GenerationStream:
         self._caller_stops = set(job.caller_stops)
         self._pending: list[Indexed] = []
         self._events = self._run()
+        # Whole choices are kept only for a listener that wants them (a shadow comparison).
+        self._on_finish = on_finish
+        self._texts: list[list[str]] | None = [[] for _ in range(self.choices)] if on_finish else None
+        self._done = 0
         call.prompt_tokens = job.prompt_tokens
 
     @property
@@ -78,9 +83,21 @@ class GenerationStream:
             raise self.error from exc
         self._account(event)
         event = self._public(event)
+        self._keep(index, event)
         if self._filters is None:
             return [(index, event)]
         return [(index, e) for e in self._filters[index](event)]
+
+    def _keep(self, index: int, event: ChoiceEvent) -> None:
+        if self._texts is None:
+            return
+        if isinstance(event, TextDelta):
+            self._texts[index].append(event.text)
+        elif isinstance(event, GenerationDone):
+            self._done += 1
+            if self._done == self.choices and self._on_finish is not None:
+                finish, self._on_finish = self._on_finish, None
+                finish([ChoiceResult(text="".join(t)) for t in self._texts])
 
     def _account(self, event: ChoiceEvent) -> None:
         call = self.call

@@ -13,6 +13,7 @@ from sqlalchemy import Engine as DbEngine
 from sqlalchemy.orm import Session, sessionmaker
 
 from hearth.store import migrate
+from hearth.store.cluster import ClusterStore
 from hearth.store.db import create_db_engine, session_factory
 from hearth.store.keys import KeyStore
 from hearth.store.ledger import LedgerWriter
@@ -27,6 +28,7 @@ class Database:
         self.engine: DbEngine = create_db_engine(url)
         self.sessions: sessionmaker[Session] = session_factory(self.engine)
         self.keys = KeyStore(self.sessions)
+        self.cluster = ClusterStore(self.sessions)
         self.ledger = LedgerWriter(self.engine, start=False)
         self.ready = False
         self.error: str | None = "database not connected yet"

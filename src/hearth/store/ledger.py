@@ -45,6 +45,9 @@ class UsageEvent:
     route: str
     family: str = "openai"
     variant: str | None = None
+    shadow_of: str | None = None
+    agreement: float | None = None
+    exact_match: bool | None = None
     key_id: int | None = None
     key_name: str | None = None
     prompt_tokens: int = 0
@@ -136,6 +139,13 @@ class LedgerWriter:
     def pending(self) -> int:
         """Rows queued and not yet committed (including the batch being written)."""
         return len(self._queue)
+
+    @property
+    def lag_seconds(self) -> float:
+        """How long the oldest row still queued has waited: the ledger's write lag."""
+        with self._cond:
+            oldest = self._queue[0].created_at if self._queue else None
+        return 0.0 if oldest is None else max(0.0, (utcnow() - oldest).total_seconds())
 
     @property
     def healthy(self) -> bool:

@@ -87,6 +87,39 @@ class ApiKey(Base):
     last_used_at: Mapped[datetime | None] = mapped_column()
 
 
+class ModelRoute(Base):
+    """A public model id that routes to versioned variants (canary, A/B, blue-green, shadow)."""
+
+    __tablename__ = "model_routes"
+
+    alias: Mapped[str] = mapped_column(String(128), primary_key=True)
+    strategy: Mapped[str] = mapped_column(String(16))
+    # [{"model": id, "weight": 0-100}, ...]
+    variants: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    shadow: Mapped[str | None] = mapped_column(String(128))
+    version: Mapped[int] = mapped_column(BigInteger)  # the cluster version that last changed it
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class RuntimeModel(Base):
+    """A model loaded through ``POST /admin/models``: every replica loads it too."""
+
+    __tablename__ = "runtime_models"
+
+    id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    spec: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ClusterState(Base):
+    """One row whose version grows on every route or run-time model change: what replicas poll."""
+
+    __tablename__ = "cluster_state"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    version: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
 class UsageRecord(Base):
     """One row per request, written in batches by :class:`hearth.store.ledger.LedgerWriter`."""
 
@@ -103,6 +136,10 @@ class UsageRecord(Base):
     # route, which variant's model; ``model`` is always the id that really served it.
     family: Mapped[str] = mapped_column(String(16), default="openai", server_default="openai")
     variant: Mapped[str | None] = mapped_column(String(128))
+    # A shadow call's row: the request it mirrored, and how far its answer agreed with the live one.
+    shadow_of: Mapped[str | None] = mapped_column(String(64))
+    agreement: Mapped[float | None] = mapped_column(Float)
+    exact_match: Mapped[bool | None] = mapped_column(Boolean)
     prompt_tokens: Mapped[int] = mapped_column(Integer, default=0)
     completion_tokens: Mapped[int] = mapped_column(Integer, default=0)
     total_tokens: Mapped[int] = mapped_column(Integer, default=0)
