@@ -21,6 +21,7 @@ import logging
 import threading
 import time
 from collections import deque
+from concurrent.futures import Future
 from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Any
@@ -48,6 +49,8 @@ class UsageEvent:
     shadow_of: str | None = None
     agreement: float | None = None
     exact_match: bool | None = None
+    # Unique when set: the id a load balancer gives one client request, retries included.
+    dedupe_key: str | None = None
     key_id: int | None = None
     key_name: str | None = None
     prompt_tokens: int = 0
@@ -96,6 +99,7 @@ class LedgerWriter:
         self.min_backoff_s = min_backoff_s
         self.max_backoff_s = max_backoff_s
         self._queue: deque[UsageEvent] = deque()
+        self._waiters: deque[tuple[int, Future[bool]]] = deque()  # (row number, record_durable's future)
         # Tokens queued per key, so budget checks can count rows not yet in the database.
         self._queued_tokens: dict[int, int] = {}
         self._cond = threading.Condition()
@@ -104,6 +108,7 @@ class LedgerWriter:
         self._written = 0
         self._dropped = 0
         self._discarded = 0
+        self._deduplicated = 0
         self._healthy = True
         self._urgent = False  # set by flush()/close(): skip the interval/backoff wait once
         self._flushers = 0
@@ -118,6 +123,20 @@ class LedgerWriter:
 
     def record(self, event: UsageEvent) -> bool:
         """Queue one event; never blocks on I/O. False if it was dropped (queue full or closed)."""
+        return self._enqueue(event, None)
+
+    def record_durable(self, event: UsageEvent) -> Future[bool]:
+        """Queue one event and write it now (with whatever else is queued: a group commit).
+
+        The future resolves True once the row is committed (or was a duplicate of a committed
+        one), False if it could not be queued. For servers that must not lose a row when killed.
+        """
+        done: Future[bool] = Future()
+        if not self._enqueue(event, done):
+            done.set_result(False)
+        return done
+
+    def _enqueue(self, event: UsageEvent, done: Future[bool] | None) -> bool:
         with self._cond:
             if self._closed or len(self._queue) >= self.max_pending:
                 self._dropped += 1
@@ -126,6 +145,10 @@ class LedgerWriter:
                 return False
             self._queue.append(event)
             self._accepted += 1
+            if done is not None:
+                self._waiters.append((self._accepted, done))
+                self._urgent = True
+                self._cond.notify_all()
             if event.key_id is not None:
                 tokens = _tokens(event)
                 self._queued_tokens[event.key_id] = self._queued_tokens.get(event.key_id, 0) + tokens
@@ -166,6 +189,11 @@ class LedgerWriter:
         """Rows the database rejected for their content."""
         return self._discarded
 
+    @property
+    def deduplicated(self) -> int:
+        """Rows not written because a row with the same dedupe key already was (a retried request)."""
+        return self._deduplicated
+
     def pending_tokens(self, key_id: int) -> int:
         """Tokens of ``key_id``'s rows still queued (O(1)): budgets add them to the database's sum."""
         with self._cond:
@@ -178,6 +206,7 @@ class LedgerWriter:
             "written": self.written,
             "dropped": self.dropped,
             "discarded": self.discarded,
+            "deduplicated": self.deduplicated,
         }
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -218,6 +247,9 @@ class LedgerWriter:
         if self._thread.is_alive():
             self._thread.join(timeout + 1.0)
         lost = self.pending
+        with self._cond:
+            while self._waiters:
+                self._waiters.popleft()[1].set_result(False)
         if lost:
             log.error("usage ledger closed with %d rows unwritten (database unavailable)", lost)
         return lost == 0
@@ -246,6 +278,8 @@ class LedgerWriter:
                 for _ in range(consumed):
                     self._forget(self._queue.popleft())
                 self._done += consumed
+                while self._waiters and self._waiters[0][0] <= self._done:
+                    self._waiters.popleft()[1].set_result(True)
                 if consumed:
                     self._cond.notify_all()
             if outage:
@@ -316,8 +350,13 @@ class LedgerWriter:
                 if not _is_bad_row(exc):
                     # e.g. the table is missing (migrations not run): keep the rows, retry later.
                     return consumed, True
-                self._discarded += 1
-                log.error("usage ledger discarded the row of request %s: %s", row.get("request_id"), exc)
+                if row.get("dedupe_key") is not None and isinstance(exc, sa_exc.IntegrityError):
+                    # A load balancer retried a request whose first replica had already recorded it.
+                    self._deduplicated += 1
+                    log.info("usage ledger: request %s was already recorded", row.get("request_id"))
+                else:
+                    self._discarded += 1
+                    log.error("usage ledger discarded the row of request %s: %s", row.get("request_id"), exc)
             consumed += 1
         return consumed, False
 

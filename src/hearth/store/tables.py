@@ -140,6 +140,8 @@ class UsageRecord(Base):
     shadow_of: Mapped[str | None] = mapped_column(String(64))
     agreement: Mapped[float | None] = mapped_column(Float)
     exact_match: Mapped[bool | None] = mapped_column(Boolean)
+    # The load balancer's id for one client request: a retry on another replica cannot record it twice.
+    dedupe_key: Mapped[str | None] = mapped_column(String(64), unique=True)
     prompt_tokens: Mapped[int] = mapped_column(Integer, default=0)
     completion_tokens: Mapped[int] = mapped_column(Integer, default=0)
     total_tokens: Mapped[int] = mapped_column(Integer, default=0)

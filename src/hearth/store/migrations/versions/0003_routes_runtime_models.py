@@ -1,4 +1,5 @@
-"""Rollout routes, models loaded at run time, the cluster version replicas poll, shadow rows.
+"""Rollout routes, models loaded at run time, the cluster version replicas poll, shadow rows,
+and a dedupe key so a load balancer's retry cannot record one request twice.
 
 Revision ID: 0003
 Revises: 0002
@@ -46,10 +47,14 @@ def upgrade() -> None:
         batch.add_column(sa.Column("shadow_of", sa.String(length=64), nullable=True))
         batch.add_column(sa.Column("agreement", sa.Float(), nullable=True))
         batch.add_column(sa.Column("exact_match", sa.Boolean(), nullable=True))
+        batch.add_column(sa.Column("dedupe_key", sa.String(length=64), nullable=True))
+        batch.create_unique_constraint(op.f("uq_usage_records_dedupe_key"), ["dedupe_key"])
 
 
 def downgrade() -> None:
     with op.batch_alter_table("usage_records") as batch:
+        batch.drop_constraint(op.f("uq_usage_records_dedupe_key"), type_="unique")
+        batch.drop_column("dedupe_key")
         batch.drop_column("exact_match")
         batch.drop_column("agreement")
         batch.drop_column("shadow_of")
