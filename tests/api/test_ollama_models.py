@@ -11,12 +11,13 @@ import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
-from hearth.api.ollama.mapper import sampling
+from hearth.api.ollama.mapper import OLLAMA_SAMPLING, sampling
 from hearth.api.ollama.models import human_number
 from hearth.api.ollama.protocol import Options
 from hearth.app import build_app
 from hearth.engines.base import Embeddings
 from hearth.engines.fake import FakeEmbeddingEngine
+from hearth.inference.types import SamplingOptions
 from tests.conftest import fake_settings, wait_ready
 from tests.gateway.conftest import ADMIN, admin_headers, bearer, flush_ledger
 
@@ -133,16 +134,15 @@ def test_human_number_matches_ollama() -> None:
     ]
 
 
-def test_sampling_defaults_unit() -> None:
-    defaults = sampling(None)
-    assert (defaults.temperature, defaults.top_k, defaults.top_p, defaults.repeat_penalty) == (
-        0.8,
-        40,
-        0.9,
-        1.1,
-    )
-    assert defaults.max_tokens is None and defaults.seed is None
+def test_sampling_unit() -> None:
+    # Unset stays unset here: the gateway layers the model's defaults over OLLAMA_SAMPLING.
+    unset = sampling(None)
+    assert (unset.temperature, unset.top_k, unset.top_p, unset.repeat_penalty, unset.max_tokens) == (
+        None,
+    ) * 5
+    assert SamplingOptions(temperature=0.8, top_k=40, top_p=0.9, repeat_penalty=1.1) == OLLAMA_SAMPLING
     assert sampling(Options(num_predict=-1, seed=-1)).max_tokens is None
+    assert sampling(Options(num_predict=-1, seed=-1)).seed is None
     assert sampling(Options(stop="END")).stop == ("END",)
     greedy = sampling(Options(temperature=0, top_k=0))
     assert greedy.temperature == 0 and greedy.top_k == 0

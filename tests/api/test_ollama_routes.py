@@ -45,9 +45,8 @@ def small(tmp_path: Path) -> Iterator[TestClient]:
         yield client
 
 
-@pytest.fixture
-def seen(client: TestClient, monkeypatch: pytest.MonkeyPatch) -> list[SamplingParams]:
-    """The sampling every generation reached the engine with."""
+def spy_on_sampling(client: TestClient, monkeypatch: pytest.MonkeyPatch) -> list[SamplingParams]:
+    """The sampling every generation reaches the fake chat engine with."""
     engine = client.app.state.registry.get("fake-chat", FakeChatEngine)  # type: ignore[attr-defined]
     recorded: list[SamplingParams] = []
     original = engine.generate
@@ -59,6 +58,11 @@ def seen(client: TestClient, monkeypatch: pytest.MonkeyPatch) -> list[SamplingPa
 
     monkeypatch.setattr(engine, "generate", spy)
     return recorded
+
+
+@pytest.fixture
+def seen(client: TestClient, monkeypatch: pytest.MonkeyPatch) -> list[SamplingParams]:
+    return spy_on_sampling(client, monkeypatch)
 
 
 def test_chat_streams_ndjson_then_a_done_object(client: TestClient) -> None:
@@ -141,6 +145,31 @@ def test_ollama_defaults_fill_what_the_caller_leaves_unset(
         0.6,
     )
     assert "zzz" in params.stop and "\nuser:" in params.stop  # the caller's stop and the template's
+
+
+def test_the_models_own_defaults_come_before_ollamas(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    chat = {"sampling": {"temperature": 0.3, "top_k": 7}, "system_prompt": "You are terse."}
+    with TestClient(build_app(fake_settings(tmp_path, chat=chat))) as client:
+        wait_ready(client)
+        params = spy_on_sampling(client, monkeypatch)
+        plain = client.post("/api/chat", json={**CHAT, "stream": False}).json()
+        assert (params[-1].temperature, params[-1].top_k, params[-1].top_p) == (0.3, 7, 0.9)
+        client.post("/api/chat", json={**CHAT, "stream": False, "options": {"temperature": 1.5}})
+        assert params[-1].temperature == 1.5  # the caller's value beats both
+        shown = client.post("/api/show", json={"model": "fake-chat"}).json()
+        assert "temperature                    0.3" in shown["parameters"]
+        assert "top_k                          7" in shown["parameters"]
+        assert shown["system"] == "You are terse." and 'SYSTEM """You are terse."""' in shown["modelfile"]
+        # The configured system prompt joins a conversation that has none: its 4 tokens against "x"'s 2.
+        with_own = {
+            **CHAT,
+            "stream": False,
+            "messages": [{"role": "system", "content": "x"}, *CHAT["messages"]],
+        }
+        assert (
+            plain["prompt_eval_count"]
+            == client.post("/api/chat", json=with_own).json()["prompt_eval_count"] + 2
+        )
 
 
 @pytest.mark.parametrize("num_predict", [-1, -2])

@@ -1,8 +1,9 @@
 """Ollama requests to the neutral model, with Ollama's defaults, refusing what we cannot honour.
 
-Sampling defaults are Ollama's own (``api.DefaultOptions`` in ollama/ollama): a value the
-caller leaves unset is filled here, so an Ollama client gets what it would get from Ollama,
-not the OpenAI defaults the other families use. ``repeat_last_n`` is fixed at Ollama's 64.
+Sampling the caller leaves unset takes the model's configured defaults (``ModelSpec.sampling``,
+as an Ollama Modelfile's ``PARAMETER`` lines), else Ollama's own (``api.DefaultOptions`` in
+ollama/ollama: temperature 0.8, top_k 40, top_p 0.9, repeat_penalty 1.1), not the OpenAI
+defaults the other families get. ``repeat_last_n`` is fixed at Ollama's 64.
 """
 
 from __future__ import annotations
@@ -26,16 +27,8 @@ from hearth.inference.types import (
     ToolCall,
 )
 
-DEFAULT_TEMPERATURE = 0.8
-DEFAULT_TOP_K = 40
-DEFAULT_TOP_P = 0.9
-DEFAULT_REPEAT_PENALTY = 1.1
-DEFAULTS = {
-    "temperature": DEFAULT_TEMPERATURE,
-    "top_k": DEFAULT_TOP_K,
-    "top_p": DEFAULT_TOP_P,
-    "repeat_penalty": DEFAULT_REPEAT_PENALTY,
-}
+DEFAULTS: dict[str, float] = {"temperature": 0.8, "top_k": 40, "top_p": 0.9, "repeat_penalty": 1.1}
+OLLAMA_SAMPLING = SamplingOptions(temperature=0.8, top_k=40, top_p=0.9, repeat_penalty=1.1)
 MAX_INPUTS = 2048
 
 
@@ -54,15 +47,15 @@ def sampling(options: ol.Options | None) -> SamplingOptions:
     max_tokens = o.num_predict if o.num_predict is not None and o.num_predict > 0 else None
     return SamplingOptions(
         max_tokens=max_tokens,
-        temperature=DEFAULT_TEMPERATURE if o.temperature is None else o.temperature,
-        top_p=DEFAULT_TOP_P if o.top_p is None else o.top_p,
-        top_k=DEFAULT_TOP_K if o.top_k is None else o.top_k,
+        temperature=o.temperature,
+        top_p=o.top_p,
+        top_k=o.top_k,
         min_p=o.min_p,
         seed=None if o.seed is None or o.seed < 0 else o.seed,
         stop=tuple(s for s in o.stop or [] if s),
         presence_penalty=o.presence_penalty or 0.0,
         frequency_penalty=o.frequency_penalty or 0.0,
-        repeat_penalty=DEFAULT_REPEAT_PENALTY if o.repeat_penalty is None else o.repeat_penalty,
+        repeat_penalty=o.repeat_penalty,
     )
 
 
@@ -118,6 +111,7 @@ def chat_request(body: ol.ChatRequest) -> ChatRequest:
         output=output_format(body.format),
         truncation="disabled" if body.truncate is False else "auto",
         num_ctx=num_ctx(body.options),
+        sampling_defaults=OLLAMA_SAMPLING,
     )
 
 
@@ -143,6 +137,7 @@ def generate_request(body: ol.GenerateRequest) -> CompletionRequest:
         system=body.system or None,
         images=images(body.images, "images"),
         num_ctx=num_ctx(body.options),
+        sampling_defaults=OLLAMA_SAMPLING,
     )
 
 

@@ -216,6 +216,7 @@ class ShowResponse(BaseModel):
     modelfile: str
     parameters: str
     template: str | None = None
+    system: str | None = None  # the model's configured system prompt
     details: ModelDetails
     model_info: dict[str, Any]
     capabilities: list[str]
