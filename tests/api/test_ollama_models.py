@@ -248,3 +248,19 @@ def test_usage_rows_say_family_ollama(keyed: tuple[TestClient, str]) -> None:
     assert embed["route"] == "POST /api/embed" and embed["model"] == "fake-embed"
     assert missing["status_code"] == 404 and missing["model"] == "nope"
     assert openai["status_code"] == 401
+
+
+def test_openapi_documents_the_ollama_routes(client: TestClient) -> None:
+    paths = client.get("/openapi.json").json()["paths"]
+    assert paths["/api/chat"]["post"]["security"] == [{"bearerKey": []}, {"xApiKey": []}]
+    assert "application/x-ndjson" in paths["/api/chat"]["post"]["responses"]["200"]["content"]
+    assert set(paths["/api/tags"]) == {"get"} and paths["/api/version"]["get"]["security"] == []
+
+
+def test_every_ollama_route_but_version_needs_a_key(gw: TestClient) -> None:
+    paths = gw.get("/openapi.json").json()["paths"]
+    routes = [(m, p) for p, ops in paths.items() for m in ops if p.startswith("/api/")]
+    assert len(routes) == 8
+    for method, path in routes:
+        reply = gw.request(method.upper(), path, json={"model": "fake-chat"})
+        assert reply.status_code == (200 if path == "/api/version" else 401), (method, path, reply.text)

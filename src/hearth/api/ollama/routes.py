@@ -80,7 +80,8 @@ async def embeddings(body: ol.EmbeddingsRequest, api: CallDep) -> Response:
     return render.embeddings_response(result)
 
 
-@router.api_route("/tags", methods=["GET", "HEAD"], response_model=ol.ListResponse)
+@router.get("/tags", response_model=ol.ListResponse)
+@router.head("/tags", include_in_schema=False)  # Ollama answers HEAD here too
 async def tags(api: CallDep) -> ol.ListResponse:
     return models.tags(api.gateway.catalog.visible(api.call))
 
@@ -100,6 +101,7 @@ async def ps(api: CallDep) -> ol.ProcessResponse:
     return models.ps(api.gateway.catalog.visible(api.call))
 
 
-@public.api_route("/version", methods=["GET", "HEAD"], response_model=ol.VersionResponse)
+@public.get("/version", response_model=ol.VersionResponse, openapi_extra={"security": []})
+@public.head("/version", include_in_schema=False)
 async def version() -> ol.VersionResponse:
     return ol.VersionResponse(version=__version__)
