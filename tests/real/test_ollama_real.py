@@ -1,0 +1,98 @@
+"""The official ``ollama`` client against a live ``hearth serve`` on the real default models."""
+
+from __future__ import annotations
+
+import numpy as np
+import ollama
+import pytest
+
+from tests.live import LiveServer
+
+CHAT = "gemma-3-270m:latest"
+EMBED = "all-minilm-l6-v2"
+
+
+@pytest.fixture(scope="module")
+def client(real_server: LiveServer) -> ollama.Client:
+    return ollama.Client(host=real_server.url, timeout=120)
+
+
+def test_chat(client: ollama.Client) -> None:
+    reply = client.chat(
+        model=CHAT,
+        messages=[
+            {"role": "system", "content": "You answer in one short sentence."},
+            {"role": "user", "content": "What is the capital of France?"},
+        ],
+        options={"temperature": 0, "num_predict": 16},
+        stream=False,
+    )
+    assert "Paris" in (reply.message.content or "")
+    assert reply.model == CHAT and reply.done and reply.done_reason in {"stop", "length"}
+    assert (reply.prompt_eval_count or 0) > 10 and 0 < (reply.eval_count or 0) <= 16
+    assert (reply.eval_duration or 0) > 0 and (reply.total_duration or 0) > (reply.eval_duration or 0)
+
+
+def test_chat_stream(client: ollama.Client) -> None:
+    parts = list(
+        client.chat(
+            model=CHAT,
+            messages=[{"role": "user", "content": "Count from one to five."}],
+            options={"temperature": 0, "num_predict": 12},
+            stream=True,
+        )
+    )
+    assert len(parts) > 3  # token by token, not in one piece
+    assert "".join(p.message.content or "" for p in parts).strip()
+    final = parts[-1]
+    assert final.done and final.done_reason in {"stop", "length"} and 0 < (final.eval_count or 0) <= 12
+
+
+def test_generate_with_ollama_default_sampling_is_seeded(client: ollama.Client) -> None:
+    # Unset temperature/top_k/top_p/repeat_penalty take Ollama's defaults; a seed fixes the draw.
+    first, second = (
+        client.generate(
+            model=CHAT, prompt="My favourite animal is", raw=True, options={"num_predict": 10, "seed": 7}
+        )
+        for _ in range(2)
+    )
+    assert first.response and first.response == second.response
+    pieces = list(
+        client.generate(model=CHAT, prompt="One, two, three,", options={"num_predict": 6}, stream=True)
+    )
+    assert "".join(p.response for p in pieces).strip() and pieces[-1].done
+
+
+def test_embed(client: ollama.Client) -> None:
+    reply = client.embed(model=EMBED, input=["a small cat", "a little kitten", "a red car"])
+    vectors = np.array(reply.embeddings)
+    assert vectors.shape == (3, 384) and (reply.prompt_eval_count or 0) > 6
+    assert vectors[0] @ vectors[1] > vectors[0] @ vectors[2]
+    legacy = client.embeddings(model=EMBED, prompt="a small cat")
+    assert np.allclose(legacy.embedding, vectors[0], atol=1e-5)
+
+
+def test_list_show_ps(client: ollama.Client) -> None:
+    assert [m.model for m in client.list().models] == [CHAT, "all-minilm-l6-v2:latest"]
+    shown = client.show(CHAT)
+    assert shown.details is not None
+    assert (shown.details.format, shown.details.family, shown.details.quantization_level) == (
+        "gguf",
+        "gemma3",
+        "Q4_K_M",
+    )
+    assert (shown.details.parameter_size or "").endswith("M")
+    assert shown.capabilities == ["completion"]
+    assert shown.modelinfo is not None and shown.modelinfo["gemma3.context_length"] == 8192
+    embed = client.show(EMBED)
+    assert embed.capabilities == ["embedding"] and embed.modelinfo is not None
+    assert 384 in embed.modelinfo.values()
+    running = client.ps().models
+    assert {m.model for m in running} == {CHAT, "all-minilm-l6-v2:latest"}
+    assert all((m.size or 0) > 1e6 for m in running)
+
+
+def test_unknown_model(client: ollama.Client) -> None:
+    with pytest.raises(ollama.ResponseError) as missing:
+        client.chat(model="llama3:8b", messages=[{"role": "user", "content": "hi"}])
+    assert missing.value.status_code == 404 and missing.value.error == "model 'llama3:8b' not found"
