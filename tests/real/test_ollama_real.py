@@ -48,15 +48,20 @@ def test_chat_stream(client: ollama.Client) -> None:
     assert final.done and final.done_reason in {"stop", "length"} and 0 < (final.eval_count or 0) <= 12
 
 
-def test_generate_with_ollama_default_sampling_is_seeded(client: ollama.Client) -> None:
-    # Unset temperature/top_k/top_p/repeat_penalty take Ollama's defaults; a seed fixes the draw.
-    first, second = (
-        client.generate(
-            model=CHAT, prompt="My favourite animal is", raw=True, options={"num_predict": 10, "seed": 7}
-        )
-        for _ in range(2)
-    )
-    assert first.response and first.response == second.response
+def test_generate_sampling_options_reach_the_real_sampler(client: ollama.Client) -> None:
+    def raw(prompt: str, **options: float) -> str:
+        reply = client.generate(model=CHAT, prompt=prompt, raw=True, options={"num_predict": 10, **options})
+        return reply.response
+
+    # At a high temperature, draws spread out unless top_k keeps only the likeliest token.
+    prompt, hot = "The capital of France is", {"temperature": 2.0, "top_p": 1.0, "repeat_penalty": 1.0}
+    spread = {raw(prompt, num_predict=4, top_k=0, seed=seed, **hot) for seed in range(4)}
+    narrow = {raw(prompt, num_predict=4, top_k=1, seed=seed, **hot) for seed in range(4)}
+    assert len(spread) > 1 and len(narrow) == 1
+    repeating = raw("a a a a a a a a a a", temperature=0, repeat_penalty=1.0)
+    assert repeating == " a" * 10
+    assert raw("a a a a a a a a a a", temperature=0, repeat_penalty=1.5) != repeating
+    # Left unset, sampling takes Ollama's defaults (temperature 0.8, top_k 40, ...): still text.
     pieces = list(
         client.generate(model=CHAT, prompt="One, two, three,", options={"num_predict": 6}, stream=True)
     )
