@@ -8,7 +8,8 @@ import pytest
 
 from tests.live import LiveServer
 
-CHAT = "gemma-3-270m:latest"
+CHAT = "smollm2-135m-instruct:latest"  # the default chat model
+BASE = "gemma-3-270m"  # a base model, for raw completions
 EMBED = "all-minilm-l6-v2"
 
 
@@ -50,7 +51,7 @@ def test_chat_stream(client: ollama.Client) -> None:
 
 def test_generate_sampling_options_reach_the_real_sampler(client: ollama.Client) -> None:
     def raw(prompt: str, **options: float) -> str:
-        reply = client.generate(model=CHAT, prompt=prompt, raw=True, options={"num_predict": 10, **options})
+        reply = client.generate(model=BASE, prompt=prompt, raw=True, options={"num_predict": 10, **options})
         return reply.response
 
     # At a high temperature, draws spread out unless top_k keeps only the likeliest token.
@@ -78,22 +79,31 @@ def test_embed(client: ollama.Client) -> None:
 
 
 def test_list_show_ps(client: ollama.Client) -> None:
-    assert [m.model for m in client.list().models] == [CHAT, "all-minilm-l6-v2:latest"]
+    tagged = [CHAT, "gemma-3-270m:latest", "all-minilm-l6-v2:latest"]
+    assert [m.model for m in client.list().models] == tagged
     shown = client.show(CHAT)
     assert shown.details is not None
     assert (shown.details.format, shown.details.family, shown.details.quantization_level) == (
         "gguf",
-        "gemma3",
-        "Q4_K_M",
+        "llama",
+        "Q4_1",
     )
     assert (shown.details.parameter_size or "").endswith("M")
     assert shown.capabilities == ["completion"]
-    assert shown.modelinfo is not None and shown.modelinfo["gemma3.context_length"] == 8192
+    assert shown.modelinfo is not None and shown.modelinfo["llama.context_length"] == 8192
+    # The model's configured sampling, and Ollama's top_k where it sets none.
+    assert "temperature                    0.2" in (shown.parameters or "")
+    assert "top_k                          40" in (shown.parameters or "")
+    gemma = client.show("gemma3")  # an alias
+    assert gemma.details is not None and (gemma.details.family, gemma.details.quantization_level) == (
+        "gemma3",
+        "Q4_K_M",
+    )
     embed = client.show(EMBED)
     assert embed.capabilities == ["embedding"] and embed.modelinfo is not None
     assert 384 in embed.modelinfo.values()
     running = client.ps().models
-    assert {m.model for m in running} == {CHAT, "all-minilm-l6-v2:latest"}
+    assert {m.model for m in running} == set(tagged)
     assert all((m.size or 0) > 1e6 for m in running)
 
 
