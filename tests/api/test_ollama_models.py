@@ -212,6 +212,15 @@ def test_keys_from_bearer_and_401(keyed: tuple[TestClient, str]) -> None:
     assert gw.get("/api/version").status_code == 200  # version answers without a key, as Ollama's
 
 
+def test_version_polls_write_no_ledger_rows(gw: TestClient) -> None:
+    for _ in range(3):
+        assert gw.get("/api/version").json() == {"version": "0.1.0"}
+        assert gw.head("/api/version").status_code == 200
+    flush_ledger(gw)
+    with gw.app.state.gateway.db.engine.connect() as conn:  # type: ignore[attr-defined]
+        assert conn.execute(sa.text("SELECT count(*) FROM usage_records")).scalar() == 0
+
+
 def test_quota_is_429_with_retry_after(gw: TestClient) -> None:
     secret = make_key(gw, "tiny", monthly_tokens=30)
     first = gw.post("/api/chat", json={**CHAT, "stream": False}, headers=bearer(secret))

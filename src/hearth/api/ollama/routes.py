@@ -1,7 +1,8 @@
 """Ollama routes under ``/api``: chat, generate, embed, embeddings, tags, show, ps and version.
 
 Each route parses its body, calls the gateway with the neutral request, and renders the result.
-``/api/version`` answers without a key, as Ollama's does, so clients can check the server is up.
+``/api/version`` answers without a key, as Ollama's does, and like the other probes opens no call
+(no ledger row per poll).
 """
 
 from __future__ import annotations
