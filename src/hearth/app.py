@@ -20,6 +20,8 @@ from hearth.api.families import register
 from hearth.api.middleware import CLIENT_CLOSED, BodyLimitMiddleware, CallMiddleware
 from hearth.api.oip import routes as oip_routes
 from hearth.api.oip.errors import OIPAdapter
+from hearth.api.ollama import routes as ollama_routes
+from hearth.api.ollama.errors import OllamaAdapter
 from hearth.api.openai import routes as openai_routes
 from hearth.api.openapi import install_openapi
 from hearth.api.routes import admin, admin_models, classify, health, tokenize, usage, web
@@ -38,18 +40,21 @@ ROUTERS = (
     openai_routes.router,
     anthropic_routes.router,
     oip_routes.router,
+    ollama_routes.router,
     classify.router,
     tokenize.router,
     usage.router,
     health.router,
     admin.router,
     admin_models.router,
+    ollama_routes.public,
     web.router,
 )
 
 # Which family's error shape and headers each path prefix gets (OpenAI's is the default).
 register("/v1/messages", AnthropicAdapter())
 register("/v2", OIPAdapter())
+register("/api", OllamaAdapter())
 
 
 ReadyHook = Callable[[FastAPI], None]

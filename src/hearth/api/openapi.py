@@ -41,7 +41,7 @@ def install_openapi(app: FastAPI) -> None:
             for path, operations in schema.get("paths", {}).items():
                 if path.startswith(_KEYED_PREFIXES):
                     for operation in operations.values():
-                        operation["security"] = _EITHER_SCHEME
+                        operation.setdefault("security", _EITHER_SCHEME)  # [] on a public route
             app.openapi_schema = schema
         return app.openapi_schema
 

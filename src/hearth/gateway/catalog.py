@@ -34,6 +34,8 @@ class ModelView:
     error: str | None = None
     details: dict[str, Any] = field(default_factory=dict)
     loaded_at: float | None = None
+    sampling: dict[str, float] = field(default_factory=dict)  # the model's configured defaults
+    system_prompt: str | None = None
 
 
 class Catalog:
@@ -62,6 +64,8 @@ class Catalog:
             created=self._created,
             error=slot.error,
             details=details,
+            sampling=spec.sampling.model_dump(exclude_none=True),
+            system_prompt=spec.system_prompt,
         )
 
     def visible(self, call: Call) -> list[ModelView]:

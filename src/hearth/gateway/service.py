@@ -46,6 +46,7 @@ from hearth.inference.types import (
     EmbedRequest,
     Family,
     Message,
+    TextPart,
 )
 from hearth.store.database import Database
 from hearth.store.keys import ApiKeyView
@@ -217,13 +218,22 @@ class Gateway:
     async def complete(self, call: Call, request: CompletionRequest) -> GenerationStream:
         engine = await self.resolve(call, request.model, ChatEngine)
         call.stream = request.stream
+        if request.output is not None:
+            raise Unsupported("structured output is not supported by this server yet", param="format")
         if request.raw:
+            if request.images:
+                raise Unsupported("images need the chat template: send them without raw", param="images")
             prompts = await completion_prompts(engine, request.prompts)
         else:  # a bare prompt through the chat template (Ollama's /api/generate)
-            texts = [p for p in request.prompts if isinstance(p, str)]
+            head = [Message.of("system", request.system)] if request.system else []
+            turns = [
+                [*head, Message("user", (TextPart(p), *request.images))]
+                for p in request.prompts
+                if isinstance(p, str)
+            ]
             prompts = [
-                await chat_prompt(engine, self._with_system_prompt(engine, [Message.of("user", t)]))
-                for t in texts
+                await chat_prompt(engine, self._with_system_prompt(engine, self._text_only(engine, t)))
+                for t in turns
             ]
         job = plan(
             engine,

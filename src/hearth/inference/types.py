@@ -126,6 +126,9 @@ class CompletionRequest:
     raw: bool = True  # False: Ollama's /api/generate without ``raw`` applies the chat template
     sampling_defaults: SamplingOptions | None = None
     num_ctx: int | None = None
+    # With ``raw=False`` only: a system turn before the prompt, and images in its user turn.
+    system: str | None = None
+    images: tuple[ImagePart, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -242,6 +242,7 @@ class LlamaEngine(ChatEngine):
                 "threads": self._threads,
                 "batch_size": self.spec.batch_size,
                 "chat_template": self._template.origin,
+                "architecture": native.meta_str(self._model, "general.architecture"),
             },
         )
 
