@@ -24,6 +24,7 @@ from hearth.engines.base import GenerationDone, GenerationEvent, SamplingParams,
 from hearth.engines.llama import LlamaEngine
 from hearth.engines.llama.sampling import build_sampler
 from hearth.errors import ContextLengthExceeded, Overloaded
+from hearth.inference.types import Message
 
 pytestmark = pytest.mark.real
 
@@ -124,10 +125,10 @@ def test_tokenize_parses_specials_without_double_bos(engine: LlamaEngine) -> Non
 def test_render_chat_uses_the_plain_fallback(engine: LlamaEngine) -> None:
     text = engine.render_chat(
         [
-            {"role": "system", "content": "Be brief."},
-            {"role": "user", "content": "Hi"},
-            {"role": "assistant", "content": "Hello."},
-            {"role": "user", "content": "Bye"},
+            Message.of("system", "Be brief."),
+            Message.of("user", "Hi"),
+            Message.of("assistant", "Hello."),
+            Message.of("user", "Bye"),
         ]
     )
     assert text == "system: Be brief.\nuser: Hi\nassistant: Hello.\nuser: Bye\nassistant:"
