@@ -171,10 +171,17 @@ class Settings(BaseSettings):
     # requests and streams for up to drain_timeout_s before exiting.
     shutdown_delay_s: float = Field(default=0.0, ge=0, le=300)
     drain_timeout_s: float = Field(default=30.0, gt=0, le=3600)
+    # High availability: commit each request's usage row before its answer is sent (a killed
+    # replica then loses none), and take this header, which the load balancer sets once per
+    # client request and keeps on a retry, as the row's dedupe key (a retry is not counted twice).
+    ledger_durable: bool = False
+    trusted_request_id_header: str | None = None
     models: list[ModelSpec] = Field(default_factory=default_models)
     routes: list[RouteConfig] = Field(default_factory=list)
 
-    @field_validator("database_url", "redis_url", "admin_key", "config", mode="before")
+    @field_validator(
+        "database_url", "redis_url", "admin_key", "config", "trusted_request_id_header", mode="before"
+    )
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         # Compose and Kubernetes often pass VAR= for "not set".

@@ -145,13 +145,24 @@ class CallMiddleware:
         adapter = family_for_path(path)
         request_id = _header(scope, b"x-request-id") or f"req_{uuid.uuid4().hex}"
         call = self.gateway.open_call(request_id[:64], adapter.name, f"{scope['method']} {path}"[:128])
+        trusted = self.gateway.settings.trusted_request_id_header
+        if trusted:  # the load balancer's id for this client request, the same on a retry
+            call.dedupe_key = (_header(scope, trusted.lower().encode()) or "")[:64] or None
+        durable = self.gateway.settings.ledger_durable
         state = scope.setdefault("state", {})
         state["call"] = call
         status = 500
         completed = False
+        held: Message | None = None  # a whole (non-streaming) response's start, held in durable mode
+
+        def name_route() -> None:
+            # The matched route's template, not the raw path: ids in paths would make the route
+            # an unbounded metric label.
+            template = getattr(scope.get("route"), "path", None) or "unmatched"
+            call.route = f"{scope['method']} {template}"[:128]
 
         async def tracking_send(message: Message) -> None:
-            nonlocal status, completed
+            nonlocal status, completed, held
             if message["type"] == "http.response.start":
                 status = message["status"]
                 extra = adapter.response_headers(call)
@@ -160,21 +171,37 @@ class CallMiddleware:
                     *message.get("headers", []),
                     *((k.encode(), v.encode()) for k, v in extra.items() if k.encode().lower() not in names),
                 ]
+                if durable and not _streams(message):
+                    held = message
+                    return
             elif message["type"] == "http.response.body" and not message.get("more_body", False):
                 completed = True
+                if durable:
+                    # The row is committed before the client can see the answer: a replica killed
+                    # now loses nothing, and a retry elsewhere is deduplicated by its key.
+                    name_route()
+                    await self.gateway.close_call(call, status, state.get("error_kind"))
+            if held is not None:
+                start, held = held, None
+                await send(start)
             await send(message)
 
         try:
             await self.app(scope, receive, tracking_send)
         finally:
-            # The matched route's template, not the raw path: ids in paths would make the route
-            # an unbounded metric label.
-            route = scope.get("route")
-            template = getattr(route, "path", None) or "unmatched"
-            call.route = f"{scope['method']} {template}"[:128]
+            name_route()
             await self.gateway.close_call(
                 call, status if completed else CLIENT_CLOSED, state.get("error_kind")
             )
+
+
+_STREAM_TYPES = (b"text/event-stream", b"application/x-ndjson")
+
+
+def _streams(start: Message) -> bool:
+    return any(
+        k.lower() == b"content-type" and v.startswith(_STREAM_TYPES) for k, v in start.get("headers", [])
+    )
 
 
 def _header(scope: Scope, name: bytes) -> str | None:

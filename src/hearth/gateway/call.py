@@ -41,6 +41,7 @@ class Call:
     shadow_of: str | None = None  # a shadow call: the live request it mirrors
     agreement: float | None = None
     exact_match: bool | None = None
+    dedupe_key: str | None = None  # the load balancer's id for the client request (HA)
     stream: bool = False
     prompt_tokens: int = 0
     completion_tokens: int = 0

@@ -57,6 +57,7 @@ E = TypeVar("E", bound=Engine)
 
 AUTH_CACHE_TTL_S = 2.0  # revocations reach other replicas within this; this replica at once
 BUDGET_CACHE_TTL_S = 1.0
+DURABLE_WAIT_S = 5.0
 
 
 @dataclass
@@ -159,29 +160,35 @@ class Gateway:
             self._budget_cache.pop(call.admission.key.id, None)
         if call.model is None and call.key is None and not self.auth_enabled:
             return  # nothing attributable: an anonymous request that never reached a model
-        self.db.ledger.record(
-            UsageEvent(
-                request_id=call.request_id,
-                model=call.model or "-",
-                route=call.route,
-                family=call.family,
-                variant=call.variant,
-                shadow_of=call.shadow_of,
-                agreement=call.agreement,
-                exact_match=call.exact_match,
-                key_id=call.key_id,
-                key_name=None if call.key is None else call.key.name,
-                prompt_tokens=call.prompt_tokens,
-                completion_tokens=call.completion_tokens,
-                cached_tokens=call.cached_tokens,
-                images=call.images,
-                latency_ms=call.latency_ms(),
-                ttft_ms=call.ttft_ms,
-                status_code=status,
-                error_type=error,
-                stream=call.stream,
-            )
+        event = UsageEvent(
+            request_id=call.request_id,
+            model=call.model or "-",
+            route=call.route,
+            family=call.family,
+            variant=call.variant,
+            shadow_of=call.shadow_of,
+            agreement=call.agreement,
+            exact_match=call.exact_match,
+            dedupe_key=call.dedupe_key,
+            key_id=call.key_id,
+            key_name=None if call.key is None else call.key.name,
+            prompt_tokens=call.prompt_tokens,
+            completion_tokens=call.completion_tokens,
+            cached_tokens=call.cached_tokens,
+            images=call.images,
+            latency_ms=call.latency_ms(),
+            ttft_ms=call.ttft_ms,
+            status_code=status,
+            error_type=error,
+            stream=call.stream,
         )
+        if not self.settings.ledger_durable:
+            self.db.ledger.record(event)
+            return
+        try:
+            await asyncio.wait_for(asyncio.wrap_future(self.db.ledger.record_durable(event)), DURABLE_WAIT_S)
+        except TimeoutError:  # the database is slow or away: answer anyway; the row stays queued
+            log.warning("usage row of %s not committed within %.0fs", call.request_id, DURABLE_WAIT_S)
 
     def forget_keys(self) -> None:
         """Drop cached lookups at once (after a revoke or rotate on this replica)."""
@@ -256,7 +263,13 @@ class Gateway:
             def on_finish(results: list[ChoiceResult]) -> None:
                 self.shadows.offer(ShadowJob(call, alias, candidate, shadow, results[0].text))
 
-        return await GenerationStream(call, job, model=model, on_finish=on_finish).prime()
+        on_end = None
+        if self.settings.ledger_durable and call.stream:
+            # A stream's row is committed before its last event goes out (see close_call).
+            async def on_end() -> None:
+                await self.close_call(call, 200)
+
+        return await GenerationStream(call, job, model=model, on_finish=on_finish, on_end=on_end).prime()
 
     async def _answer_shadow(self, call: Call, request: ChatRequest) -> str:
         stream = await self.chat(call, request)

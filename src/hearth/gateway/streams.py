@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 
 from hearth.errors import HearthError, as_hearth_error
 from hearth.gateway.call import Call
@@ -33,6 +33,7 @@ class GenerationStream:
         model: str,
         filters: Callable[[int], ChoiceFilter] | None = None,
         on_finish: Callable[[list[ChoiceResult]], None] | None = None,
+        on_end: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self.call = call
         self.model = model  # the name the caller asked for, as its family echoes it back
@@ -49,6 +50,8 @@ class GenerationStream:
         self._on_finish = on_finish
         self._texts: list[list[str]] | None = [[] for _ in range(self.choices)] if on_finish else None
         self._done = 0
+        # Runs once generation has ended, before the caller sees the end (a durable ledger row).
+        self._on_end = on_end
         call.prompt_tokens = job.prompt_tokens
 
     @property
@@ -74,7 +77,12 @@ class GenerationStream:
     async def _next_batch(self) -> list[Indexed]:
         try:
             index, event = await anext(self._events)
-        except (StopAsyncIteration, asyncio.CancelledError):
+        except StopAsyncIteration:
+            if self._on_end is not None:
+                end, self._on_end = self._on_end, None
+                await end()
+            raise
+        except asyncio.CancelledError:
             raise
         except Exception as exc:
             self.error = as_hearth_error(exc)
