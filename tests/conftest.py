@@ -10,10 +10,12 @@ import pytest
 from fastapi.testclient import TestClient
 
 from hearth.app import build_app
-from hearth.config import ModelKind, ModelSpec, Settings
+from hearth.config import Settings
+from tests.fake_server import FakeHearth
+from tests.helpers import REQUIRE_SERVICES, fake_models, fake_settings, wait_ready
 from tests.live import LiveServer
 
-REQUIRE_SERVICES = os.environ.get("HEARTH_REQUIRE_SERVICES") == "1"
+__all__ = ["REQUIRE_SERVICES", "fake_models", "fake_settings", "wait_ready"]
 
 
 @pytest.fixture(autouse=True)
@@ -24,26 +26,6 @@ def _isolate_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
             monkeypatch.delenv(name)
     monkeypatch.setenv("HEARTH_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-
-
-def fake_models(**chat_overrides: object) -> list[ModelSpec]:
-    chat = {"id": "fake-chat", "kind": ModelKind.CHAT, "backend": "fake", "source": "-", "aliases": ["fc"]}
-    return [
-        ModelSpec.model_validate({**chat, **chat_overrides}),
-        ModelSpec(id="fake-embed", kind=ModelKind.EMBEDDING, backend="fake", source="-"),
-        ModelSpec(id="fake-vision", kind=ModelKind.IMAGE_CLASSIFICATION, backend="fake", source="-"),
-    ]
-
-
-def fake_settings(tmp_path: Path, **overrides: object) -> Settings:
-    chat = overrides.pop("chat", {})
-    assert isinstance(chat, dict)
-    values: dict[str, object] = {
-        "data_dir": tmp_path / "data",
-        "models": fake_models(**chat),
-        "no_auth": True,
-    }
-    return Settings(**{**values, **overrides})  # type: ignore[arg-type]
 
 
 @pytest.fixture
@@ -59,19 +41,21 @@ def client(settings: Settings) -> Iterator[TestClient]:
         yield test_client
 
 
-def wait_ready(client: TestClient, timeout: float = 30) -> None:
-    import time
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if client.get("/ready").status_code == 200:
-            return
-        time.sleep(0.02)
-    raise AssertionError(f"not ready: {client.get('/ready').json()}")
-
-
 @pytest.fixture(scope="session")
 def real_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     root = tmp_path_factory.mktemp("real")
     with LiveServer(root / "data", "--no-auth", ready_timeout=300) as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def hearth(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FakeHearth]:
+    """One live fake-engine server for the client and CLI tests."""
+    server = FakeHearth(tmp_path_factory.mktemp("clients")).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def api_key(hearth: FakeHearth) -> str:
+    return hearth.create_key("clients-default")

@@ -15,7 +15,7 @@ from fastapi.testclient import TestClient
 
 from hearth.app import build_app
 from tests.api.anthropic_helpers import MESSAGE, assert_error, named_events
-from tests.conftest import fake_settings, wait_ready
+from tests.helpers import fake_settings, wait_ready
 
 ADMIN = "admin-secret-anthropic"
 

@@ -10,20 +10,9 @@ import pytest
 from fastapi.testclient import TestClient
 
 from hearth.app import build_app
-from tests.api.test_openai_routes import png_bytes, sse_events
-from tests.conftest import fake_settings, wait_ready
+from tests.helpers import assert_envelope, fake_settings, png_bytes, sse_events, wait_ready
 
 CHAT = {"model": "fake-chat", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 2}
-
-
-def assert_envelope(reply: object, status: int, code: str | None = None) -> dict[str, object]:
-    assert reply.status_code == status, reply.text  # type: ignore[attr-defined]
-    error = reply.json()["error"]  # type: ignore[attr-defined]
-    assert set(error) == {"message", "type", "param", "code"}
-    assert error["message"]
-    if code is not None:
-        assert error["code"] == code
-    return error  # type: ignore[no-any-return]
 
 
 def test_malformed_json(client: TestClient) -> None:

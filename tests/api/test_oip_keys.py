@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
 from hearth.app import build_app
-from tests.conftest import fake_settings, wait_ready
+from tests.helpers import fake_settings, wait_ready
 
 ADMIN = "admin-secret-oip"
 EMBED = "/v2/models/fake-embed/infer"

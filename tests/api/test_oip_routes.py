@@ -18,7 +18,7 @@ from fastapi.testclient import TestClient
 from httpx import Response
 
 from hearth.engines.fake import FakeEmbeddingEngine
-from tests.clients.fake_server import chelsea
+from tests.fake_server import chelsea
 
 EMBED = "/v2/models/fake-embed/infer"
 VISION = "/v2/models/fake-vision/infer"
@@ -204,7 +204,7 @@ def test_compressed_request_bodies(client: TestClient) -> None:
 
 def test_a_compressed_body_is_held_to_the_body_limit(tmp_path: Path) -> None:
     from hearth.app import build_app
-    from tests.conftest import fake_settings, wait_ready
+    from tests.helpers import fake_settings, wait_ready
 
     with TestClient(build_app(fake_settings(tmp_path, max_body_bytes=64 * 1024))) as small:
         wait_ready(small)

@@ -18,8 +18,7 @@ from hearth.app import build_app
 from hearth.engines.base import Embeddings
 from hearth.engines.fake import FakeEmbeddingEngine
 from hearth.inference.types import SamplingOptions
-from tests.conftest import fake_settings, wait_ready
-from tests.gateway.conftest import ADMIN, admin_headers, bearer, flush_ledger
+from tests.helpers import ADMIN, admin_headers, bearer, fake_settings, flush_ledger, wait_ready
 
 CHAT = {"model": "fake-chat", "messages": [{"role": "user", "content": "hi"}], "options": {"num_predict": 3}}
 GENERATE = {"model": "fake-chat", "prompt": "go", "options": {"num_predict": 2}}

@@ -15,7 +15,7 @@ from fastapi.testclient import TestClient
 from hearth.app import build_app
 from hearth.engines.base import GenerationEvent, SamplingParams
 from hearth.engines.fake import FakeChatEngine
-from tests.conftest import fake_settings, wait_ready
+from tests.helpers import fake_settings, wait_ready
 
 CHAT = {"model": "fake-chat", "messages": [{"role": "user", "content": "hi"}], "options": {"num_predict": 4}}
 FINAL_FIELDS = {

@@ -3,16 +3,12 @@
 from __future__ import annotations
 
 import base64
-import io
 import json
 
 import numpy as np
 from fastapi.testclient import TestClient
-from PIL import Image
 
-
-def sse_events(text: str) -> list[str]:
-    return [line[len("data: ") :] for line in text.splitlines() if line.startswith("data: ")]
+from tests.helpers import png_bytes, sse_events
 
 
 def test_health_and_ready(client: TestClient) -> None:
@@ -148,12 +144,6 @@ def test_embeddings_float_and_base64(client: TestClient) -> None:
     ).json()
     decoded = np.frombuffer(base64.b64decode(b64["data"][0]["embedding"]), dtype="<f4")
     assert np.allclose(decoded, floats["data"][0]["embedding"])
-
-
-def png_bytes(color: tuple[int, int, int] = (200, 100, 50)) -> bytes:
-    buffer = io.BytesIO()
-    Image.new("RGB", (32, 32), color).save(buffer, format="PNG")
-    return buffer.getvalue()
 
 
 def test_classify_json_and_multipart(client: TestClient) -> None:

@@ -18,7 +18,7 @@ from hearth.clients import (
     RateLimitError,
     ServerError,
 )
-from tests.clients.fake_server import FakeHearth, chelsea, serve_directory
+from tests.fake_server import FakeHearth, chelsea, serve_directory
 from tests.live import free_port
 
 

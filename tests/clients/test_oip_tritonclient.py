@@ -11,7 +11,7 @@ import tritonclient.http as triton
 import tritonclient.http.aio as triton_aio
 from tritonclient.utils import InferenceServerException
 
-from tests.clients.fake_server import FakeHearth, chelsea
+from tests.fake_server import FakeHearth, chelsea
 
 
 class BearerKey(triton.InferenceServerClientPlugin):

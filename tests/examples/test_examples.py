@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.clients.fake_server import FakeHearth, chelsea, need_program
+from tests.fake_server import FakeHearth, chelsea, need_program
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 

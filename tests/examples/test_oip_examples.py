@@ -8,7 +8,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from tests.clients.fake_server import FakeHearth, chelsea, need_program
+from tests.fake_server import FakeHearth, chelsea, need_program
 
 CURL = Path(__file__).resolve().parents[2] / "examples" / "curl"
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -10,10 +10,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from hearth.app import build_app
-from tests.conftest import fake_settings, wait_ready
-
-ADMIN = "admin-secret-for-tests"
-MakeKey = Callable[..., str]
+from tests.helpers import ADMIN, MakeKey, admin_headers, fake_settings, wait_ready
 
 
 @pytest.fixture
@@ -29,10 +26,6 @@ def gw(gw_app: Any) -> Iterator[TestClient]:
         yield client
 
 
-def admin_headers() -> dict[str, str]:
-    return {"Authorization": f"Bearer {ADMIN}"}
-
-
 @pytest.fixture
 def make_key(gw: TestClient) -> MakeKey:
     def make(name: str, **limits: Any) -> str:
@@ -42,11 +35,3 @@ def make_key(gw: TestClient) -> MakeKey:
         return secret
 
     return make
-
-
-def bearer(secret: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {secret}"}
-
-
-def flush_ledger(client: TestClient) -> None:
-    assert client.app.state.gateway.db.ledger.flush(10)  # type: ignore[attr-defined]

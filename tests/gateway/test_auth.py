@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from fastapi.testclient import TestClient
 
-from tests.api.test_errors import assert_envelope
-from tests.gateway.conftest import MakeKey, admin_headers, bearer
+from tests.helpers import MakeKey, admin_headers, assert_envelope, bearer
 
 CHAT = {"model": "fake-chat", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 2}
 

@@ -7,8 +7,7 @@ import time
 
 from fastapi.testclient import TestClient
 
-from tests.api.test_errors import assert_envelope
-from tests.gateway.conftest import MakeKey, bearer, flush_ledger
+from tests.helpers import MakeKey, assert_envelope, bearer, flush_ledger
 
 CHAT = {"model": "fake-chat", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 2}
 

@@ -18,8 +18,7 @@ import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
 from hearth.app import build_app
-from tests.conftest import fake_settings, wait_ready
-from tests.gateway.conftest import ADMIN, MakeKey, admin_headers, bearer, flush_ledger
+from tests.helpers import ADMIN, MakeKey, admin_headers, bearer, fake_settings, flush_ledger, wait_ready
 
 CHAT = {"messages": [{"role": "user", "content": "hello there"}], "max_tokens": 3}
 SECOND = {"id": "fake-chat-2", "kind": "chat", "backend": "fake", "source": "-"}

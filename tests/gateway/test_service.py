@@ -30,7 +30,7 @@ from hearth.inference.types import (
     SamplingOptions,
 )
 from hearth.store.database import Database
-from tests.conftest import fake_settings
+from tests.helpers import fake_settings
 
 
 @pytest.fixture

@@ -87,7 +87,7 @@ def test_ui_serves_page_and_static_files(tmp_path: Path) -> None:
     from fastapi.testclient import TestClient
 
     from hearth.app import build_app
-    from tests.conftest import fake_settings
+    from tests.helpers import fake_settings
 
     with TestClient(build_app(fake_settings(tmp_path))) as client:
         page = client.get("/")

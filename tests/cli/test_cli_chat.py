@@ -16,7 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.clients.fake_server import FakeHearth, hearth_command, need_program, run_hearth
+from tests.fake_server import FakeHearth, hearth_command, need_program, run_hearth
 from tests.live import free_port
 
 USAGE = re.compile(r"(\S+) · (\d+) prompt \+ (\d+) completion = (\d+) tokens")

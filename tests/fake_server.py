@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import REQUIRE_SERVICES
+from tests.helpers import REQUIRE_SERVICES
 from tests.live import LiveServer
 
 ADMIN = "admin-secret-clients"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from tests.clients.fake_server import FakeHearth, chelsea, run_hearth, serve_directory
+from tests.fake_server import FakeHearth, chelsea, run_hearth, serve_directory
 
 ROW = re.compile(r"│\s*(\d)\s*│\s*([a-z ]+?)\s*│\s*(█*)[▏▎▍▌▋▊▉]?\s*│\s*([\d.]+)%\s*│")
 
