@@ -86,3 +86,21 @@ def test_no_auth_refuses_public_bind(tmp_path: Path) -> None:
 def test_help_and_models_list(tmp_path: Path, args: list[str]) -> None:
     out = hearth(tmp_path, *args).stdout
     assert "gemma-3-270m" in out or "serve" in out
+
+
+def test_keys_local_makes_one_key_then_reuses_it(tmp_path: Path) -> None:
+    first = hearth(tmp_path, "keys", "local", "--name", "me-local")
+    secret = first.stdout.strip()
+    assert secret.startswith("hk-") and "kept in" in first.stderr
+    saved = tmp_path / "local-keys" / "me-local.key"
+    assert saved.read_text().strip() == secret and (saved.stat().st_mode & 0o777) == 0o600
+    again = hearth(tmp_path, "keys", "local", "--name", "me-local")
+    assert again.stdout.strip() == secret and again.stderr == ""  # reused, nothing made
+    saved.unlink()  # the file is lost: the same key gets a new secret (no second key)
+    rotated = hearth(tmp_path, "keys", "local", "--name", "me-local").stdout.strip()
+    assert rotated != secret and rotated.startswith("hk-")
+    listed = hearth(tmp_path, "keys", "list").stdout
+    assert listed.count("me-local") == 1
+    hearth(tmp_path, "keys", "revoke", "me-local")
+    refused = hearth(tmp_path, "keys", "local", "--name", "me-local", check=False)
+    assert refused.returncode == 1 and "was revoked" in refused.stdout + refused.stderr

@@ -11,16 +11,18 @@ from __future__ import annotations
 import ipaddress
 import logging
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from fastapi import FastAPI
 from rich.console import Console
 
 from hearth.cli.banner import LoadedModel, degraded_notes, print_banner, render
 from hearth.cli.common import ConfigOpt, settings_or_exit
 from hearth.config import Settings
 from hearth.gateway.auth import ADMIN_KEY_FILE
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
 
 console = Console()
 log = logging.getLogger("hearth.serve")

@@ -13,7 +13,7 @@ import sqlite3
 import subprocess
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -22,11 +22,10 @@ from rich.table import Table
 from hearth.cli.common import ConfigOpt, settings_or_exit
 from hearth.config import Settings
 from hearth.errors import HearthError
-from hearth.store import migrate
-from hearth.store.database import Database
-from hearth.store.db import sqlite_path
-from hearth.store.errors import KeyNotFound
-from hearth.store.keys import ApiKeyView, KeyStore
+
+if TYPE_CHECKING:  # SQLAlchemy and Alembic load when a command needs the database, not at start-up
+    from hearth.store.database import Database
+    from hearth.store.keys import ApiKeyView, KeyStore
 
 keys_app = typer.Typer(help="Create, list, revoke and rotate API keys.", no_args_is_help=True)
 db_app = typer.Typer(help="Database migrations and backups.", no_args_is_help=True)
@@ -38,6 +37,9 @@ def _settings(config: Path | None) -> Settings:
 
 
 def _database(settings: Settings) -> Database:
+    from hearth.store import migrate
+    from hearth.store.database import Database
+
     migrate.upgrade(settings.resolved_database_url)
     return Database(settings.resolved_database_url)
 
@@ -136,6 +138,8 @@ def keys_local(
         if saved and store.authenticate(saved) is not None:
             print(saved)
             return
+        from hearth.store.errors import KeyNotFound
+
         try:
             existing = store.get(name)
         except KeyNotFound:
@@ -235,6 +239,8 @@ def usage(
 @db_app.command("migrate")
 def db_migrate(config: ConfigOpt = None) -> None:
     """Bring the database schema up to date (the server also does this on start)."""
+    from hearth.store import migrate
+
     settings = _settings(config)
     migrate.upgrade(settings.resolved_database_url)
     console.print(f"database at revision {migrate.current_revision(settings.resolved_database_url)}")
@@ -246,6 +252,8 @@ def db_backup(
     config: ConfigOpt = None,
 ) -> None:
     """A consistent copy of the database, taken while the server runs."""
+    from hearth.store.db import sqlite_path
+
     settings = _settings(config)
     url = settings.resolved_database_url
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")

@@ -11,16 +11,17 @@ import abc
 from collections.abc import AsyncGenerator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
-
-import numpy as np
-from PIL import Image
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from hearth.config import ModelKind, ModelSpec
 from hearth.engines.weights import parameters_of, weights_in
 from hearth.errors import ContextLengthExceeded, InvalidRequest
 from hearth.inference.events import GenerationDone, GenerationEvent, Prediction, TextDelta
 from hearth.inference.types import Message, Tool
+
+if TYPE_CHECKING:  # numpy and PIL load with the engines that use them, not with this module
+    import numpy as np
+    from PIL import Image
 
 __all__ = ["GenerationDone", "GenerationEvent", "Prediction", "TextDelta"]
 

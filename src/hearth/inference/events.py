@@ -8,11 +8,12 @@ constrained text into tool calls. Every family's renderer works from these alone
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
-
-import numpy as np
+from typing import TYPE_CHECKING, Literal
 
 from hearth.inference.types import ToolCall
+
+if TYPE_CHECKING:
+    import numpy as np
 
 FinishReason = Literal["stop", "length", "tool_calls", "cancelled", "error"]
 
