@@ -272,3 +272,31 @@ def test_every_ollama_route_but_version_needs_a_key(gw: TestClient) -> None:
     for method, path in routes:
         reply = gw.request(method.upper(), path, json={"model": "fake-chat"})
         assert reply.status_code == (200 if path == "/api/version" else 401), (method, path, reply.text)
+
+
+def test_keep_alive_sets_how_long_the_model_stays_loaded(client: TestClient) -> None:
+    from hearth.api.ollama.mapper import keep_alive
+
+    assert [keep_alive(v) for v in ("5m", "1h30m", "300", 12, "-1", "0", None)] == [
+        300.0, 5400.0, 300.0, 12.0, -1.0, 0.0, None,
+    ]  # fmt: skip
+    bad = client.post("/api/embed", json={"model": "fake-embed", "input": "a", "keep_alive": "soon"})
+    assert bad.status_code == 400 and "keep_alive" in bad.json()["error"]
+    slot = client.app.state.registry.slot("fake-embed")  # type: ignore[attr-defined]
+    assert (
+        client.post("/api/embed", json={"model": "fake-embed", "input": "a", "keep_alive": "10m"}).status_code
+        == 200
+    )
+    assert slot.keep_alive() == 600.0
+    assert (
+        client.post("/api/embed", json={"model": "fake-embed", "input": "a", "keep_alive": 0}).status_code
+        == 200
+    )
+    import time
+
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and slot.state != "unloaded":
+        time.sleep(0.05)
+    assert slot.state == "unloaded"  # keep_alive 0: unloaded as soon as it was idle
+    again = client.post("/api/embed", json={"model": "fake-embed", "input": "b", "keep_alive": -1})
+    assert again.status_code == 200 and slot.state == "ready" and slot.keep_alive() is None

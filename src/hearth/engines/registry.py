@@ -61,8 +61,22 @@ class Slot:
     load_seconds: float | None = None
     in_flight: int = 0
     last_used: float = field(default_factory=time.monotonic)
+    keep_alive_s: float | None = None  # a request's keep_alive overriding the spec's (< 0: forever)
     loaded: asyncio.Event | None = None  # set when a load (or a reload) ends, either way
     idle: asyncio.Event | None = None  # set while nothing is in flight (draining waits on it)
+
+    def keep_alive(self) -> float | None:
+        """Seconds idle before unloading, or None to stay loaded."""
+        if self.keep_alive_s is not None:
+            return None if self.keep_alive_s < 0 else self.keep_alive_s
+        return self.spec.keep_alive_s
+
+    def expires_in(self, now: float | None = None) -> float | None:
+        keep = self.keep_alive()
+        if keep is None:
+            return None
+        idle = (time.monotonic() if now is None else now) - self.last_used
+        return max(0.0, keep - idle) if not self.in_flight else keep
 
 
 class ModelRegistry:
@@ -183,7 +197,7 @@ class ModelRegistry:
         now = time.monotonic() if now is None else now
         done = []
         for slot in list(self._slots.values()):
-            keep = slot.spec.keep_alive_s
+            keep = slot.keep_alive()
             if keep is None or slot.state != "ready" or slot.in_flight or now - slot.last_used < keep:
                 continue
             slot.state = "unloaded"

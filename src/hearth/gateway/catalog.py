@@ -34,6 +34,7 @@ class ModelView:
     error: str | None = None
     details: dict[str, Any] = field(default_factory=dict)
     loaded_at: float | None = None
+    expires_in_s: float | None = None  # keep_alive: seconds until an idle unload; None = stays loaded
     sampling: dict[str, float] = field(default_factory=dict)  # the model's configured defaults
     system_prompt: str | None = None
 
@@ -64,6 +65,7 @@ class Catalog:
             created=self._created,
             error=slot.error,
             details=details,
+            expires_in_s=slot.expires_in(),
             sampling=spec.sampling.model_dump(exclude_none=True),
             system_prompt=spec.system_prompt,
         )

@@ -196,8 +196,14 @@ class Gateway:
 
     # -- capabilities --------------------------------------------------------------------------
 
+    def _keep_alive(self, call: Call, seconds: float | None) -> None:
+        """A request's keep_alive (Ollama's) sets how long its model stays loaded afterwards."""
+        if seconds is not None and call.slot is not None:
+            call.slot.keep_alive_s = seconds
+
     async def chat(self, call: Call, request: ChatRequest) -> GenerationStream:
         engine = await self.resolve(call, request.model, ChatEngine)
+        self._keep_alive(call, request.keep_alive_s)
         call.stream = request.stream
         # Never silently ignored: refused until grammar-constrained decoding serves them.
         if request.output is not None:
@@ -224,6 +230,7 @@ class Gateway:
 
     async def complete(self, call: Call, request: CompletionRequest) -> GenerationStream:
         engine = await self.resolve(call, request.model, ChatEngine)
+        self._keep_alive(call, request.keep_alive_s)
         call.stream = request.stream
         if request.output is not None:
             raise Unsupported("structured output is not supported by this server yet", param="format")
@@ -301,6 +308,7 @@ class Gateway:
 
     async def embed(self, call: Call, request: EmbedRequest) -> EmbedResult:
         engine = await self.resolve(call, request.model, EmbeddingEngine)
+        self._keep_alive(call, request.keep_alive_s)
         texts = list(request.texts)
         if not texts:
             raise InvalidRequest("input must not be empty", param="input")

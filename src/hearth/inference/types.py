@@ -113,6 +113,7 @@ class ChatRequest:
     num_ctx: int | None = None  # Ollama's per-request context window: checked, never grown past the model's
     # The family's own defaults for what neither the caller nor the model's config sets.
     sampling_defaults: SamplingOptions | None = None
+    keep_alive_s: float | None = None  # Ollama's: how long the model stays loaded after this (<0: forever)
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,6 +127,7 @@ class CompletionRequest:
     raw: bool = True  # False: Ollama's /api/generate without ``raw`` applies the chat template
     sampling_defaults: SamplingOptions | None = None
     num_ctx: int | None = None
+    keep_alive_s: float | None = None
     # With ``raw=False`` only: a system turn before the prompt, and images in its user turn.
     system: str | None = None
     images: tuple[ImagePart, ...] = ()
@@ -137,6 +139,7 @@ class EmbedRequest:
     texts: tuple[str, ...]
     dimensions: int | None = None
     truncate: bool = False  # Ollama truncates over-long inputs by default; OpenAI refuses them
+    keep_alive_s: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,6 +9,7 @@ defaults the other families get. ``repeat_last_n`` is fixed at Ollama's 64.
 from __future__ import annotations
 
 import json
+import re
 
 from hearth.api.images import image_from_base64
 from hearth.api.ollama import protocol as ol
@@ -112,6 +113,7 @@ def chat_request(body: ol.ChatRequest) -> ChatRequest:
         truncation="disabled" if body.truncate is False else "auto",
         num_ctx=num_ctx(body.options),
         sampling_defaults=OLLAMA_SAMPLING,
+        keep_alive_s=keep_alive(body.keep_alive),
     )
 
 
@@ -138,6 +140,7 @@ def generate_request(body: ol.GenerateRequest) -> CompletionRequest:
         images=images(body.images, "images"),
         num_ctx=num_ctx(body.options),
         sampling_defaults=OLLAMA_SAMPLING,
+        keep_alive_s=keep_alive(body.keep_alive),
     )
 
 
@@ -149,11 +152,45 @@ def embed_texts(inp: str | list[str]) -> tuple[str, ...]:
 
 
 def embed_request(body: ol.EmbedRequest) -> EmbedRequest:
-    return EmbedRequest(model_name(body.model), embed_texts(body.input), body.dimensions, body.truncate)
+    return EmbedRequest(
+        model_name(body.model),
+        embed_texts(body.input),
+        body.dimensions,
+        body.truncate,
+        keep_alive_s=keep_alive(body.keep_alive),
+    )
 
 
 def embeddings_request(body: ol.EmbeddingsRequest) -> EmbedRequest:
-    return EmbedRequest(model_name(body.model), (body.prompt,) if body.prompt else (), truncate=True)
+    texts = (body.prompt,) if body.prompt else ()
+    return EmbedRequest(
+        model_name(body.model), texts, truncate=True, keep_alive_s=keep_alive(body.keep_alive)
+    )
+
+
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)")
+_UNIT_S = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def keep_alive(value: str | float | None) -> float | None:
+    """Ollama's ``keep_alive``: seconds as a number, or a Go duration ("5m", "1h30m"); negative is forever."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, int | float):
+        return float(value)
+    text = value.strip()
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    negative = text.startswith("-")
+    parts = _DURATION.findall(text.lstrip("-+"))
+    if not parts or "".join(n + u for n, u in parts) != text.lstrip("-+"):
+        raise InvalidRequest(
+            f"keep_alive {value!r} is not a duration such as 5m, 1h or 300", param="keep_alive"
+        )
+    seconds = sum(float(n) * _UNIT_S[u] for n, u in parts)
+    return -seconds if negative else seconds
 
 
 def is_load_only(body: ol.ChatRequest | ol.GenerateRequest) -> bool:

@@ -3,9 +3,10 @@
 Only chat and embedding models are Ollama's to show: no Ollama route serves an image
 classifier, so listing one would only invite requests that must fail. Names carry Ollama's
 ``:latest`` tag. ``digest`` identifies a model (its id, backend, size and quantization), it is not
-a registry manifest's hash; ``modified_at`` is when this server's catalog came up. Hearth keeps
-every model loaded, so ``/api/ps`` lists every ready model with an ``expires_at`` a century out
-(Ollama's ``keep_alive: -1``, which its CLI shows as "Forever").
+a registry manifest's hash; ``modified_at`` is when this server's catalog came up. ``/api/ps``
+lists the loaded models; a model without a keep-alive (the config's ``keep_alive_s`` or a
+request's ``keep_alive``) stays loaded, shown with an ``expires_at`` a century out (Ollama's
+``keep_alive: -1``, which its CLI shows as "Forever").
 """
 
 from __future__ import annotations
@@ -147,11 +148,13 @@ def show(view: ModelView) -> ol.ShowResponse:
 
 
 def ps(views: list[ModelView]) -> ol.ProcessResponse:
-    expires = rfc3339(datetime.now(UTC) + _FOREVER)
+    now = datetime.now(UTC)
     models = []
     for v in shown(views):
         if not v.ready:
             continue
+        left = _FOREVER if v.expires_in_s is None else timedelta(seconds=v.expires_in_s)
+        expires = rfc3339(now + left)
         extra: dict[str, Any] = v.details.get("extra") or {}
         ctx = v.details.get("context_length")
         models.append(
