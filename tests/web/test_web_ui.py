@@ -32,6 +32,15 @@ FAKE_MODELS = (
     ' {"id": "fake-vision", "kind": "image-classification", "backend": "fake", "source": "-"}]'
 )
 
+# Two chat models, the default one second: the playground must pick it by its alias.
+OPERATOR_MODELS = (
+    '[{"id": "fake-other", "kind": "chat", "backend": "fake", "source": "-"},'
+    ' {"id": "fake-chat", "kind": "chat", "backend": "fake", "source": "-", "aliases": ["default"],'
+    '  "options": {"token_delay_s": 0.02}},'
+    ' {"id": "fake-embed", "kind": "embedding", "backend": "fake", "source": "-"},'
+    ' {"id": "fake-vision", "kind": "image-classification", "backend": "fake", "source": "-"}]'
+)
+
 
 def _missing(message: str) -> None:
     if REQUIRE:
@@ -83,6 +92,15 @@ def _create_key(server: LiveServer, name: str, **limits: object) -> str:
     return server.create_key(ADMIN, name, **limits)
 
 
+def _banner_key_command(server: LiveServer) -> str:
+    """The "get a key" line the server printed: the sign-in page must say the same."""
+    found = re.search(r"^  get a key     (.+)$", server.logs(), re.MULTILINE)
+    assert found is not None, server.logs()
+    config = httpx.get(server.url + "/ui/config").json()
+    assert config["key_command"] == found.group(1), (config, found.group(1))
+    return found.group(1)
+
+
 def test_ui_serves_page_and_static_files(tmp_path: Path) -> None:
     from fastapi.testclient import TestClient
 
@@ -113,6 +131,7 @@ def test_ui_with_keys_on_fake_engines(tmp_path: Path, node_driver: Path) -> None
             HEARTH_UI_KEY=key,
             HEARTH_UI_LIMITED_KEY=limited,
             HEARTH_UI_ADMIN_KEY=ADMIN,
+            HEARTH_UI_KEY_COMMAND=_banner_key_command(server),
         )
         assert "fake UI scenario passed" in output
         # Stop aborted the stream and the server ended that request at once (499, client gone),
@@ -123,6 +142,38 @@ def test_ui_with_keys_on_fake_engines(tmp_path: Path, node_driver: Path) -> None
             metrics,
         )
         assert stopped is not None and float(stopped.group(1)) == 1.0, metrics
+
+
+def test_ui_operator_signs_in_and_manages_keys(tmp_path: Path, node_driver: Path) -> None:
+    """The admin key from DATA_DIR/admin.key mints a personal key; keys are made and revoked."""
+    env = {"HEARTH_MODELS": OPERATOR_MODELS}
+    with LiveServer(tmp_path / "data", env=env) as server:
+        admin_file = server.data_dir / "admin.key"
+        admin_key = admin_file.read_text().strip()
+        output = _run_driver(
+            node_driver,
+            HEARTH_UI_URL=server.url,
+            HEARTH_UI_MODE="operator",
+            HEARTH_UI_ADMIN_KEY=admin_key,
+            HEARTH_UI_ADMIN_PLACE=str(admin_file),
+            HEARTH_UI_KEY_COMMAND=_banner_key_command(server),
+        )
+        assert "operator UI scenario passed" in output
+        keys = httpx.get(server.url + "/admin/keys", headers={"Authorization": f"Bearer {admin_key}"})
+        by_name = {k["name"]: k for k in keys.json()["data"]}
+        alice = by_name["web-ui-alice"]
+        assert alice["status"] == "revoked" and alice["models"] == ["fake-chat"]
+        assert alice["rpm"] == 7 and alice["monthly_tokens"] == 5000 and alice["expires_at"] is not None
+        assert by_name["operator-web"]["status"] == "active"
+        assert by_name["operator-web-2"]["status"] == "revoked"  # the operator revoked their own key
+        assert set(by_name) == {"web-ui-alice", "operator-web", "operator-web-2", "operator-web-3"}
+
+
+def test_ui_without_auth_on_fake_engines(tmp_path: Path, node_driver: Path) -> None:
+    env = {"HEARTH_MODELS": OPERATOR_MODELS}
+    with LiveServer(tmp_path / "data", "--no-auth", env=env) as server:
+        output = _run_driver(node_driver, HEARTH_UI_URL=server.url, HEARTH_UI_MODE="noauth")
+        assert "noauth UI scenario passed" in output
 
 
 @pytest.mark.real

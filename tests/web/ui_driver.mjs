@@ -3,76 +3,25 @@
 //
 // Environment (set by tests/web/test_web_ui.py):
 //   HEARTH_UI_URL        the live server, e.g. http://127.0.0.1:8123
-//   HEARTH_UI_MODE       "fake" (auth on, fake engines) or "real" (--no-auth, the real models)
+//   HEARTH_UI_MODE       "fake" (auth on, fake engines), "operator" (admin sign-in and keys, fake
+//                        engines), "noauth" (--no-auth, fake engines) or "real" (--no-auth, real models)
 //   HEARTH_UI_KEY        fake mode: a valid key;  HEARTH_UI_LIMITED_KEY: a key with a tiny rpm
-//   HEARTH_UI_ADMIN_KEY  fake mode: the admin key, to revoke the limited key mid-session
+//   HEARTH_UI_ADMIN_KEY  fake and operator modes: the admin key
+//   HEARTH_UI_KEY_COMMAND, HEARTH_UI_ADMIN_PLACE  what the sign-in page must say (the banner's words)
 //   HEARTH_UI_IMAGE      path of an image to classify (skimage's chelsea.png)
 //   HEARTH_UI_ARTIFACTS  where screenshots go
 // Prints one line per step and exits non-zero with the reason on the first failure.
 
-import { readFileSync, mkdirSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { chromium } from 'playwright-core';
+import { ARTIFACTS, MODE, chatTurn, check, log, shot } from './ui_helpers.mjs';
+import { noAuthScenario, operatorScenario } from './ui_operator.mjs';
 
 const env = process.env;
 const URL = env.HEARTH_UI_URL;
-const MODE = env.HEARTH_UI_MODE ?? 'fake';
 const IMAGE = env.HEARTH_UI_IMAGE;
-const ARTIFACTS = env.HEARTH_UI_ARTIFACTS ?? 'test-artifacts/web';
 const CHROMIUM = env.HEARTH_CHROMIUM ?? '/usr/bin/chromium';
-const started = Date.now();
-
-mkdirSync(ARTIFACTS, { recursive: true });
-
-function log(message) {
-  console.log(`[${((Date.now() - started) / 1000).toFixed(1)}s] ${message}`);
-}
-
-function check(condition, message) {
-  if (!condition) throw new Error(`check failed: ${message}`);
-}
-
-async function shot(page, name, options = {}) {
-  const path = join(ARTIFACTS, `${MODE}-${name}.png`);
-  await page.screenshot({ path, ...options });
-  log(`screenshot ${path}`);
-}
-
-/** Send the composer's text and follow the answer: lengths seen at each DOM update, final state. */
-async function chatTurn(page, text, { stopAfterChars = null } = {}) {
-  await page.fill('#chat-input', text);
-  const count = await page.locator('#chat-log li.assistant').count();
-  await page.press('#chat-input', 'Enter');
-  const answer = page.locator('#chat-log li.assistant').nth(count);
-  await answer.waitFor();
-  // Watch the answer's text node from inside the page: every mutation is one DOM update.
-  const watching = page.evaluate(
-    ({ index, stopAfterChars }) =>
-      new Promise((resolve) => {
-        const item = document.querySelectorAll('#chat-log li.assistant')[index];
-        const textEl = item.querySelector('.text');
-        const lengths = [];
-        let stopped = false;
-        const done = () => {
-          observer.disconnect();
-          resolve({ lengths, state: item.dataset.state, text: textEl.textContent, meta: item.querySelector('.meta').textContent });
-        };
-        const observer = new MutationObserver(() => {
-          const length = textEl.textContent.length;
-          if (length !== lengths[lengths.length - 1]) lengths.push(length);
-          if (stopAfterChars !== null && !stopped && length >= stopAfterChars) {
-            stopped = true;
-            document.getElementById('chat-stop').click();
-          }
-          if (item.dataset.state !== 'streaming') done();
-        });
-        observer.observe(item, { subtree: true, characterData: true, childList: true, attributes: true });
-        if (item.dataset.state !== 'streaming') done();
-      }),
-    { index: count, stopAfterChars },
-  );
-  return { answer, result: await watching };
-}
 
 async function statValue(page, label) {
   const stat = page.locator('#usage-stats .stat', { has: page.locator('dt', { hasText: new RegExp(`^${label}$`) }) });
@@ -138,7 +87,12 @@ async function fakeScenario(page) {
   // 1. Sign in: a wrong key gets a clear 401 message, the right one opens the app.
   await page.goto(URL);
   await page.locator('#signin').waitFor();
-  await shot(page, '01-signin');
+  await page.locator('#key-command', { hasText: 'keys create' }).waitFor();
+  const command = await page.textContent('#key-command');
+  check(command === env.HEARTH_UI_KEY_COMMAND, `the sign-in page shows the banner's key command: ${command}`);
+  check(/HEARTH_ADMIN_KEY/.test(await page.textContent('#admin-key-where')), 'says where the admin key is');
+  check(await page.isVisible('#admin-form'), 'operator sign-in is offered on loopback');
+  await shot(page, '01-signin', { fullPage: true });
   await page.fill('#api-key', 'hk-not-a-real-key');
   await page.click('#signin-submit');
   const error = page.locator('#signin-error');
@@ -302,7 +256,9 @@ async function realScenario(page) {
   await page.goto(URL);
   await page.locator('#tab-chat[aria-selected="true"]').waitFor();
   check(!(await page.isVisible('#signin')), 'no sign-in without auth');
-  check(/No key needed/.test(await page.textContent('#account-label')), 'says no key is needed');
+  check(/no key needed/i.test(await page.textContent('#account-label')), 'says no key is needed');
+  const chatModel = await page.inputValue('#chat-model');
+  check(chatModel === 'smollm2-135m-instruct', `the default chat model is picked: ${chatModel}`);
   check(!(await page.isVisible('#sign-out')), 'no sign-out without keys');
 
   const bars = await classifyFile(page, { viaDrop: false, topK: 5 });
@@ -339,6 +295,7 @@ const browser = await chromium.launch({
 let failed = false;
 try {
   const context = await browser.newContext({ viewport: { width: 1280, height: 860 }, deviceScaleFactor: 1 });
+  await context.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: URL });
   const page = await context.newPage();
   page.setDefaultTimeout(20_000);
   const problems = [];
@@ -347,7 +304,8 @@ try {
     // The browser itself logs refused requests (401, 429, aborted); the app logs nothing.
     if (message.type() === 'error' && !/Failed to load resource/.test(message.text())) problems.push(`console: ${message.text()}`);
   });
-  await (MODE === 'real' ? realScenario(page) : fakeScenario(page));
+  const scenarios = { fake: fakeScenario, real: realScenario, operator: operatorScenario, noauth: noAuthScenario };
+  await scenarios[MODE](page, { URL, env });
   check(problems.length === 0, `no errors in the page: ${problems.join(' | ')}`);
   log(`${MODE} UI scenario passed`);
 } catch (err) {

@@ -1,4 +1,5 @@
-"""The web UI: ``/`` serves the single page, ``/static/...`` its ES modules, styles and icon.
+"""The web UI: ``/`` serves the single page, ``/static/...`` its ES modules, styles and icon,
+and ``/ui/config`` what the sign-in page needs to know before it has a key.
 
 The page is plain HTML, CSS and JavaScript modules from ``hearth/web/static`` with no build step.
 It talks to the same public API as any client, with the key the user types in.
@@ -6,12 +7,20 @@ It talks to the same public API as any client, with the key the user types in.
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request, Response
 from fastapi.responses import FileResponse
+from pydantic import BaseModel
 from starlette.staticfiles import StaticFiles
 from starlette.types import Message, Receive, Scope, Send
+
+from hearth import __version__
+from hearth.cli.banner import hearth_command, key_command
+from hearth.config import ModelKind, Settings
+from hearth.engines.registry import ModelRegistry
+from hearth.gateway.auth import ADMIN_KEY_FILE
 
 STATIC_DIR = Path(__file__).resolve().parents[2] / "web" / "static"
 
@@ -50,3 +59,56 @@ router.mount("/static", _Static(directory=STATIC_DIR, check_dir=False), name="st
 @router.api_route("/", methods=["GET", "HEAD"], include_in_schema=False)
 async def index() -> FileResponse:
     return FileResponse(STATIC_DIR / "index.html", media_type="text/html", headers=_PAGE_HEADERS)
+
+
+class UiConfig(BaseModel):
+    """What the page shows before sign-in. Nothing secret: it is served without a key."""
+
+    version: str
+    auth: bool  # False with --no-auth: the page skips sign-in
+    loopback: bool  # bound to loopback only: the page may offer operator sign-in
+    default_chat_model: str | None  # the chat model with the alias "default", else the first one
+    key_command: str | None  # the command the banner prints to make a key; None without auth
+    make_key: str | None  # the Makefile's way, when the server runs from a checkout
+    admin_key: str | None  # where the admin secret is kept (never the secret itself)
+
+
+@router.get("/ui/config", response_model=UiConfig, tags=["Web UI"])
+def ui_config(request: Request, response: Response) -> UiConfig:
+    """The web UI's start-up facts: whether keys are needed and how to get one. Needs no key.
+
+    A plain ``def`` (a worker thread): it looks at the file system, as the banner does, and is
+    asked once per page load.
+    """
+    response.headers["Cache-Control"] = "no-store"
+    settings: Settings = request.app.state.settings
+    registry: ModelRegistry = request.app.state.registry
+    auth = bool(request.app.state.gateway.auth_enabled)
+    in_checkout = Path("Makefile").is_file() and Path("src/hearth").is_dir()  # as the banner decides
+    admin_file = settings.data_dir / ADMIN_KEY_FILE
+    return UiConfig(
+        version=__version__,
+        auth=auth,
+        loopback=is_loopback(settings.host),
+        default_chat_model=_default_chat_model(registry),
+        key_command=key_command(settings, hearth_command()) if auth else None,
+        make_key="make key NAME=me" if auth and in_checkout else None,
+        admin_key=None if not auth else "HEARTH_ADMIN_KEY" if settings.admin_key else str(admin_file),
+    )
+
+
+def is_loopback(host: str) -> bool:
+    """Whether only this machine can reach the server (a wildcard bind reaches every interface)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def _default_chat_model(registry: ModelRegistry) -> str | None:
+    names = registry.names()
+    chats = [slot.spec.id for slot in registry.slots if slot.spec.kind == ModelKind.CHAT]
+    default = names.get("default")
+    return default if default in chats else (chats[0] if chats else None)

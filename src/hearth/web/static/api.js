@@ -24,12 +24,13 @@ export const session = {
 };
 
 export class ApiError extends Error {
-  constructor(message, { status = 0, code = null, type = null, retryAfter = null, kind = 'http' } = {}) {
+  constructor(message, { status = 0, code = null, type = null, retryAfter = null, kind = 'http', detail = '' } = {}) {
     super(message);
     this.name = 'ApiError';
     this.status = status;
     this.code = code;
     this.type = type;
+    this.detail = detail; // the server's own message, without the explanation around it
     this.retryAfter = retryAfter;
     this.kind = kind; // 'http' | 'network' | 'stream'
   }
@@ -110,14 +111,16 @@ async function errorFrom(response) {
     code,
     type,
     retryAfter,
+    detail: message,
   });
 }
 
 /**
  * fetch() with the stored key; resolves to the Response when it is OK, else throws ApiError.
- * Pass `key` to try a key that is not stored yet (sign-in), or `key: null` to send none.
+ * Pass `key` to try a key that is not stored yet (sign-in), or `key: null` to send none;
+ * `limits: false` for calls whose headers say nothing about the playground key's rate limits.
  */
-export async function api(path, { method = 'GET', json, body, signal, key = session.key } = {}) {
+export async function api(path, { method = 'GET', json, body, signal, key = session.key, limits = true } = {}) {
   const headers = { Accept: 'application/json' };
   if (key) headers.Authorization = `Bearer ${key}`;
   if (json !== undefined) {
@@ -133,7 +136,7 @@ export async function api(path, { method = 'GET', json, body, signal, key = sess
       kind: 'network',
     });
   }
-  captureLimits(response, Boolean(key));
+  captureLimits(response, Boolean(key) && limits);
   if (!response.ok) {
     const error = await errorFrom(response);
     if (response.status === 401 && key && key === session.key && unauthorizedHandler) unauthorizedHandler(error);
@@ -184,6 +187,12 @@ export async function* sseEvents(response) {
   } finally {
     if (!finished) reader.cancel().catch(() => {});
   }
+}
+
+/** GET /ui/config, sent without a key: whether auth is on, and how to get a key. */
+export async function getConfig() {
+  const response = await api('/ui/config', { key: null });
+  return response.json();
 }
 
 /** GET /v1/models: resolves to the list of model cards. */

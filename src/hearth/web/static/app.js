@@ -1,21 +1,29 @@
-// Hearth web UI entry point: sign-in with an API key, the tabs, and wiring of the three panels.
-// Plain ES modules, no build step; everything talks to the public /v1 API like any client.
+// Hearth web UI entry point: what the server says at /ui/config, sign-in, the tabs, and the
+// wiring of the panels. Plain ES modules, no build step; everything talks to the public API.
 
-import { ApiError, listModels, onUnauthorized, session } from './api.js';
+import { admin } from './admin.js';
+import { ApiError, getConfig, listModels, onUnauthorized, session } from './api.js';
 import { initChat, resetChat, setChatModels, stop as stopChat } from './chat.js';
 import { initClassify, resetClassify, setClassifyModels } from './classify.js';
 import { initDashboard, loadUsage, resetDashboard } from './dashboard.js';
-import { $, say } from './dom.js';
+import { $, wireCopyButtons } from './dom.js';
+import { initKeys, loadKeys, resetKeys, setKeyModels } from './keys.js';
+import { configureSignIn, initSignIn, showSignInMessages } from './signin.js';
 
-const TABS = ['chat', 'classify', 'usage'];
-const state = { signedIn: false, authOff: false, tab: 'chat' };
+const ALL_TABS = ['chat', 'classify', 'usage', 'keys'];
+const state = { signedIn: false, authOff: false, tab: 'chat', config: {}, keyName: null };
+
+/** The tabs this session may see: Keys only while signed in with the admin key. */
+const tabs = () => ALL_TABS.filter((tab) => tab !== 'keys' || admin.active);
 
 function selectTab(name, { focus = false } = {}) {
-  if (!TABS.includes(name)) name = 'chat';
+  const visible = tabs();
+  if (!visible.includes(name)) name = 'chat';
   state.tab = name;
-  for (const tab of TABS) {
+  for (const tab of ALL_TABS) {
     const button = $(`tab-${tab}`);
     const selected = tab === name;
+    button.hidden = !visible.includes(tab);
     button.setAttribute('aria-selected', String(selected));
     button.tabIndex = selected ? 0 : -1;
     $(`panel-${tab}`).hidden = !selected;
@@ -23,20 +31,22 @@ function selectTab(name, { focus = false } = {}) {
   }
   if (window.location.hash !== `#${name}`) window.history.replaceState(null, '', `#${name}`);
   if (name === 'usage') loadUsage();
+  if (name === 'keys') loadKeys();
 }
 
 function initTabs() {
-  for (const tab of TABS) $(`tab-${tab}`).addEventListener('click', () => selectTab(tab));
+  for (const tab of ALL_TABS) $(`tab-${tab}`).addEventListener('click', () => selectTab(tab));
   $('tabs').addEventListener('keydown', (event) => {
-    const i = TABS.indexOf(state.tab);
-    const next = { ArrowRight: i + 1, ArrowLeft: i - 1, Home: 0, End: TABS.length - 1 }[event.key];
+    const visible = tabs();
+    const i = visible.indexOf(state.tab);
+    const next = { ArrowRight: i + 1, ArrowLeft: i - 1, Home: 0, End: visible.length - 1 }[event.key];
     if (next === undefined) return;
     event.preventDefault();
-    selectTab(TABS[(next + TABS.length) % TABS.length], { focus: true });
+    selectTab(visible[(next + visible.length) % visible.length], { focus: true });
   });
   window.addEventListener('hashchange', () => {
     const name = window.location.hash.slice(1);
-    if (state.signedIn && TABS.includes(name) && name !== state.tab) selectTab(name);
+    if (state.signedIn && tabs().includes(name) && name !== state.tab) selectTab(name);
   });
 }
 
@@ -46,98 +56,76 @@ function showOnly(view) {
   $('signin').hidden = view !== 'signin';
   $('tabs').hidden = view !== 'app';
   $('account').hidden = view !== 'app';
-  for (const tab of TABS) $(`panel-${tab}`).hidden = view !== 'app' || tab !== state.tab;
+  for (const tab of ALL_TABS) $(`panel-${tab}`).hidden = view !== 'app' || tab !== state.tab;
 }
 
-function showSignIn({ error = '', info = '' } = {}) {
+function showSignIn(messages = {}) {
   state.signedIn = false;
   showOnly('signin');
-  say($('signin-error'), error);
-  say($('signin-info'), info);
-  $('api-key').setAttribute('aria-invalid', String(Boolean(error)));
-  $('api-key').focus();
+  showSignInMessages(messages);
 }
 
 function setAccountLabel(key) {
   const label = $('account-label');
+  if (key?.name) state.keyName = key.name;
   if (state.authOff) {
-    label.textContent = 'No key needed';
+    label.textContent = 'Auth off: no key needed';
     label.title = 'This server runs without API keys (--no-auth).';
-  } else if (key && key.name) {
-    label.textContent = `Signed in as ${key.name}`;
-    label.title = key.prefix ? `Key ${key.prefix}…` : '';
   } else {
-    label.textContent = 'Signed in';
+    const who = state.keyName ? `Signed in as ${state.keyName}` : 'Signed in';
+    label.textContent = admin.active ? `${who} (operator)` : who;
+    label.title = admin.active ? 'The admin key is kept in this tab\'s memory, for managing keys.' : '';
   }
   $('sign-out').hidden = state.authOff;
 }
 
-function enterApp(models) {
+function enterApp(models, key = null) {
   state.signedIn = true;
-  setChatModels(models);
+  state.keyName = key?.name ?? null;
+  setChatModels(models, state.config.default_chat_model);
   setClassifyModels(models);
-  setAccountLabel(null);
+  setKeyModels(models);
+  setAccountLabel(key);
+  $('auth-off-note').hidden = !state.authOff;
   showOnly('app');
   const fromHash = window.location.hash.slice(1);
-  selectTab(TABS.includes(fromHash) ? fromHash : state.tab);
+  selectTab(tabs().includes(fromHash) ? fromHash : state.tab);
   if (!state.authOff && state.tab !== 'usage') loadUsage({ quiet: true }); // for the key's name
 }
 
-function signOut({ error = '', info = '' } = {}) {
+function signOut(messages = {}) {
   stopChat();
   session.clear();
+  admin.clear();
   resetChat();
   $('chat-settings').reset(); // the next person starts from the defaults
   $('chat-input').value = '';
   resetClassify();
   resetDashboard();
-  showSignIn({ error, info });
+  resetKeys();
+  state.keyName = null;
+  showSignIn(messages);
 }
 
 async function boot() {
   showOnly('boot');
-  const key = session.key;
   try {
-    const models = await listModels({ key });
-    state.authOff = !key; // the server answered without a key: auth is off
-    enterApp(models);
-  } catch (err) {
-    if (err instanceof ApiError && err.status === 401) {
-      if (!key) showSignIn(); // a stored key that failed was handled by onUnauthorized
-      return;
+    state.config = await getConfig();
+    configureSignIn(state.config);
+    state.authOff = !state.config.auth;
+    if (state.authOff) {
+      session.clear(); // a key from before a restart with --no-auth is not needed
+      enterApp(await listModels({ key: null }));
+    } else if (session.key) {
+      enterApp(await listModels());
+    } else {
+      showSignIn();
     }
+  } catch (err) {
+    if (err instanceof ApiError && err.status === 401) return; // onUnauthorized signed out already
     $('boot-error-text').textContent =
       err instanceof ApiError ? err.message : `The page could not start: ${err}`;
     showOnly('fatal');
-  }
-}
-
-async function signIn(event) {
-  event.preventDefault();
-  const input = $('api-key');
-  const key = input.value.trim();
-  if (!key) {
-    showSignIn({ error: 'Enter your API key.' });
-    return;
-  }
-  const submit = $('signin-submit');
-  submit.disabled = true;
-  say($('signin-error'), '');
-  say($('signin-info'), 'Checking the key…');
-  try {
-    const models = await listModels({ key });
-    session.set(key);
-    input.value = '';
-    state.authOff = false;
-    say($('signin-info'), '');
-    enterApp(models);
-  } catch (err) {
-    const message = err instanceof ApiError ? err.message : String(err);
-    showSignIn({
-      error: err instanceof ApiError && err.status === 401 ? `${message} Check the key and try again.` : message,
-    });
-  } finally {
-    submit.disabled = false;
   }
 }
 
@@ -146,7 +134,15 @@ function init() {
   initChat();
   initClassify();
   initDashboard({ onKeyName: (key) => setAccountLabel(key) });
-  $('signin-form').addEventListener('submit', signIn);
+  initSignIn({ onSignedIn: enterApp });
+  initKeys({
+    ownKeyRevoked: (key) =>
+      signOut({ info: `You revoked “${key.name}”, the key this tab used, and are signed out.` }),
+  });
+  wireCopyButtons();
+  admin.onChange(() => {
+    if (state.signedIn) setAccountLabel(null); // the Keys panel says why the admin key was refused
+  });
   $('sign-out').addEventListener('click', () =>
     signOut({ info: 'You are signed out. The key was removed from this tab.' }),
   );

@@ -7,6 +7,7 @@ const els = {};
 let history = []; // [{role, content}] of finished turns, sent with each request
 let controller = null; // the AbortController of the answer being streamed
 let conversation = 0; // bumped by resetChat: a turn from an older conversation must not touch history
+let picked = null; // the model the user chose, kept across model-list refreshes
 
 export function initChat() {
   for (const id of ['chat-model', 'chat-system', 'chat-temperature', 'chat-max-tokens', 'chat-new', 'chat-log',
@@ -26,20 +27,42 @@ export function initChat() {
   els.stop.addEventListener('click', stop);
   // Enter in a settings field must not submit (and reload) the page.
   $('chat-settings').addEventListener('submit', (event) => event.preventDefault());
+  $('chat-settings').addEventListener('reset', () => {
+    picked = null; // the next person starts on the default model
+  });
+  els.model.addEventListener('change', () => {
+    picked = els.model.value;
+  });
   els.new.addEventListener('click', resetChat);
 }
 
-/** Fill the model picker with the chat models, keeping the current choice when it still exists. */
-export function setChatModels(models) {
+const KINDS = { chat: 'chat', embedding: 'embeddings', 'image-classification': 'image classification' };
+const isDefault = (m) => (m.aliases ?? []).includes('default');
+
+/**
+ * Fill the model picker with the chat models: the current choice when it still exists, else the
+ * server's default chat model (alias "default", or `preferred` from /ui/config), else the first.
+ * The list under it shows every model with its kind, in the start-up banner's words.
+ */
+export function setChatModels(models, preferred = null) {
   const chat = models.filter((m) => m.kind === 'chat' || m.kind === undefined);
-  const previous = els.model.value;
   els.model.replaceChildren(
-    ...chat.map((m) => h('option', { value: m.id, text: m.ready === false ? `${m.id} (loading)` : m.id })),
+    ...chat.map((m) => {
+      const notes = [isDefault(m) ? 'default' : null, m.ready === false ? 'loading' : null].filter(Boolean);
+      return h('option', { value: m.id, text: notes.length ? `${m.id} (${notes.join(', ')})` : m.id });
+    }),
   );
-  if (chat.some((m) => m.id === previous)) els.model.value = previous;
+  const choice = [picked, chat.find(isDefault)?.id, preferred].find((id) => id && chat.some((m) => m.id === id));
+  if (choice) els.model.value = choice;
   els.model.disabled = chat.length === 0;
   els.send.disabled = chat.length === 0;
   say(els.error, chat.length === 0 ? 'No chat model is available to this key.' : '');
+  $('model-list').replaceChildren(
+    ...models.map((m) => {
+      const kind = [KINDS[m.kind] ?? m.kind ?? 'chat', isDefault(m) ? 'default' : null, m.ready === false ? 'loading' : null];
+      return h('li', { 'data-model': m.id }, h('span', { class: 'model-id', text: m.id }), h('span', { class: 'kind', text: kind.filter(Boolean).join(', ') }));
+    }),
+  );
 }
 
 export function resetChat() {

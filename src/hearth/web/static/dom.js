@@ -31,3 +31,39 @@ export function formatMs(ms) {
   if (ms === null || ms === undefined) return '—';
   return ms >= 1000 ? `${(ms / 1000).toFixed(2)} s` : `${Math.round(ms)} ms`;
 }
+
+/** Put text on the clipboard; resolves to whether it worked. */
+export async function copyText(text) {
+  try {
+    await navigator.clipboard.writeText(text);
+    return true;
+  } catch {
+    // No async clipboard (plain http on a LAN address is not a secure context): the older way.
+  }
+  const area = h('textarea', { class: 'visually-hidden', readonly: true });
+  area.value = text;
+  document.body.append(area);
+  area.select();
+  let copied = false;
+  try {
+    copied = document.execCommand('copy');
+  } catch {
+    copied = false;
+  }
+  area.remove();
+  return copied;
+}
+
+/** Buttons with data-copy="ID" copy that element's value (or text); data-status="ID" says so. */
+export function wireCopyButtons(root = document) {
+  for (const button of root.querySelectorAll('button[data-copy]')) {
+    button.addEventListener('click', async () => {
+      const source = document.getElementById(button.dataset.copy);
+      const text = 'value' in source ? source.value : source.textContent;
+      const copied = await copyText(text);
+      const status = button.dataset.status ? document.getElementById(button.dataset.status) : null;
+      if (status) status.textContent = copied ? 'Copied to the clipboard.' : 'Could not copy: select the text and copy it by hand.';
+      button.textContent = copied ? 'Copied' : 'Copy';
+    });
+  }
+}

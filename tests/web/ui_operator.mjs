@@ -1,0 +1,219 @@
+// The operator's path through the web UI (admin sign-in on loopback, a personal key, managing
+// keys), and the page on a server without auth. Run by ui_driver.mjs in the "operator" and
+// "noauth" modes.
+
+import { chatTurn, check, log, shot } from './ui_helpers.mjs';
+
+const storage = (page) => page.evaluate(() => ({ session: { ...sessionStorage }, local: { ...localStorage } }));
+
+/** Everything the browser stores, as one string: to check that a secret is not in it. */
+async function storedText(page) {
+  const { session, local } = await storage(page);
+  return JSON.stringify([session, local]);
+}
+
+async function operatorSignIn(page, adminKey, name) {
+  await page.fill('#admin-key', adminKey);
+  if (name !== null) await page.fill('#admin-key-name', name);
+  await page.click('#admin-submit');
+}
+
+async function signOut(page) {
+  await page.click('#sign-out');
+  await page.locator('#signin').waitFor();
+}
+
+/** The key list's row for `name`, as {status, cells, revocable}. */
+async function keyRow(page, name) {
+  const row = page.locator(`#keys-table tbody tr[data-key="${name}"]`);
+  await row.waitFor();
+  return {
+    status: await row.getAttribute('data-status'),
+    cells: await row.locator('td').allTextContents(),
+    revocable: (await row.locator('button', { hasText: 'Revoke' }).count()) > 0,
+  };
+}
+
+async function revokeInList(page, name, confirmText) {
+  const row = page.locator(`#keys-table tbody tr[data-key="${name}"]`);
+  await row.locator('button', { hasText: 'Revoke' }).click();
+  await row.locator('button', { hasText: confirmText }).click();
+}
+
+export async function operatorScenario(page, { URL, env }) {
+  const adminKey = env.HEARTH_UI_ADMIN_KEY;
+  const chatAuth = [];
+  page.on('request', (request) => {
+    if (request.url().endsWith('/v1/chat/completions')) chatAuth.push(request.headers().authorization);
+  });
+
+  // 1. The sign-in page says how to get a key, in the banner's words, with a working copy button.
+  await page.goto(URL);
+  await page.locator('#signin').waitFor();
+  await page.locator('#key-command', { hasText: 'keys create' }).waitFor();
+  const command = await page.textContent('#key-command');
+  check(command === env.HEARTH_UI_KEY_COMMAND, `the key command: ${command}`);
+  check(await page.isVisible('#make-key-hint'), 'make key NAME=... is mentioned from a checkout');
+  const where = await page.textContent('#admin-key-where');
+  check(where.includes(env.HEARTH_UI_ADMIN_PLACE), `where the admin key is: ${where}`);
+  await page.click('#key-command-copy');
+  await page.locator('#key-command-copied', { hasText: 'Copied' }).waitFor();
+  check((await page.evaluate(() => navigator.clipboard.readText())) === command, 'the copy button copies the command');
+  const defaultName = await page.inputValue('#admin-key-name');
+  check(/^playground-\d{8}-\d{4}$/.test(defaultName), `a default personal key name: ${defaultName}`);
+  await shot(page, '01-signin', { fullPage: true });
+  log(`sign-in page shows: ${command}`);
+
+  // 2. A server that is not bound to loopback (simulated): no admin sign-in, and why; pasting stays.
+  await page.route('**/ui/config', async (route) => {
+    const response = await route.fetch();
+    route.fulfill({ response, json: { ...(await response.json()), loopback: false } });
+  });
+  await page.reload();
+  await page.locator('#admin-remote').waitFor();
+  const why = await page.textContent('#admin-remote');
+  check(!(await page.isVisible('#admin-form')), 'no admin sign-in off loopback');
+  check(/must not travel/.test(why) && /paste it/.test(why), `explains why: ${why}`);
+  check(await page.isVisible('#signin-form'), 'an operator can still paste a key');
+  await shot(page, '02-signin-not-loopback', { fullPage: true });
+  await page.unroute('**/ui/config');
+  await page.reload();
+  await page.locator('#admin-form').waitFor();
+  log('off loopback: the admin sign-in is replaced by why');
+
+  // 3. A wrong admin key is refused clearly, and nothing is stored.
+  await operatorSignIn(page, 'not-the-admin-key', null);
+  await page.locator('#admin-error', { hasText: 'admin key was not accepted (401' }).waitFor();
+  check((await storedText(page)) === '[{},{}]', 'nothing stored after a refused admin key');
+
+  // 4. The admin key mints a personal key; only that key is stored, the admin key stays in memory.
+  await operatorSignIn(page, adminKey, 'operator-web');
+  await page.locator('#tab-keys:not([hidden])').waitFor();
+  await page.locator('#account-label', { hasText: 'Signed in as operator-web (operator)' }).waitFor();
+  const { session, local } = await storage(page);
+  const personal = Object.values(session)[0];
+  check(Object.keys(session).length === 1 && /^hk-/.test(personal) && personal !== adminKey, 'the personal key is stored');
+  check(Object.keys(local).length === 0, 'nothing in localStorage');
+  check(!(await storedText(page)).includes(adminKey), 'the admin key is in no browser storage');
+  log('operator signed in with a personal key');
+
+  // 5. The chat picks the default chat model, lists every model with its kind, and streams.
+  check((await page.inputValue('#chat-model')) === 'fake-chat', `the default chat model: ${await page.inputValue('#chat-model')}`);
+  const kinds = await page.$$eval('#model-list li', (items) => items.map((li) => `${li.dataset.model}: ${li.querySelector('.kind').textContent}`));
+  for (const expected of ['fake-chat: chat, default', 'fake-other: chat', 'fake-embed: embeddings', 'fake-vision: image classification']) {
+    check(kinds.includes(expected), `model kinds ${JSON.stringify(kinds)} include ${expected}`);
+  }
+  await page.fill('#chat-max-tokens', '20');
+  const turn = await chatTurn(page, 'Hello from the operator.');
+  const grew = turn.result.lengths;
+  check(turn.result.state === 'done' && grew.length >= 3 && grew.at(-1) > 0, `a streamed answer: ${turn.result.state} ${grew}`);
+  check(chatAuth.at(-1) === `Bearer ${personal}`, 'the chat uses the personal key, not the admin key');
+  await shot(page, '03-chat');
+  log(`streamed ${grew.length} updates: ${turn.result.meta}`);
+
+  // 6. A 403 from the API is shown plainly (simulated: this key may use every model).
+  await page.route('**/v1/chat/completions', (route) =>
+    route.fulfill({
+      status: 403,
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ error: { message: "this API key may not use the model 'fake-chat'", type: 'permission_error', param: 'model', code: 'model_not_allowed' } }),
+    }),
+  );
+  const denied = await chatTurn(page, 'may I?');
+  check(/This key is not allowed to do that \(403: this API key may not use the model 'fake-chat'\)/.test(denied.result.meta), `403 message: ${denied.result.meta}`);
+  await page.unroute('**/v1/chat/completions');
+
+  // 7. Keys: the list, with this tab's own key marked.
+  await page.click('#tab-keys');
+  const own = await keyRow(page, 'operator-web');
+  check(own.status === 'active' && own.cells[0].includes('this tab'), `own key row: ${own.cells}`);
+
+  // 8. Create a key with limits: its secret is shown once, copied, then hidden for good.
+  await page.fill('#keys-name', 'web-ui-alice');
+  await page.check('#keys-models input[value="fake-chat"]');
+  await page.fill('#keys-rpm', '7');
+  await page.fill('#keys-monthly-tokens', '5000');
+  await page.fill('#keys-expires-days', '30');
+  await page.click('#keys-create');
+  await page.locator('#keys-secret:not([hidden])').waitFor();
+  const secret = await page.inputValue('#keys-secret-value');
+  check(/^hk-/.test(secret), 'the new secret is shown');
+  check(/cannot be shown again/.test(await page.textContent('#keys-secret')), 'says it is shown once');
+  await page.click('#keys-secret-copy');
+  await page.locator('#keys-secret-copied', { hasText: 'Copied' }).waitFor();
+  check((await page.evaluate(() => navigator.clipboard.readText())) === secret, 'the copy button copies the secret');
+  const alice = await keyRow(page, 'web-ui-alice');
+  check(alice.status === 'active' && alice.cells[3] === 'fake-chat' && alice.cells[4] === '7' && alice.cells[7] === '5,000' && alice.cells[8] !== 'never',
+    `the new key's limits: ${alice.cells}`);
+  await shot(page, '04-keys-created', { fullPage: true });
+  await page.click('#keys-secret-done');
+  check(!(await page.isVisible('#keys-secret')) && (await page.inputValue('#keys-secret-value')) === '', 'the secret is gone');
+  check(!(await storedText(page)).includes(secret), 'the new secret is not stored');
+  const allowed = await fetch(`${URL}/v1/models`, { headers: { Authorization: `Bearer ${secret}` } });
+  const visible = (await allowed.json()).data.map((m) => m.id);
+  check(allowed.ok && visible.join() === 'fake-chat', `the new key works, for its models only: ${visible}`);
+  log('created web-ui-alice with limits');
+
+  // 9. A name that is taken gets a clear message.
+  await page.fill('#keys-name', 'web-ui-alice');
+  await page.click('#keys-create');
+  await page.locator('#keys-form-error', { hasText: 'exists already' }).waitFor();
+
+  // 10. Revoke (with a second click to confirm): the key stops working, and says so at sign-in.
+  await revokeInList(page, 'web-ui-alice', 'Yes, revoke');
+  await page.locator('#keys-status', { hasText: 'Revoked “web-ui-alice”' }).waitFor();
+  const revokedRow = await keyRow(page, 'web-ui-alice');
+  check(revokedRow.status === 'revoked' && !revokedRow.revocable, `revoked row: ${revokedRow.cells}`);
+  const refused = await fetch(`${URL}/v1/models`, { headers: { Authorization: `Bearer ${secret}` } });
+  check(refused.status === 401, `a revoked key gets 401: ${refused.status}`);
+  await shot(page, '05-keys-revoked', { fullPage: true });
+  await signOut(page);
+  check((await storedText(page)) === '[{},{}]', 'sign-out forgets the personal key');
+  await page.fill('#api-key', secret);
+  await page.click('#signin-submit');
+  const message = await page.locator('#signin-error').textContent();
+  check(/not accepted \(401/.test(message) && /revoked/.test(message), `the revoked key's message: ${message}`);
+  log(`revoked key refused: ${message}`);
+
+  // 11. The admin key pasted as an API key gets a hint instead of a bare 401.
+  await page.fill('#api-key', 'hk-admin-pasted-by-mistake');
+  await page.click('#signin-submit');
+  await page.locator('#signin-error', { hasText: 'looks like the admin key' }).waitFor();
+
+  // 12. The personal key's name is taken: a clear message; then revoking one's own key signs out.
+  await operatorSignIn(page, adminKey, 'operator-web');
+  await page.locator('#admin-error', { hasText: 'exists already' }).waitFor();
+  await operatorSignIn(page, adminKey, 'operator-web-2');
+  await page.locator('#tab-keys:not([hidden])').waitFor();
+  await page.click('#tab-keys');
+  await revokeInList(page, 'operator-web-2', 'Revoke and sign out');
+  await page.locator('#signin-info', { hasText: 'You revoked “operator-web-2”' }).waitFor();
+  check((await storedText(page)) === '[{},{}]', 'nothing stored after revoking the own key');
+  log('revoked own key: signed out');
+
+  // 13. A reload keeps the personal key (this tab) but forgets the admin key: no Keys tab then.
+  await operatorSignIn(page, adminKey, 'operator-web-3');
+  await page.locator('#tab-keys:not([hidden])').waitFor();
+  await page.reload();
+  await page.locator('#account-label', { hasText: 'Signed in as operator-web-3' }).waitFor();
+  check(!(await page.isVisible('#tab-keys')), 'no Keys tab without the admin key');
+  check(!/\(operator\)/.test(await page.textContent('#account-label')), 'no longer an operator');
+  log('reload: the admin key is forgotten');
+}
+
+export async function noAuthScenario(page, { URL }) {
+  await page.goto(URL);
+  await page.locator('#tab-chat[aria-selected="true"]').waitFor();
+  check(!(await page.isVisible('#signin')), 'no sign-in without auth');
+  check(/no key needed/.test(await page.textContent('#account-label')), 'the top bar says no key is needed');
+  const note = await page.textContent('#auth-off-note');
+  check(await page.isVisible('#auth-off-note') && /--no-auth/.test(note), `the chat says why: ${note}`);
+  check(!(await page.isVisible('#sign-out')) && !(await page.isVisible('#tab-keys')), 'no sign-out, no Keys tab');
+  check((await page.inputValue('#chat-model')) === 'fake-chat', 'the default chat model is picked');
+  await page.fill('#chat-max-tokens', '12');
+  const turn = await chatTurn(page, 'Hello without a key.');
+  check(turn.result.state === 'done' && turn.result.lengths.length >= 3, `a streamed answer: ${turn.result.state}`);
+  check((await storedText(page)) === '[{},{}]', 'nothing stored');
+  await shot(page, '01-chat');
+  log(`no-auth chat: ${turn.result.meta}`);
+}
