@@ -29,7 +29,7 @@ def test_the_banner_says_where_to_go_and_how_to_get_a_key(tmp_path: Path) -> Non
         MODELS,
         admin_key_file=tmp_path / "data" / "admin.key",
         command=".venv/bin/hearth",
-        in_checkout=True,
+        checkout=True,
     )
     lines = text.splitlines()
     assert lines[0] == "Hearth is ready at http://127.0.0.1:8123"

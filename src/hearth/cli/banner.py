@@ -7,14 +7,23 @@ first thing a new user reads is the next step. ``--quiet`` leaves it out; logs a
 from __future__ import annotations
 
 import ipaddress
-import shlex
-import shutil
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from hearth.config import ModelKind, Settings, default_data_dir
+from hearth.config import ModelKind, Settings
+from hearth.guide import browser_host, hearth_command, in_checkout, key_command
+
+__all__ = [
+    "LoadedModel",
+    "browser_host",
+    "degraded_notes",
+    "hearth_command",
+    "key_command",
+    "print_banner",
+    "render",
+]
 
 _KINDS = {
     ModelKind.CHAT: "chat",
@@ -31,49 +40,6 @@ class LoadedModel:
     error: str | None = None  # it failed to load
 
 
-def browser_host(host: str) -> str:
-    """A host a browser on this machine can open: a wildcard bind is reached on loopback."""
-    try:
-        address = ipaddress.ip_address(host)
-    except ValueError:
-        return host
-    if address.is_unspecified:
-        return "127.0.0.1" if address.version == 4 else "[::1]"
-    return f"[{host}]" if address.version == 6 else host
-
-
-def hearth_command(argv0: str | None = None, cwd: Path | None = None) -> str:
-    """How the user can run this same ``hearth`` from their shell (``hearth`` only if on PATH)."""
-    argv0 = argv0 if argv0 is not None else sys.argv[0]
-    cwd = cwd or Path.cwd()
-    here = Path(argv0)
-    if here.name in ("__main__.py", "-m") or argv0.endswith("hearth/cli/__main__.py"):
-        return f"{_shortest(Path(sys.executable), cwd)} -m hearth.cli"
-    on_path = shutil.which("hearth")
-    if on_path and here.name == "hearth" and Path(on_path).resolve() == here.resolve():
-        return "hearth"
-    return _shortest(here, cwd)
-
-
-def _shortest(path: Path, cwd: Path) -> str:
-    absolute = path if path.is_absolute() else (cwd / path)
-    try:
-        return shlex.quote(str(absolute.relative_to(cwd)))
-    except ValueError:
-        return shlex.quote(str(absolute))
-
-
-def key_command(settings: Settings, command: str) -> str:
-    """The command that makes a key for *this* server: same data dir or database, same config."""
-    env = []
-    if settings.database_url:
-        env.append("HEARTH_DATABASE_URL=...")  # the same URL; never printed, it may hold a password
-    elif settings.data_dir.resolve() != default_data_dir().resolve():
-        env.append(f"HEARTH_DATA_DIR={shlex.quote(str(settings.data_dir))}")
-    config = f" --config {shlex.quote(str(settings.config))}" if settings.config else ""
-    return " ".join([*env, f"{command} keys create me{config}"])
-
-
 def render(
     settings: Settings,
     models: Sequence[LoadedModel],
@@ -81,12 +47,10 @@ def render(
     admin_key_file: Path | None,
     problems: Sequence[str] = (),
     command: str | None = None,
-    in_checkout: bool | None = None,
+    checkout: bool | None = None,
 ) -> str:
     command = command or hearth_command()
-    in_checkout = (
-        Path("Makefile").is_file() and Path("src/hearth").is_dir() if in_checkout is None else in_checkout
-    )
+    checkout = in_checkout() if checkout is None else checkout
     base = f"http://{browser_host(settings.host)}:{settings.port}"
     lines = [f"Hearth is ready at {base}"]
     if _is_ip(settings.host) and ipaddress.ip_address(settings.host).is_unspecified:
@@ -109,7 +73,7 @@ def render(
         lines.append("  auth          on: every API call needs a key (Authorization: Bearer hk-...)")
         make_key = key_command(settings, command)
         lines.append(f"  get a key     {make_key}")
-        if in_checkout:
+        if checkout:
             lines.append(
                 "                (or `make key NAME=me`; `make chat` makes one and opens a terminal chat)"
             )

@@ -8,7 +8,6 @@ Ctrl-C (SIGINT) skips the delay.
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -20,21 +19,13 @@ from hearth.cli.banner import LoadedModel, degraded_notes, print_banner, render
 from hearth.cli.common import ConfigOpt, settings_or_exit
 from hearth.config import Settings
 from hearth.gateway.auth import ADMIN_KEY_FILE
+from hearth.guide import is_loopback
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
 
 console = Console()
 log = logging.getLogger("hearth.serve")
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def announce(settings: Settings, app: FastAPI) -> None:
@@ -67,7 +58,7 @@ def serve(
     from hearth.app import build_app
     from hearth.cli.draining import DrainingServer
 
-    if no_auth and not _is_loopback(host):
+    if no_auth and not is_loopback(host):
         console.print(f"[red]--no-auth refuses to bind to {host}: without keys, bind to 127.0.0.1 only[/red]")
         raise typer.Exit(2)
     settings = settings_or_exit(config, host=host, port=port, no_auth=no_auth or None, log_level=log_level)

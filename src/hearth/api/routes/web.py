@@ -7,7 +7,6 @@ It talks to the same public API as any client, with the key the user types in.
 
 from __future__ import annotations
 
-import ipaddress
 from pathlib import Path
 
 from fastapi import APIRouter, Request, Response
@@ -17,10 +16,10 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import Message, Receive, Scope, Send
 
 from hearth import __version__
-from hearth.cli.banner import hearth_command, key_command
 from hearth.config import ModelKind, Settings
 from hearth.engines.registry import ModelRegistry
 from hearth.gateway.auth import ADMIN_KEY_FILE
+from hearth.guide import hearth_command, in_checkout, is_loopback, key_command
 
 STATIC_DIR = Path(__file__).resolve().parents[2] / "web" / "static"
 
@@ -84,7 +83,7 @@ def ui_config(request: Request, response: Response) -> UiConfig:
     settings: Settings = request.app.state.settings
     registry: ModelRegistry = request.app.state.registry
     auth = bool(request.app.state.gateway.auth_enabled)
-    in_checkout = Path("Makefile").is_file() and Path("src/hearth").is_dir()  # as the banner decides
+    checkout = in_checkout()
     admin_file = settings.data_dir / ADMIN_KEY_FILE
     return UiConfig(
         version=__version__,
@@ -92,19 +91,9 @@ def ui_config(request: Request, response: Response) -> UiConfig:
         loopback=is_loopback(settings.host),
         default_chat_model=_default_chat_model(registry),
         key_command=key_command(settings, hearth_command()) if auth else None,
-        make_key="make key NAME=me" if auth and in_checkout else None,
+        make_key="make key NAME=me" if auth and checkout else None,
         admin_key=None if not auth else "HEARTH_ADMIN_KEY" if settings.admin_key else str(admin_file),
     )
-
-
-def is_loopback(host: str) -> bool:
-    """Whether only this machine can reach the server (a wildcard bind reaches every interface)."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 def _default_chat_model(registry: ModelRegistry) -> str | None:
