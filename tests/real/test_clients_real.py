@@ -53,15 +53,30 @@ def test_client_on_real_models(client: HearthClient) -> None:
     assert len(vectors[0]) == 384
     top = client.classify(CHELSEA, top_k=3).predictions[0]
     assert "cat" in top.label and top.confidence > 0.3
-    with pytest.raises(BadRequestError, match="does not accept images"):
+    # The default chat model reads an image as the image classifier's labels (a pipeline).
+    described = client.chat(
+        [
+            {
+                "role": "user",
+                "content": [
+                    {"type": "text", "text": "What animal is in this picture?"},
+                    client.image_part(CHELSEA),
+                ],
+            }
+        ],
+        model="default",
+        max_tokens=40,
+    )
+    assert "cat" in described.text.lower(), described.text
+    with pytest.raises(BadRequestError, match="not fetched by this server"):
         client.chat(
             [
                 {
                     "role": "user",
-                    "content": [{"type": "text", "text": "What is it?"}, client.image_part(CHELSEA)],
+                    "content": [{"type": "image_url", "image_url": {"url": "https://example.com/a.png"}}],
                 }
             ],
-            model="gemma-3-270m",
+            model="default",
         )
 
 
