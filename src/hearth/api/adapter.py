@@ -18,6 +18,9 @@ from hearth.inference.types import Family
 
 class FamilyAdapter:
     name: ClassVar[Family]
+    # The family's rate-limit header names, e.g. "x-ratelimit-{field}-{window}"; None: it has none.
+    # ``field`` is limit, remaining or reset; ``window`` is requests or tokens.
+    ratelimit_header: ClassVar[str | None] = None
 
     def error_status(self, error: HearthError) -> int:
         return error.status_code
@@ -25,8 +28,26 @@ class FamilyAdapter:
     def error_body(self, error: HearthError) -> dict[str, Any]:
         return {"error": error.message}
 
+    def format_reset(self, seconds: float) -> str:
+        """When a window resets, as the family writes it (OpenAI: "6m0s", Anthropic: RFC 3339)."""
+        return str(max(0, round(seconds)))
+
     def limit_headers(self, limits: RateLimitState) -> dict[str, str]:
-        return {}
+        template = self.ratelimit_header
+        if template is None:
+            return {}
+        headers: dict[str, str] = {}
+        windows = (
+            ("requests", limits.requests_limit, limits.requests_remaining, limits.requests_reset_s),
+            ("tokens", limits.tokens_limit, limits.tokens_remaining, limits.tokens_reset_s),
+        )
+        for window, limit, remaining, reset in windows:
+            if limit is None:
+                continue
+            headers[template.format(field="limit", window=window)] = str(limit)
+            headers[template.format(field="remaining", window=window)] = str(remaining or 0)
+            headers[template.format(field="reset", window=window)] = self.format_reset(reset or 0)
+        return headers
 
     def id_headers(self, request_id: str) -> dict[str, str]:
         """The request id, under the header name(s) the family's clients read."""

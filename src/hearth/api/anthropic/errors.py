@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
 
 from hearth.api.adapter import FamilyAdapter
-from hearth.errors import ErrorKind, HearthError, RateLimitState
+from hearth.errors import ErrorKind, HearthError
 from hearth.inference.types import Family
 
 OVERLOADED_STATUS = 529
@@ -58,17 +58,10 @@ class AnthropicAdapter(FamilyAdapter):
     def error_body(self, error: HearthError) -> dict[str, Any]:
         return error_body(error)
 
-    def limit_headers(self, limits: RateLimitState) -> dict[str, str]:
-        headers: dict[str, str] = {}
-        if limits.requests_limit is not None:
-            headers["anthropic-ratelimit-requests-limit"] = str(limits.requests_limit)
-            headers["anthropic-ratelimit-requests-remaining"] = str(limits.requests_remaining or 0)
-            headers["anthropic-ratelimit-requests-reset"] = reset_time(limits.requests_reset_s or 0)
-        if limits.tokens_limit is not None:
-            headers["anthropic-ratelimit-tokens-limit"] = str(limits.tokens_limit)
-            headers["anthropic-ratelimit-tokens-remaining"] = str(limits.tokens_remaining or 0)
-            headers["anthropic-ratelimit-tokens-reset"] = reset_time(limits.tokens_reset_s or 0)
-        return headers
+    ratelimit_header: ClassVar[str | None] = "anthropic-ratelimit-{window}-{field}"
+
+    def format_reset(self, seconds: float) -> str:
+        return reset_time(seconds)
 
     def id_headers(self, request_id: str) -> dict[str, str]:
         # Anthropic's SDKs read ``request-id`` (``response._request_id``, ``error.request_id``).

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from hearth.api.adapter import FamilyAdapter
-from hearth.errors import ErrorKind, HearthError, RateLimitState
+from hearth.errors import ErrorKind, HearthError
 from hearth.inference.types import Family
 
 _TYPES = {
@@ -52,17 +52,10 @@ class OpenAIAdapter(FamilyAdapter):
     def error_body(self, error: HearthError) -> dict[str, Any]:
         return error_body(error)
 
-    def limit_headers(self, limits: RateLimitState) -> dict[str, str]:
-        headers: dict[str, str] = {}
-        if limits.requests_limit is not None:
-            headers["x-ratelimit-limit-requests"] = str(limits.requests_limit)
-            headers["x-ratelimit-remaining-requests"] = str(limits.requests_remaining or 0)
-            headers["x-ratelimit-reset-requests"] = reset_text(limits.requests_reset_s or 0)
-        if limits.tokens_limit is not None:
-            headers["x-ratelimit-limit-tokens"] = str(limits.tokens_limit)
-            headers["x-ratelimit-remaining-tokens"] = str(limits.tokens_remaining or 0)
-            headers["x-ratelimit-reset-tokens"] = reset_text(limits.tokens_reset_s or 0)
-        return headers
+    ratelimit_header: ClassVar[str | None] = "x-ratelimit-{field}-{window}"
+
+    def format_reset(self, seconds: float) -> str:
+        return reset_text(seconds)
 
 
 class HearthAdapter(OpenAIAdapter):

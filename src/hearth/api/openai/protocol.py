@@ -170,18 +170,21 @@ class Usage(BaseModel):
     prompt_tokens_details: PromptTokensDetails | None = None
 
 
-class AssistantMessage(BaseModel):
-    role: Literal["assistant"] = "assistant"
-    content: str | None
-    tool_calls: list[ToolCall] | None = None
-    refusal: None = None
-
+class _OmitsAbsentToolCalls(BaseModel):
     @model_serializer(mode="wrap")
     def _omit_absent_calls(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # OpenAI leaves ``tool_calls`` out of a message or delta without any, rather than null.
         data: dict[str, Any] = handler(self)
         if data.get("tool_calls") is None:
             data.pop("tool_calls", None)
         return data
+
+
+class AssistantMessage(_OmitsAbsentToolCalls):
+    role: Literal["assistant"] = "assistant"
+    content: str | None
+    tool_calls: list[ToolCall] | None = None
+    refusal: None = None
 
 
 class ChatChoice(BaseModel):
@@ -213,18 +216,10 @@ class ToolCallDelta(BaseModel):
     function: FunctionCallDelta
 
 
-class ChoiceDelta(BaseModel):
+class ChoiceDelta(_OmitsAbsentToolCalls):
     role: Literal["assistant"] | None = None
     content: str | None = None
     tool_calls: list[ToolCallDelta] | None = None
-
-    @model_serializer(mode="wrap")
-    def _omit_absent_calls(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
-        # OpenAI leaves ``tool_calls`` out of a text delta rather than sending null.
-        data: dict[str, Any] = handler(self)
-        if data.get("tool_calls") is None:
-            data.pop("tool_calls", None)
-        return data
 
 
 class ChatChunkChoice(BaseModel):
