@@ -38,7 +38,7 @@ def _tables(url: str) -> set[str]:
 def test_migration_matches_models(fresh_url: str) -> None:
     assert migrate.current_revision(fresh_url) is None
     migrate.upgrade(fresh_url)
-    assert migrate.current_revision(fresh_url) == migrate.head_revision() == "0002"
+    assert migrate.current_revision(fresh_url) == migrate.head_revision() == "0003"
     assert migrate.is_up_to_date(fresh_url)
     assert _diffs(fresh_url) == []
 
@@ -74,7 +74,7 @@ def test_concurrent_upgrades_are_serialised(fresh_url: str) -> None:
     for proc in procs:
         _, err = proc.communicate(timeout=60)
         assert proc.returncode == 0, err.decode()
-    assert migrate.current_revision(fresh_url) == "0002"
+    assert migrate.current_revision(fresh_url) == "0003"
     assert _diffs(fresh_url) == []
 
 
