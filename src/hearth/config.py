@@ -152,6 +152,12 @@ class Settings(BaseSettings):
     # requests and streams for up to drain_timeout_s before exiting.
     shutdown_delay_s: float = Field(default=0.0, ge=0, le=300)
     drain_timeout_s: float = Field(default=30.0, gt=0, le=3600)
+    # Stored responses (/v1/responses): finished ones older than this many days are deleted
+    # (0 keeps them for ever; an admin can purge sooner: DELETE /admin/responses?older_than_days=N).
+    responses_retention_days: float = Field(default=30, ge=0)
+    # A running background response refreshes its row and reads back a cancel this often; one
+    # not refreshed for 10 of these has lost its server and is marked failed by any replica.
+    responses_heartbeat_s: float = Field(default=2.0, gt=0, le=300)
     models: list[ModelSpec] = Field(default_factory=default_models)
 
     @field_validator("database_url", "redis_url", "admin_key", "config", mode="before")

@@ -34,6 +34,7 @@ from hearth.gateway.call import Call
 from hearth.gateway.catalog import Catalog
 from hearth.gateway.limits import Admission, Limiter
 from hearth.gateway.planning import GenerationJob, chat_prompt, completion_prompts, plan
+from hearth.gateway.responses import Responses
 from hearth.gateway.streams import GenerationStream
 from hearth.inference.events import ClassifyResult, EmbedResult
 from hearth.inference.types import (
@@ -72,6 +73,7 @@ class Gateway:
         self.limiter = limiter or Limiter(settings.redis_url, self._month_usage)
         self.accounts = Accounts(database, self.forget_keys)
         self.catalog = Catalog(registry)
+        self.responses = Responses(self)  # stored and background responses (/v1/responses)
         # Told of every closed call with its final status (metrics); must not block.
         self.observers: list[Callable[[Call, int], None]] = []
         self.draining = False  # SIGTERM: readiness fails so load balancers move away
@@ -83,8 +85,10 @@ class Gateway:
 
     async def start(self) -> None:
         await self.db.connect()
+        await self.responses.start()
 
     async def close(self) -> None:
+        await self.responses.close()  # background work still running ends failed, with a reason
         # Graceful shutdown (SIGTERM) drains every ledger row before the process exits.
         await asyncio.to_thread(self.db.close, 30.0)
         await self.limiter.close()
@@ -102,6 +106,21 @@ class Gateway:
 
     def open_call(self, request_id: str, family: Family, route: str) -> Call:
         return Call(request_id=request_id, family=family, route=route)
+
+    def hand_off(self, call: Call, route: str) -> Call:
+        """A call that carries on ``call``'s work after its HTTP response (background work).
+
+        ``call`` closes as usual (its concurrency slot comes back) but writes no usage row: the
+        new call writes the one row, when ``close_call`` closes it as the work ends. It reserves
+        and refunds its own tokens (tpm, monthly budget), and has no concurrency slot: the
+        caller bounds how much background work a key may have.
+        """
+        taken = Call(request_id=call.request_id, family=call.family, route=route, key=call.key)
+        taken.admission = None if call.key is None else Admission(call.key)
+        taken.authorized, taken.model, taken.resolved = True, call.model, call.resolved
+        taken.variant = call.variant
+        call.handed_off = True
+        return taken
 
     async def authorize(self, call: Call, authorization: str | None, x_api_key: str | None) -> None:
         """Authenticate the caller and admit the call under its key's limits (once per call)."""
@@ -130,6 +149,8 @@ class Gateway:
         if call.admission is not None:
             await self.limiter.finish(call.admission, call.total_tokens)
             self._budget_cache.pop(call.admission.key.id, None)
+        if call.handed_off:
+            return  # its usage row is written by the call that took its work over
         if call.model is None and call.key is None and not self.auth_enabled:
             return  # nothing attributable: an anonymous request that never reached a model
         self.db.ledger.record(
@@ -160,6 +181,13 @@ class Gateway:
     # -- capabilities --------------------------------------------------------------------------
 
     async def chat(self, call: Call, request: ChatRequest) -> GenerationStream:
+        return await self.start_job(call, await self.plan_chat(call, request), request.model)
+
+    async def plan_chat(self, call: Call, request: ChatRequest) -> GenerationJob:
+        """Every check and decision of ``chat`` short of generating: its errors are the caller's.
+
+        Background work plans while its request is open and starts the job later.
+        """
         engine = self.resolve(call, request.model, ChatEngine)
         call.stream = request.stream
         # Never silently ignored: refused until grammar-constrained decoding serves them.
@@ -174,7 +202,7 @@ class Gateway:
         prompt = await chat_prompt(
             engine, messages, request.tools, truncate_for=room if request.truncation == "auto" else None
         )
-        job = plan(
+        return plan(
             engine,
             [prompt] * request.n,
             request.sampling,
@@ -183,7 +211,6 @@ class Gateway:
             context_limit=request.num_ctx,
             family_defaults=request.sampling_defaults,
         )
-        return await self._start(call, job, request.model)
 
     async def complete(self, call: Call, request: CompletionRequest) -> GenerationStream:
         engine = self.resolve(call, request.model, ChatEngine)
@@ -196,9 +223,9 @@ class Gateway:
         job = plan(
             engine, [p for p in prompts for _ in range(request.n)], request.sampling, chat=not request.raw
         )
-        return await self._start(call, job, request.model)
+        return await self.start_job(call, job, request.model)
 
-    async def _start(self, call: Call, job: GenerationJob, model: str) -> GenerationStream:
+    async def start_job(self, call: Call, job: GenerationJob, model: str) -> GenerationStream:
         await self.reserve_tokens(call, job.worst_case_tokens)
         return await GenerationStream(call, job, model=model).prime()
 
