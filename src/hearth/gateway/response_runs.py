@@ -83,7 +83,11 @@ class ResponseRun:
             raise
         else:
             self._ended = True
-            await self._save(self.record, self._items)
+            try:
+                await self._save(self.record, self._items)
+            except Exception as exc:  # generated, but not stored: a failure the client must see
+                fail(self.record, as_hearth_error(exc))
+                raise
         finally:
             await self._stream.aclose()
             if not self._ended:  # the client left mid-stream: keep what was generated

@@ -13,11 +13,12 @@ Blocking (synchronous SQLAlchemy): the gateway calls it from a worker thread.
 from __future__ import annotations
 
 import base64
+import functools
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any, Literal, cast
 
-from sqlalchemy import CursorResult, Select, delete, func, literal_column, select, update
+from sqlalchemy import CursorResult, Select, bindparam, delete, func, literal_column, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from hearth.inference.events import Usage
@@ -148,6 +149,38 @@ def _outcome(record: ResponseRecord) -> dict[str, Any]:
 # -- the store -----------------------------------------------------------------------------------
 
 
+@functools.cache
+def _chain_queries(keyless: bool) -> tuple[Any, Any]:
+    """The chain's two statements, built once (building them cost more than running them)."""
+    owner = StoredResponse.key_id.is_(None) if keyless else StoredResponse.key_id == bindparam("owner")
+    first: Any = select(
+        StoredResponse.id, StoredResponse.previous_response_id, literal_column("0").label("depth")
+    ).where(StoredResponse.id == bindparam("head"), owner)
+    links: Any = first.cte("links", recursive=True)
+    parent = (
+        select(StoredResponse.id, StoredResponse.previous_response_id, (links.c.depth + 1).label("depth"))
+        .join(links, StoredResponse.id == links.c.previous_response_id)
+        .where(links.c.depth < MAX_CHAIN)
+    )
+    links = links.union_all(parent)
+    turns = (
+        select(
+            StoredResponse.id,
+            StoredResponse.previous_response_id,
+            StoredResponse.output,
+            StoredResponse.status,
+        )
+        .join(links, links.c.id == StoredResponse.id)
+        .order_by(links.c.depth.desc())
+    )
+    items = (
+        select(StoredInputItem.response_id, StoredInputItem.message)
+        .where(StoredInputItem.response_id.in_(bindparam("ids", expanding=True)))
+        .order_by(StoredInputItem.position)
+    )
+    return turns, items
+
+
 def _changed(session: Session, stmt: Any) -> int:
     """Run an UPDATE or DELETE; how many rows it changed."""
     return int(cast(CursorResult[Any], session.execute(stmt)).rowcount)
@@ -231,37 +264,16 @@ class ResponseStore:
 
         Raises :class:`ChainBroken` when an earlier turn was deleted or purged.
         """
-        first: Any = select(
-            StoredResponse.id, StoredResponse.previous_response_id, literal_column("0").label("depth")
-        ).where(StoredResponse.id == response_id)
-        links: Any = _owned(first, owner).cte("links", recursive=True)
-        parent = (
-            select(StoredResponse.id, StoredResponse.previous_response_id, (links.c.depth + 1).label("depth"))
-            .join(links, StoredResponse.id == links.c.previous_response_id)
-            .where(links.c.depth < MAX_CHAIN)
-        )
-        links = links.union_all(parent)
+        turns_query, items_query = _chain_queries(owner is None)
         with db_errors(), self._sessions() as session:
-            rows = session.execute(
-                select(
-                    StoredResponse.id,
-                    StoredResponse.previous_response_id,
-                    StoredResponse.output,
-                    StoredResponse.status,
-                )
-                .join(links, links.c.id == StoredResponse.id)
-                .order_by(links.c.depth.desc())
-            ).all()
+            conn = session.connection()  # Core rows: the ORM layer costs more than the query here
+            rows = conn.execute(turns_query, {"head": response_id, "owner": owner}).all()
             if not rows:
                 return None
             if rows[0].previous_response_id is not None:
                 raise ChainBroken(rows[0].previous_response_id)
             ids = [r.id for r in rows]
-            items = session.execute(
-                select(StoredInputItem.response_id, StoredInputItem.message)
-                .where(StoredInputItem.response_id.in_(ids))
-                .order_by(StoredInputItem.position)
-            ).all()
+            items = conn.execute(items_query, {"ids": ids}).all()
         inputs: dict[str, list[Message]] = {i: [] for i in ids}
         for item in items:
             inputs[item.response_id].append(message_from_json(item.message))
