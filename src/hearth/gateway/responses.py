@@ -30,7 +30,14 @@ from collections.abc import Awaitable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Literal
 
-from hearth.errors import ContextLengthExceeded, InvalidRequest, NotFound, RateLimited, Unsupported
+from hearth.errors import (
+    ContextLengthExceeded,
+    InvalidRequest,
+    NotFound,
+    NotReady,
+    RateLimited,
+    Unsupported,
+)
 from hearth.gateway.call import Call
 from hearth.gateway.response_output import STOPPED_MESSAGE, new_id
 from hearth.gateway.response_runs import BackgroundRun, ResponseRun, run_background
@@ -94,6 +101,10 @@ class Responses:
         if self._tasks:
             await asyncio.wait(set(self._tasks), timeout=10)
 
+    def _ready(self) -> None:
+        if not self.gateway.db.ready:
+            raise NotReady("the response store is not ready yet; try again shortly", retry_after=2)
+
     # -- creating ------------------------------------------------------------------------------
 
     async def create(self, call: Call, new: NewResponse) -> ResponseRun:
@@ -111,6 +122,7 @@ class Responses:
         """
         if not new.store:
             raise InvalidRequest("background responses must be stored: set store to true", param="store")
+        self._ready()
         await self._check_background_limit(call)
         request = await self._chat_request(call, new)
         with _in_our_terms(new):
@@ -147,6 +159,7 @@ class Responses:
     # -- reading and managing ------------------------------------------------------------------
 
     async def retrieve(self, call: Call, response_id: str) -> ResponseRecord:
+        self._ready()
         record = await asyncio.to_thread(self.store.get, response_id, call.key_id)
         if record is None:
             raise ResponseNotFound(f"no response with id {response_id!r}", param="response_id")
@@ -161,6 +174,7 @@ class Responses:
         limit: int,
         order: Literal["asc", "desc"],
     ) -> ItemPage:
+        self._ready()
         page = await asyncio.to_thread(
             lambda: self.store.input_items(response_id, call.key_id, after=after, limit=limit, order=order)
         )
@@ -169,6 +183,7 @@ class Responses:
         return page
 
     async def delete(self, call: Call, response_id: str) -> None:
+        self._ready()
         if not await asyncio.to_thread(self.store.delete, response_id, call.key_id):
             raise ResponseNotFound(f"no response with id {response_id!r}", param="response_id")
         if (run := self._runs.get(response_id)) is not None:
@@ -197,6 +212,7 @@ class Responses:
     # -- the conversation ----------------------------------------------------------------------
 
     async def _chat_request(self, call: Call, new: NewResponse) -> ChatRequest:
+        self._ready()
         previous = new.previous_response_id
         if previous is None:
             return new.chat_request(())
