@@ -86,3 +86,23 @@ def test_no_auth_refuses_public_bind(tmp_path: Path) -> None:
 def test_help_and_models_list(tmp_path: Path, args: list[str]) -> None:
     out = hearth(tmp_path, *args).stdout
     assert "gemma-3-270m" in out or "serve" in out
+
+
+def test_db_purge_responses(tmp_path: Path) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from hearth.inference.responses import ResponseRecord
+    from hearth.store.database import Database
+    from hearth.store.migrate import upgrade
+    from hearth.store.responses import ResponseStore
+
+    url = f"sqlite:///{tmp_path / 'hearth.db'}"
+    upgrade(url)
+    store = ResponseStore(Database(url).sessions)
+    for rid, age in (("resp_old", 40), ("resp_new", 1)):
+        created = datetime.now(UTC) - timedelta(days=age)
+        store.insert(ResponseRecord(rid, None, "m", "completed", created), [])
+    done = hearth(tmp_path, "db", "purge-responses", "--older-than-days", "30")
+    assert "deleted 1 stored responses older than 30 days" in done.stdout
+    assert store.get("resp_old", None) is None and store.get("resp_new", None) is not None
+    assert hearth(tmp_path, "db", "purge-responses", check=False).returncode == 2  # the age is required
