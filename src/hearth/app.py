@@ -16,13 +16,14 @@ from hearth.api.anthropic import routes as anthropic_routes
 from hearth.api.anthropic.errors import AnthropicAdapter
 from hearth.api.disconnect import ClientDisconnected
 from hearth.api.errors import install_error_handlers
-from hearth.api.families import register
+from hearth.api.families import OPENAI, register
 from hearth.api.middleware import CLIENT_CLOSED, BodyLimitMiddleware, CallMiddleware
 from hearth.api.oip import routes as oip_routes
 from hearth.api.oip.errors import OIPAdapter
 from hearth.api.ollama import routes as ollama_routes
 from hearth.api.ollama.errors import OllamaAdapter
 from hearth.api.openai import routes as openai_routes
+from hearth.api.openai.responses import routes as responses_routes
 from hearth.api.openapi import install_openapi
 from hearth.api.routes import admin, admin_models, classify, health, tokenize, usage, web
 from hearth.config import Settings
@@ -38,6 +39,7 @@ log = logging.getLogger("hearth")
 # request walks past every router ahead of its own (measured ~10 % of a short request's CPU).
 ROUTERS = (
     openai_routes.router,
+    responses_routes.router,
     anthropic_routes.router,
     oip_routes.router,
     ollama_routes.router,
@@ -53,6 +55,7 @@ ROUTERS = (
 
 # Which family's error shape and headers each path prefix gets (OpenAI's is the default).
 register("/v1/messages", AnthropicAdapter())
+register("/v1/responses", OPENAI)
 register("/v2", OIPAdapter())
 register("/api", OllamaAdapter())
 

@@ -187,6 +187,12 @@ class Settings(BaseSettings):
     # client request and keeps on a retry, as the row's dedupe key (a retry is not counted twice).
     ledger_durable: bool = False
     trusted_request_id_header: str | None = None
+    # Stored responses (/v1/responses): finished ones older than this many days are deleted
+    # (0 keeps them for ever; an admin can purge sooner: DELETE /admin/responses?older_than_days=N).
+    responses_retention_days: float = Field(default=30, ge=0)
+    # A running background response refreshes its row and reads back a cancel this often; one
+    # not refreshed for 10 of these has lost its server and is marked failed by any replica.
+    responses_heartbeat_s: float = Field(default=2.0, gt=0, le=300)
     models: list[ModelSpec] = Field(default_factory=default_models)
     routes: list[RouteConfig] = Field(default_factory=list)
 

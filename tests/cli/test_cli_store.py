@@ -104,3 +104,23 @@ def test_keys_local_makes_one_key_then_reuses_it(tmp_path: Path) -> None:
     hearth(tmp_path, "keys", "revoke", "me-local")
     refused = hearth(tmp_path, "keys", "local", "--name", "me-local", check=False)
     assert refused.returncode == 1 and "was revoked" in refused.stdout + refused.stderr
+
+
+def test_db_purge_responses(tmp_path: Path) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from hearth.inference.responses import ResponseRecord
+    from hearth.store.database import Database
+    from hearth.store.migrate import upgrade
+    from hearth.store.responses import ResponseStore
+
+    url = f"sqlite:///{tmp_path / 'hearth.db'}"
+    upgrade(url)
+    store = ResponseStore(Database(url).sessions)
+    for rid, age in (("resp_old", 40), ("resp_new", 1)):
+        created = datetime.now(UTC) - timedelta(days=age)
+        store.insert(ResponseRecord(rid, None, "m", "completed", created), [])
+    done = hearth(tmp_path, "db", "purge-responses", "--older-than-days", "30")
+    assert "deleted 1 stored responses older than 30 days" in done.stdout
+    assert store.get("resp_old", None) is None and store.get("resp_new", None) is not None
+    assert hearth(tmp_path, "db", "purge-responses", check=False).returncode == 2  # the age is required

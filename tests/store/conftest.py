@@ -104,7 +104,9 @@ def db_url(backend: str, request: pytest.FixtureRequest, tmp_path_factory: pytes
     url = str(request.getfixturevalue("pg_migrated"))
     engine = create_engine(url, poolclass=NullPool)
     with engine.begin() as conn:
-        conn.execute(text("TRUNCATE usage_records, api_keys RESTART IDENTITY CASCADE"))
+        conn.execute(
+            text("TRUNCATE response_input_items, responses, usage_records, api_keys RESTART IDENTITY CASCADE")
+        )
     engine.dispose()
     return url
 

@@ -93,6 +93,15 @@ def test_percent_in_url_survives_configparser() -> None:
     )
 
 
-@pytest.mark.parametrize("name", ["env.py", "script.py.mako", "versions/0001_initial.py"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "env.py",
+        "script.py.mako",
+        "versions/0001_initial.py",
+        "versions/0003_routes_runtime_models.py",
+        "versions/0004_responses.py",
+    ],
+)
 def test_migration_files_live_in_the_package(name: str) -> None:
     assert (migrate.MIGRATIONS_DIR / name).is_file()

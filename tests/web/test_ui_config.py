@@ -12,7 +12,7 @@ from hearth.app import build_app
 from hearth.cli.banner import hearth_command, key_command
 from hearth.config import ModelKind, ModelSpec, default_models
 from hearth.engines.registry import ModelRegistry
-from tests.conftest import fake_settings
+from tests.helpers import fake_settings
 
 ADMIN = "admin-secret-not-for-the-page"
 

@@ -11,7 +11,7 @@ import os
 import shutil
 import sqlite3
 import subprocess
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -28,7 +28,7 @@ if TYPE_CHECKING:  # SQLAlchemy and Alembic load when a command needs the databa
     from hearth.store.keys import ApiKeyView, KeyStore
 
 keys_app = typer.Typer(help="Create, list, revoke and rotate API keys.", no_args_is_help=True)
-db_app = typer.Typer(help="Database migrations and backups.", no_args_is_help=True)
+db_app = typer.Typer(help="Database migrations, backups and purges.", no_args_is_help=True)
 console = Console()
 
 
@@ -272,3 +272,20 @@ def db_backup(
         libpq_url = url.replace("postgresql+psycopg://", "postgresql://")
         subprocess.run(["pg_dump", "--no-owner", "--file", str(target), libpq_url], check=True)
     console.print(f"backup written to {target}")
+
+
+@db_app.command("purge-responses")
+def db_purge_responses(
+    older_than_days: Annotated[
+        float, typer.Option(min=0, help="Delete finished stored responses created before this many days ago.")
+    ],
+    config: ConfigOpt = None,
+) -> None:
+    """Delete old stored responses (/v1/responses) now; a running server also deletes those
+    older than HEARTH_RESPONSES_RETENTION_DAYS, hourly."""
+    from hearth.store.responses import ResponseStore
+
+    settings = _settings(config)
+    store = ResponseStore(_database(settings).sessions)
+    deleted = store.purge(datetime.now(UTC) - timedelta(days=older_than_days))
+    console.print(f"deleted {deleted} stored responses older than {older_than_days:g} days")

@@ -51,6 +51,7 @@ class Call:
     error_kind: str | None = None
     failed_status: int | None = None  # a stream that failed after its 200 was sent
     closed: bool = False
+    handed_off: bool = False  # its work (and usage row) continues in another call: Gateway.hand_off
 
     @property
     def key_id(self) -> int | None:

@@ -37,6 +37,7 @@ from hearth.gateway.cluster import Cluster
 from hearth.gateway.images import describe_images
 from hearth.gateway.limits import Admission, Limiter
 from hearth.gateway.planning import GenerationJob, chat_prompt, completion_prompts, plan
+from hearth.gateway.responses import Responses
 from hearth.gateway.shadow import ShadowJob, ShadowRunner
 from hearth.gateway.streams import GenerationStream
 from hearth.inference.events import ChoiceResult, ClassifyResult, EmbedResult
@@ -80,6 +81,7 @@ class Gateway:
         self.catalog = Catalog(registry)
         self.cluster = Cluster(database, registry, settings.routes, settings.redis_url)
         self.shadows = ShadowRunner(self._answer_shadow, self._open_shadow_call, self.close_call)
+        self.responses = Responses(self)  # stored and background responses (/v1/responses)
         self._rng = random.Random()
         self._background: list[asyncio.Task[None]] = []
         # Told of every closed call with its final status and error code (metrics); must not block.
@@ -96,6 +98,7 @@ class Gateway:
         self.cluster.load_config_routes()
         await self.db.connect()
         await self.cluster.sync()
+        await self.responses.start()
         self._background += [
             asyncio.create_task(self.cluster.run(), name="cluster-sync"),
             asyncio.create_task(self.shadows.run(), name="shadow-worker"),
@@ -108,6 +111,7 @@ class Gateway:
             await self.registry.unload_idle()
 
     async def close(self) -> None:
+        await self.responses.close()  # background work still running ends failed, with a reason
         for task in self._background:
             task.cancel()
         await asyncio.gather(*self._background, return_exceptions=True)
@@ -128,6 +132,21 @@ class Gateway:
 
     def open_call(self, request_id: str, family: Family, route: str) -> Call:
         return Call(request_id=request_id, family=family, route=route)
+
+    def hand_off(self, call: Call, route: str) -> Call:
+        """A call that carries on ``call``'s work after its HTTP response (background work).
+
+        ``call`` closes as usual (its concurrency slot comes back) but writes no usage row: the
+        new call writes the one row, when ``close_call`` closes it as the work ends. It reserves
+        and refunds its own tokens (tpm, monthly budget), and has no concurrency slot: the
+        caller bounds how much background work a key may have.
+        """
+        taken = Call(request_id=call.request_id, family=call.family, route=route, key=call.key)
+        taken.admission = None if call.key is None else Admission(call.key)
+        taken.authorized, taken.model, taken.resolved = True, call.model, call.resolved
+        taken.variant = call.variant
+        call.handed_off = True
+        return taken
 
     async def authorize(self, call: Call, authorization: str | None, x_api_key: str | None) -> None:
         """Authenticate the caller and admit the call under its key's limits (once per call)."""
@@ -159,6 +178,8 @@ class Gateway:
         if call.admission is not None:
             await self.limiter.finish(call.admission, call.total_tokens)
             self._budget_cache.pop(call.admission.key.id, None)
+        if call.handed_off:
+            return  # its usage row is written by the call that took its work over
         if call.model is None and call.key is None and not self.auth_enabled:
             return  # nothing attributable: an anonymous request that never reached a model
         event = UsageEvent(
@@ -203,6 +224,14 @@ class Gateway:
             call.slot.keep_alive_s = seconds
 
     async def chat(self, call: Call, request: ChatRequest) -> GenerationStream:
+        job = await self.plan_chat(call, request)
+        return await self.start_job(call, job, request.model, shadow=request)
+
+    async def plan_chat(self, call: Call, request: ChatRequest) -> GenerationJob:
+        """Every check and decision of ``chat`` short of generating: its errors are the caller's.
+
+        Background work plans while its request is open and starts the job later.
+        """
         engine = await self.resolve(call, request.model, ChatEngine)
         self._keep_alive(call, request.keep_alive_s)
         call.stream = request.stream
@@ -218,7 +247,7 @@ class Gateway:
         prompt = await chat_prompt(
             engine, messages, request.tools, truncate_for=room if request.truncation == "auto" else None
         )
-        job = plan(
+        return plan(
             engine,
             [prompt] * request.n,
             request.sampling,
@@ -227,7 +256,6 @@ class Gateway:
             context_limit=request.num_ctx,
             family_defaults=request.sampling_defaults,
         )
-        return await self._start(call, job, request.model, shadow=request)
 
     async def complete(self, call: Call, request: CompletionRequest) -> GenerationStream:
         engine = await self.resolve(call, request.model, ChatEngine)
@@ -260,9 +288,9 @@ class Gateway:
             context_limit=request.num_ctx,
             family_defaults=request.sampling_defaults,
         )
-        return await self._start(call, job, request.model)
+        return await self.start_job(call, job, request.model)
 
-    async def _start(
+    async def start_job(
         self, call: Call, job: GenerationJob, model: str, shadow: ChatRequest | None = None
     ) -> GenerationStream:
         await self.reserve_tokens(call, job.worst_case_tokens)

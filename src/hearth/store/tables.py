@@ -1,4 +1,4 @@
-"""SQLAlchemy tables: API keys and the usage ledger.
+"""SQLAlchemy tables: API keys, the usage ledger and stored responses.
 
 Timestamps are always timezone-aware UTC in Python. PostgreSQL stores ``timestamptz``; SQLite
 stores naive UTC text (fixed format, so it sorts and compares correctly).
@@ -21,6 +21,7 @@ from sqlalchemy import (
     Integer,
     MetaData,
     String,
+    Text,
     TypeDecorator,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -162,4 +163,59 @@ class UsageRecord(Base):
         Index("ix_usage_records_created_at", "created_at"),
         Index("ix_usage_records_model", "model"),
         Index("ix_usage_records_family", "family"),
+    )
+
+
+class StoredResponse(Base):
+    """A response of the Responses API (``/v1/responses``): its output, usage and status.
+
+    ``key_id`` is the owner (NULL on a server without keys, where responses are shared). A
+    background response's runner refreshes ``heartbeat_at``; a replica that finds one gone stale
+    marks it failed (the server running it stopped).
+    """
+
+    __tablename__ = "responses"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    key_id: Mapped[int | None] = mapped_column(ForeignKey("api_keys.id", ondelete="CASCADE"))
+    model: Mapped[str] = mapped_column(String(128))
+    status: Mapped[str] = mapped_column(String(16))
+    background: Mapped[bool] = mapped_column(Boolean, default=False)
+    # No foreign key: deleting an earlier turn must not delete (or block) the later ones.
+    previous_response_id: Mapped[str | None] = mapped_column(String(64))
+    instructions: Mapped[str | None] = mapped_column(Text)
+    # The request's parameters as the API family echoes them back (temperature, tools, ...).
+    params: Mapped[dict[str, Any]] = mapped_column(JSON)
+    output: Mapped[list[Any]] = mapped_column(JSON)
+    input_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    output_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    cached_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    error: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    incomplete_reason: Mapped[str | None] = mapped_column(String(32))
+    worker: Mapped[str | None] = mapped_column(String(64))  # the replica running it (background)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    completed_at: Mapped[datetime | None] = mapped_column()
+    heartbeat_at: Mapped[datetime | None] = mapped_column()
+
+    __table_args__ = (
+        # Purge by age, and the sweep for abandoned background responses.
+        Index("ix_responses_created_at", "created_at"),
+        Index("ix_responses_status_heartbeat", "status", "heartbeat_at"),
+    )
+
+
+class StoredInputItem(Base):
+    """One input item of a response, in order: as listed to clients, and as the model saw it."""
+
+    __tablename__ = "response_input_items"
+
+    id: Mapped[int] = mapped_column(BigIntId, primary_key=True, autoincrement=True)
+    response_id: Mapped[str] = mapped_column(ForeignKey("responses.id", ondelete="CASCADE"))
+    position: Mapped[int] = mapped_column(Integer)
+    item_id: Mapped[str] = mapped_column(String(64))
+    item: Mapped[dict[str, Any]] = mapped_column(JSON)  # the family's item shape
+    message: Mapped[dict[str, Any]] = mapped_column(JSON)  # the neutral message
+
+    __table_args__ = (
+        Index("ix_response_input_items_response_position", "response_id", "position", unique=True),
     )

@@ -1,11 +1,11 @@
-"""``/admin/keys`` and ``/admin/usage``, protected by the admin key."""
+"""``/admin/keys``, ``/admin/usage`` and ``/admin/responses``, protected by the admin key."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
 from hearth.api.deps import AdminDep, GatewayDep
@@ -55,3 +55,12 @@ async def all_usage(
     gateway: GatewayDep, key: str | None = None, since: datetime | None = None
 ) -> dict[str, Any]:
     return await gateway.accounts.usage(key, since)
+
+
+@router.delete("/responses")
+async def purge_responses(
+    gateway: GatewayDep, older_than_days: float = Query(ge=0, description="created more than this long ago")
+) -> dict[str, Any]:
+    """Delete every key's finished stored responses older than ``older_than_days``."""
+    deleted = await gateway.responses.purge(older_than_days)
+    return {"object": "responses.purge", "older_than_days": older_than_days, "deleted": deleted}
