@@ -171,6 +171,8 @@ export async function operatorScenario(page, { URL, env }) {
   check((await storedText(page)) === '[{},{}]', 'sign-out forgets the personal key');
   await page.fill('#api-key', secret);
   await page.click('#signin-submit');
+  // The refusal arrives after a round trip: wait for it rather than read the field at once.
+  await page.locator('#signin-error', { hasText: 'not accepted' }).waitFor();
   const message = await page.locator('#signin-error').textContent();
   check(/not accepted \(401/.test(message) && /revoked/.test(message), `the revoked key's message: ${message}`);
   log(`revoked key refused: ${message}`);
