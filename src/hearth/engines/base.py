@@ -10,12 +10,15 @@ from __future__ import annotations
 import abc
 from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import numpy as np
 from PIL import Image
 
 from hearth.config import ModelKind, ModelSpec
+
+if TYPE_CHECKING:
+    from hearth.engines.constraints import Constraint
 
 FinishReason = Literal["stop", "length", "cancelled", "error"]
 
@@ -59,6 +62,9 @@ class SamplingParams:
     presence_penalty: float = 0.0
     frequency_penalty: float = 0.0
     logit_bias: dict[int, float] = field(default_factory=dict)
+    # What the output must match (a JSON schema, a grammar, tool calls); built and checked by
+    # hearth.engines.constraints. A complete match ends the generation with "stop".
+    constraint: Constraint | None = None
 
 
 @dataclass(frozen=True)
@@ -121,6 +127,7 @@ class ChatEngine(Engine):
 
     kind = ModelKind.CHAT
     supports_logit_bias: ClassVar[bool] = True
+    supports_constraints: ClassVar[bool] = False  # honours SamplingParams.constraint
 
     @property
     @abc.abstractmethod
