@@ -35,6 +35,7 @@ from hearth.engines.base import (
 from hearth.engines.llama import native
 from hearth.engines.llama.chat_template import ChatTemplate, TemplateOrigin
 from hearth.engines.llama.detokenize import IncrementalDetokenizer, PieceTable
+from hearth.engines.llama.grammar import ConstrainedSampler, Grammars
 from hearth.engines.llama.model_file import resolve_gguf
 from hearth.engines.llama.sampling import Sampler, build_sampler
 from hearth.engines.llama.scheduler import Runtime, Scheduler, Sequence
@@ -49,6 +50,7 @@ DEFAULT_MAX_CONTEXT = 8192
 
 
 class LlamaEngine(ChatEngine):
+    supports_constraints = True
     _model: Any = None
     _ctx: Any = None
     _scheduler: Scheduler | None = None
@@ -140,6 +142,7 @@ class LlamaEngine(ChatEngine):
             unified=self._unified,
             n_swa=int(llama_cpp.llama_model_n_swa(self._model)),
         )
+        self._grammars = Grammars(self._vocab, self._n_vocab)
         self._scheduler = Scheduler(runtime, PieceTable(self._vocab), warm_up=self._warm_up)
 
     def _chat_template(self) -> ChatTemplate:
@@ -249,12 +252,18 @@ class LlamaEngine(ChatEngine):
             raise NotReady(f"the model {self.spec.id!r} is not loaded", retry_after=2)
         self._validate(prompt, params)
         n_vocab = self._n_vocab
-        seq = Sequence(
-            list(prompt),
-            params,
-            asyncio.get_running_loop(),
-            (lambda: sampler) if sampler is not None else (lambda: build_sampler(params, n_vocab)),
-        )
+
+        def make_sampler() -> Sampler:
+            inner = sampler if sampler is not None else build_sampler(params, n_vocab)
+            if matcher is None:
+                return inner
+            # Penalties count every draw, so a rejected one must never be drawn: mask first.
+            mask_first = bool(params.presence_penalty or params.frequency_penalty)
+            return ConstrainedSampler(inner, matcher, n_vocab, mask_first)
+
+        # Compiled off the event loop (and the scheduler thread) the first time a grammar is seen.
+        matcher = await self._grammars.matcher(params.constraint) if params.constraint else None
+        seq = Sequence(list(prompt), params, asyncio.get_running_loop(), make_sampler)
         scheduler.submit(seq)  # raises Overloaded when the queue is full
         done = False
         try:
@@ -287,6 +296,10 @@ class LlamaEngine(ChatEngine):
             raise InvalidRequest(f"logit_bias token ids must be in [0, {self._n_vocab})", param="logit_bias")
 
     # ---- introspection (tests, metrics) ----------------------------------------------------
+
+    def prepare_constraints(self) -> None:
+        """Build the grammar tokenizer now (blocking, 1-4 s), not on the first constrained request."""
+        self._grammars.tokenizer()
 
     def scheduler_stats(self) -> dict[str, int]:
         return self._scheduler.stats() if self._scheduler else {}
