@@ -22,6 +22,8 @@ from hearth.config import ModelKind, ModelSpec
 from hearth.engines import constraints
 from hearth.engines.base import GenerationDone, SamplingParams, TextDelta
 from hearth.engines.llama import LlamaEngine
+from hearth.engines.llama.grammar import GrammarFailure
+from hearth.engines.llama.sampling import Sampler, build_sampler
 from hearth.errors import InvalidRequest
 from tests.engines.test_constraints import FORMATS, SUITE
 
@@ -162,3 +164,35 @@ async def test_a_grammar_the_model_cannot_use_is_a_bad_request(engine: LlamaEngi
     unknown_token = constraints.lark("start: <|no_such_token|>")
     with pytest.raises(InvalidRequest, match="constraint"):
         await run(engine, SamplingParams(max_tokens=5, constraint=unknown_token))
+
+
+class FailingSampler:
+    """Fails like a grammar dead end on its third draw."""
+
+    def __init__(self, inner: Sampler) -> None:
+        self.inner, self.draws = inner, 0
+
+    def sample(self, ctx: Any, index: int) -> int:
+        self.draws += 1
+        if self.draws == 3:
+            raise GrammarFailure("the grammar allows no token here: dead end")
+        return self.inner.sample(ctx, index)
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+async def test_a_grammar_failure_fails_only_its_own_sequence(engine: LlamaEngine) -> None:
+    params = SamplingParams(max_tokens=12, temperature=0.0)
+    prompt = engine.tokenize("Once upon a time,")
+
+    async def failing() -> None:
+        async for _ in engine.generate(
+            prompt, params, sampler=FailingSampler(build_sampler(params, engine.n_vocab))
+        ):
+            pass
+
+    failed, other = await asyncio.gather(failing(), run(engine, params), return_exceptions=True)
+    assert isinstance(failed, GrammarFailure)
+    assert not isinstance(other, BaseException)
+    assert other[1].finish_reason == "length" and other[1].completion_tokens == 12

@@ -15,6 +15,11 @@ top-p's nucleus is taken over the unmasked distribution when the first draw is a
 llama.cpp's own common sampler does. Penalties are the exception: a chain counts every token it
 samples, so a rejected draw would be counted; with penalties the row is masked first.
 
+Special tokens: every end-of-generation token (Gemma's ``<end_of_turn>`` as well as ``<eos>``)
+is the grammar's EOS, allowed only where the grammar may end, and a complete grammar ends the
+sequence without one. Other control tokens are marked as special in the llguidance tokenizer,
+so no grammar text ever matches them (a Lark grammar can still name one, ``<|python_tag|>``).
+
 The llguidance tokenizer (every token's bytes, control tokens marked) takes 1-4 s to build for a
 262k vocabulary, so it is built once per engine, on first use, off the scheduler thread; so is
 each grammar's matcher, cached by grammar, and each sequence deep-copies its cached matcher (~5 us).
@@ -49,7 +54,8 @@ class Grammars:
     def __init__(self, vocab: Any, n_vocab: int) -> None:
         self._vocab = vocab
         self._n_vocab = n_vocab
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # the cache; held briefly, also on the event loop
+        self._build_lock = threading.Lock()  # the tokenizer build; held for seconds, worker threads only
         self._tokenizer: llguidance.LLTokenizer | None = None
         self._cache: collections.OrderedDict[str, llguidance.LLMatcher] = collections.OrderedDict()
 
@@ -64,7 +70,8 @@ class Grammars:
         return template.deep_copy()
 
     def tokenizer(self) -> llguidance.LLTokenizer:
-        with self._lock:
+        """Built on first use, blocking: call it from a worker thread."""
+        with self._build_lock:
             if self._tokenizer is None:
                 eog = [t for t in range(self._n_vocab) if llama_cpp.llama_vocab_is_eog(self._vocab, t)]
                 # Every end-of-generation token (Gemma's <end_of_turn> as well as <eos>) ends a
