@@ -230,6 +230,8 @@ def _calls(output: bytes, fmt: ToolCallFormat = HERMES) -> list[dict[str, Any]]:
     text = output.decode()
     calls = [json.loads(body) for body in CALL.findall(text)]
     assert CALL.sub("", text).strip("\n") == "", text  # nothing but calls and separators
+    parsed = constraints.parse_tool_calls(text, fmt)
+    assert parsed == [(c["name"], c[fmt.arguments_key]) for c in calls]
     return calls
 
 
@@ -276,6 +278,14 @@ def test_custom_markers_and_arguments_key() -> None:
     c = constraints.tool_calls([WEATHER], "required", fmt=fmt, parallel=False)
     output, _ = walk(c, random.Random(1), max_bytes=300)
     assert output.startswith(b'[CALL]{"name": "get_weather", "parameters": {') and output.endswith(b"[/CALL]")
+    [(name, arguments)] = constraints.parse_tool_calls(output.decode(), fmt) or []
+    assert name == "get_weather" and set(arguments) >= {"city"}
+
+
+def test_parse_tool_calls_text_and_cut_calls() -> None:
+    assert constraints.parse_tool_calls("Just text.") is None
+    with pytest.raises(ValueError):
+        constraints.parse_tool_calls('<tool_call>\n{"name": "get_weather", "argu')
 
 
 @pytest.mark.parametrize(

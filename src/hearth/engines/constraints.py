@@ -271,6 +271,29 @@ def tool_calls(
     return Constraint(_compile_lark("\n".join(lines), param), "tool_calls")
 
 
+def parse_tool_calls(text: str, fmt: ToolCallFormat = HERMES) -> list[tuple[str, dict[str, Any]]] | None:
+    """``[(name, arguments)]`` from output generated under :func:`tool_calls`, or None for text.
+
+    Raises ValueError on a call that doesn't parse, which the grammar only lets happen when
+    max_tokens cut the output short.
+    """
+    if fmt.open_lark is not None or fmt.close_lark is not None:
+        raise ValueError("markers that are special tokens don't appear in the text; parse the tokens")
+    if not text.startswith(fmt.open):
+        return None
+    if not text.endswith(fmt.close):
+        raise ValueError("the tool calls were cut short")
+    calls: list[tuple[str, dict[str, Any]]] = []
+    for chunk in text.split(fmt.close)[:-1]:
+        body = chunk.removeprefix(fmt.separator).removeprefix(fmt.open) if calls else chunk[len(fmt.open) :]
+        try:
+            call = json.loads(body)
+            calls.append((str(call["name"]), dict(call[fmt.arguments_key])))
+        except (KeyError, TypeError) as exc:
+            raise ValueError(f"not a tool call: {body[:80]!r}") from exc
+    return calls
+
+
 def _regex_literal(json_escaped: str) -> str:
     """A JSON-escaped literal as regex text (newlines stay as ``\\n`` escapes)."""
     special = set(r".^$*+?()[]{}|/")
