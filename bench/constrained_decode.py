@@ -17,7 +17,13 @@ the variants (the machine is shared); the table gives each variant's median aggr
 median of its per-round ratio to ``free`` in the same round, the CPU time its sampler spends per
 token (scheduler-thread CPU, robust to other tenants), and how often a draw was rejected.
 
-    .venv/bin/python bench/constrained_decode.py [--models smollm2 gemma] [--rounds 5] [--temperature 1]
+On a machine shared with other busy tenants, ``--threads 1`` measures far more steadily than 2:
+llama.cpp's OpenMP threads spin at barriers, and an oversubscribed core stalls every step
+(single-stream SmolLM2 ran at 1 tok/s with 2 threads and 42 with 1, back to back). The sampler
+CPU column is the robust one there: from it and a quiet machine's step time, the ratio to
+expect is ``step / (step + streams * extra_ms)``.
+
+    .venv/bin/python bench/constrained_decode.py [--models smollm2 gemma] [--rounds 5] [--threads 2]
 """
 
 from __future__ import annotations
