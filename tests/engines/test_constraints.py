@@ -196,7 +196,12 @@ def test_refusal_says_where_the_keyword_is() -> None:
         constraints.json_schema(schema)
 
 
-@pytest.mark.parametrize("schema", [{"type": "strin"}, {"minLength": -1}, {"required": "a"}, [1], "x"])
+@pytest.mark.parametrize(
+    "schema",
+    [{"type": "strin"}, {"minLength": -1}, {"required": "a"}, [1], "x", {"prefixItems": {}}, {"$defs": []},
+     {"anyOf": []}, {"$schema": "https://json-schema.org/draft/2020-12/schema", "type": "strin"},
+     {"type": "number", "maximum": float("nan")}],
+)  # fmt: skip
 def test_invalid_schemas_are_refused(schema: object) -> None:
     with pytest.raises(InvalidRequest):
         constraints.json_schema(schema)
