@@ -23,6 +23,8 @@ if TYPE_CHECKING:  # numpy and PIL load with the engines that use them, not with
     import numpy as np
     from PIL import Image
 
+    from hearth.engines.constraints import Constraint
+
 __all__ = ["GenerationDone", "GenerationEvent", "Prediction", "TextDelta"]
 
 
@@ -87,6 +89,9 @@ class SamplingParams:
     frequency_penalty: float = 0.0
     repeat_penalty: float = 1.0
     logit_bias: Mapping[int, float] = field(default_factory=dict)
+    # What the output must match (a JSON schema, a grammar, tool calls); built and checked by
+    # hearth.engines.constraints. A complete match ends the generation with "stop".
+    constraint: Constraint | None = None
 
 
 @dataclass(frozen=True)
@@ -145,6 +150,7 @@ class ChatEngine(Engine):
 
     kind = ModelKind.CHAT
     supports_logit_bias: ClassVar[bool] = True
+    supports_constraints: ClassVar[bool] = False  # honours SamplingParams.constraint
 
     @property
     @abc.abstractmethod

@@ -1,14 +1,18 @@
 """Fake engines: deterministic, weightless stand-ins so API, gateway and CLI tests run fast.
 
 They honour the same contracts as the real engines (bounded queue, slots, cancellation, stop
-strings, max_tokens, context length), so tests of those contracts mean something. Prompts can
-steer them: ``FAIL_MIDSTREAM`` makes a generation fail after two tokens.
+strings, max_tokens, context length, output constraints), so tests of those contracts mean
+something. A constrained generation is a seeded walk under the constraint's real grammar
+(grammar_walk.py): JSON valid against the schema, or text/tool calls as the grammar allows, in
+pieces of up to four characters counted as one token each. Prompts can steer them: ``FAIL_MIDSTREAM``
+makes a generation fail after two tokens.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
+import random
 from collections.abc import AsyncGenerator, Sequence
 from pathlib import Path
 
@@ -30,6 +34,7 @@ from hearth.engines.base import (
     SamplingParams,
     TextDelta,
 )
+from hearth.engines.grammar_walk import walk
 from hearth.errors import EngineFailure, Overloaded
 from hearth.inference.types import Message, Tool
 
@@ -48,6 +53,7 @@ class _Weightless:
 
 
 class FakeChatEngine(_Weightless, ChatEngine):
+    supports_constraints = True
     token_delay_s = 0.0  # tests raise it to keep streams open
 
     def load(self) -> None:
@@ -90,6 +96,11 @@ class FakeChatEngine(_Weightless, ChatEngine):
         finished = False
         try:
             start = (params.seed or 0) + sum(prompt)
+            if params.constraint is not None:
+                async for event in self._constrained(prompt, params, start):
+                    yield event
+                finished = True
+                return
             text = ""
             emitted = 0
             for n in range(params.max_tokens):
@@ -116,6 +127,29 @@ class FakeChatEngine(_Weightless, ChatEngine):
                 self.cancelled += 1
             self.running -= 1
             self._slots.release()
+
+    async def _constrained(
+        self, prompt: list[int], params: SamplingParams, start: int
+    ) -> AsyncGenerator[GenerationEvent, None]:
+        assert params.constraint is not None
+        # Free text, where the grammar allows it, is the usual words; anything else is walked.
+        words = " ".join(WORDS[(start + n) % len(WORDS)] for n in range(max(1, params.max_tokens // 2)))
+        limit = 4 * params.max_tokens  # max_tokens pieces of up to 4 characters
+        output, complete = await asyncio.to_thread(
+            walk, params.constraint, random.Random(start), max_bytes=limit, prefer=words.encode()
+        )
+        text = output.decode("utf-8", errors="replace")
+        hit = min((i for s in params.stop if s and (i := text.find(s)) >= 0), default=-1)
+        if hit >= 0:
+            text, complete = text[:hit], True
+        pieces = [text[i : i + 4] for i in range(0, len(text), 4)][: params.max_tokens]
+        for n, piece in enumerate(pieces):
+            if self.token_delay_s:
+                await asyncio.sleep(self.token_delay_s)
+            yield TextDelta(piece)
+            if n == 1 and FAIL_TOKEN in prompt:
+                raise EngineFailure("the fake engine failed mid-stream, as asked")
+        yield GenerationDone("stop" if complete else "length", len(prompt), len(pieces))
 
     def info(self) -> ModelInfo:
         return ModelInfo(self.spec.id, self.kind, "fake", parameters=0, context_length=self.context_length)

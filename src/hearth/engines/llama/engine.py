@@ -38,6 +38,7 @@ from hearth.engines.llama import native
 from hearth.engines.llama.chat_template import ChatTemplate, TemplateOrigin, template_messages
 from hearth.engines.llama.detokenize import IncrementalDetokenizer, PieceTable
 from hearth.engines.llama.gguf_meta import kv_cache_bytes, read_gguf
+from hearth.engines.llama.grammar import ConstrainedSampler, Grammars
 from hearth.engines.llama.model_file import gguf_files, resolve_gguf
 from hearth.engines.llama.sampling import Sampler, build_sampler
 from hearth.engines.llama.scheduler import Runtime, Scheduler, Sequence
@@ -53,6 +54,7 @@ DEFAULT_MAX_CONTEXT = 8192
 
 
 class LlamaEngine(ChatEngine):
+    supports_constraints = True
     _model: Any = None
     _ctx: Any = None
     _scheduler: Scheduler | None = None
@@ -172,6 +174,7 @@ class LlamaEngine(ChatEngine):
             unified=self._unified,
             n_swa=int(llama_cpp.llama_model_n_swa(self._model)),
         )
+        self._grammars = Grammars(self._vocab, self._n_vocab)
         self._scheduler = Scheduler(runtime, PieceTable(self._vocab), warm_up=self._warm_up)
 
     def _chat_template(self) -> ChatTemplate:
@@ -297,12 +300,18 @@ class LlamaEngine(ChatEngine):
             raise NotReady(f"the model {self.spec.id!r} is not loaded", retry_after=2)
         self.validate(prompt, params)
         n_vocab = self._n_vocab
-        seq = Sequence(
-            list(prompt),
-            params,
-            asyncio.get_running_loop(),
-            (lambda: sampler) if sampler is not None else (lambda: build_sampler(params, n_vocab)),
-        )
+
+        def make_sampler() -> Sampler:
+            inner = sampler if sampler is not None else build_sampler(params, n_vocab)
+            if matcher is None:
+                return inner
+            # Penalties count every draw, so a rejected one must never be drawn: mask first.
+            mask_first = bool(params.presence_penalty or params.frequency_penalty)
+            return ConstrainedSampler(inner, matcher, n_vocab, mask_first)
+
+        # Compiled off the event loop (and the scheduler thread) the first time a grammar is seen.
+        matcher = await self._grammars.matcher(params.constraint) if params.constraint else None
+        seq = Sequence(list(prompt), params, asyncio.get_running_loop(), make_sampler)
         scheduler.submit(seq)  # raises Overloaded when the queue is full
         done = False
         try:
@@ -319,6 +328,10 @@ class LlamaEngine(ChatEngine):
                 scheduler.cancel(seq)
 
     # ---- introspection (tests, metrics) ----------------------------------------------------
+
+    def prepare_constraints(self) -> None:
+        """Build the grammar tokenizer now (blocking, 1-4 s), not on the first constrained request."""
+        self._grammars.tokenizer()
 
     def scheduler_stats(self) -> dict[str, int]:
         return self._scheduler.stats() if self._scheduler else {}

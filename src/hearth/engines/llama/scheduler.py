@@ -9,7 +9,8 @@ One scheduler thread owns the context. Every step it
    tokens in all, so a long prompt is prefilled over several steps while running streams keep
    producing a token per step,
 4. calls ``llama_decode`` once, then samples each sequence's next token with its own sampler
-   chain, detokenizes it, applies stop strings and limits, and
+   chain (and its own grammar, see grammar.py), detokenizes it, applies stop strings, the
+   grammar's end and limits, and
 5. hands that step's events to the asyncio side with one ``call_soon_threadsafe`` per event loop.
 
 Slots are llama.cpp sequence ids (``n_seq_max = slots``). A slot keeps the KV cells of its last
@@ -45,6 +46,7 @@ import llama_cpp
 
 from hearth.engines.base import SamplingParams
 from hearth.engines.llama.detokenize import IncrementalDetokenizer, PieceTable
+from hearth.engines.llama.grammar import ConstrainedSampler
 from hearth.engines.llama.sampling import Sampler
 from hearth.engines.llama.stops import StopFilter
 from hearth.errors import EngineFailure, Overloaded
@@ -317,7 +319,11 @@ class Scheduler:
 
     def _sample(self, seq: Sequence) -> None:
         assert seq.sampler is not None and seq.detok is not None
-        token = seq.sampler.sample(self.rt.ctx, seq.out_index)
+        try:
+            token = seq.sampler.sample(self.rt.ctx, seq.out_index)
+        except EngineFailure as exc:  # a grammar dead end fails its own sequence, not the batch
+            self._fail(seq, exc)
+            return
         seq.completion_tokens += 1
         seq.unreported += 1
         if llama_cpp.llama_vocab_is_eog(self.rt.vocab, token):
@@ -327,7 +333,7 @@ class Scheduler:
         if text:
             self._emit(seq, TextDelta(text, seq.unreported))
             seq.unreported = 0
-        if seq.stops.stopped:
+        if seq.stops.stopped or (isinstance(seq.sampler, ConstrainedSampler) and seq.sampler.complete):
             self._finish(seq, "stop")
         elif seq.completion_tokens >= seq.params.max_tokens or len(seq.tokens) >= self.rt.ctx_seq:
             self._finish(seq, "length")

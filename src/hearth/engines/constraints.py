@@ -1,0 +1,326 @@
+"""Output constraints: what a generation must match, neutral of API family and engine.
+
+A :class:`Constraint` holds a grammar in llguidance's format, built and checked here once, when a
+request is parsed, so a bad schema is a 400 before any engine sees it. Build one with
+
+- :func:`json_schema` (``response_format`` ``json_schema``, Ollama's ``format`` schema),
+- :func:`json_object` (``{"type": "json_object"}``, Ollama's ``format: "json"``),
+- :func:`lark` (a raw grammar in llguidance's Lark dialect), or
+- :func:`tool_calls` (free text or tool calls in the model's markers, see below).
+
+JSON schemas are enforced, never relaxed: a validation keyword the grammar cannot enforce is
+refused with :class:`~hearth.errors.InvalidRequest` naming the keyword, where it is and the
+request parameter. Keywords that don't constrain validity (``title``, ``description``,
+vendor extensions) are ignored, as JSON Schema itself ignores them. JSON is generated compactly
+(``", "`` and ``": "`` separators, no other whitespace): a small model given free whitespace
+at temperature 1 can spend its whole budget on newlines.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+import llguidance
+
+from hearth.errors import InvalidRequest
+
+if TYPE_CHECKING:
+    from llguidance._lib import JsonCompileOptions
+
+JSON_OPTIONS: JsonCompileOptions = {
+    "whitespace_flexible": False,
+    "item_separator": ", ",
+    "key_separator": ": ",
+}
+
+# Validation keywords the grammar enforces. Each is exercised by tests/engines/test_constraints.py.
+SUPPORTED = frozenset(
+    {
+        "type", "enum", "const", "anyOf", "oneOf", "allOf", "$ref", "$defs", "definitions",
+        "properties", "required", "additionalProperties",
+        "items", "prefixItems", "minItems", "maxItems",
+        "minLength", "maxLength", "pattern", "format",
+        "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "multipleOf",
+    }
+)  # fmt: skip
+# Validation keywords (of any draft) that constrain validity but that the grammar can't enforce.
+UNSUPPORTED = frozenset(
+    {
+        "uniqueItems", "contains", "minContains", "maxContains", "additionalItems",
+        "unevaluatedItems", "unevaluatedProperties", "patternProperties", "propertyNames",
+        "minProperties", "maxProperties", "dependentRequired", "dependentSchemas", "dependencies",
+        "not", "if", "then", "else", "$dynamicRef", "$recursiveRef", "extends", "disallow", "divisibleBy",
+    }
+)  # fmt: skip
+FORMATS = frozenset({"date-time", "time", "date", "duration", "email", "hostname", "ipv4", "ipv6", "uuid"})
+_SCHEMA_MAPS = ("properties", "$defs", "definitions")
+_SCHEMA_LISTS = ("anyOf", "oneOf", "allOf", "prefixItems")
+_SCHEMA_ONE = ("additionalProperties", "items")
+
+
+@dataclass(frozen=True)
+class Constraint:
+    """A checked output constraint. ``grammar`` is what an engine compiles (llguidance's format);
+    ``schema`` is set when the whole output is one JSON value of that schema."""
+
+    grammar: str
+    kind: Literal["json_schema", "grammar", "tool_calls"]
+    schema: Mapping[str, Any] | None = field(default=None, compare=False)
+
+
+def json_schema(schema: object, *, param: str = "response_format") -> Constraint:
+    """Output is one JSON value valid against ``schema``; refuses what it can't enforce.
+
+    Cached by the schema's JSON text: a client usually sends the same schema every time.
+    """
+    if not isinstance(schema, dict):
+        raise InvalidRequest("the JSON schema must be an object", param=param)
+    try:
+        text = json.dumps(schema, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise InvalidRequest(f"the JSON schema is not JSON: {exc}", param=param) from exc
+    return _schema_constraint(text, param)
+
+
+@functools.lru_cache(maxsize=256)
+def _schema_constraint(text: str, param: str) -> Constraint:
+    checked = check_schema(json.loads(text), param=param)
+    return Constraint(_compile_schema(text, param), "json_schema", checked)
+
+
+def json_object(*, param: str = "response_format") -> Constraint:
+    """Output is one JSON object, any keys."""
+    return json_schema({"type": "object"}, param=param)
+
+
+def lark(grammar: str, *, param: str = "grammar") -> Constraint:
+    """Output matches a grammar in llguidance's Lark dialect (``%json {...}`` inlines a schema)."""
+    return Constraint(_compile_lark(grammar, param), "grammar")
+
+
+def check_schema(schema: object, *, param: str) -> dict[str, Any]:
+    """``schema`` itself, once it is a valid JSON schema whose every validation keyword we enforce.
+
+    Its shape is checked against draft 7's metaschema unless it names another (``$schema``):
+    jsonschema takes ~200 ms to check a 60-field schema against 2020-12's (its dynamic refs),
+    ~10 ms against draft 7's. The 2020-12 keywords we accept (``prefixItems``, ``$defs``) get
+    their shape checked by the walk instead.
+    """
+    import jsonschema  # here: it takes a few hundred ms to import, and only requests need it
+
+    if not isinstance(schema, dict):
+        raise InvalidRequest("the JSON schema must be an object", param=param)
+    try:
+        json.dumps(schema, allow_nan=False)
+        validator = jsonschema.validators.validator_for(schema, default=jsonschema.Draft7Validator)
+        validator.check_schema(schema)
+    except jsonschema.SchemaError as exc:
+        where = _pointer(list(exc.absolute_path))
+        raise InvalidRequest(f"invalid JSON schema at {where}: {exc.message}", param=param) from exc
+    except (TypeError, ValueError) as exc:
+        raise InvalidRequest(f"the JSON schema is not JSON: {exc}", param=param) from exc
+    _walk(schema, [], param)
+    return schema
+
+
+def _walk(node: object, path: list[str | int], param: str) -> None:
+    if isinstance(node, bool):
+        return  # true (anything) and false (nothing) are enforceable as they are
+    if not isinstance(node, dict):
+        raise InvalidRequest(f"a JSON schema at {_pointer(path)} must be an object or a boolean", param=param)
+    for key, value in node.items():
+        where = _pointer([*path, key])
+        if key in UNSUPPORTED:
+            raise InvalidRequest(
+                f"JSON schema keyword {key!r} (at {where}) is not supported: structured output "
+                "cannot enforce it, and it is refused rather than ignored",
+                param=param,
+            )
+        if key == "format" and value not in FORMATS:
+            raise InvalidRequest(
+                f"JSON schema format {value!r} (at {where}) is not supported; supported formats: "
+                + ", ".join(sorted(FORMATS)),
+                param=param,
+            )
+        if key in ("exclusiveMinimum", "exclusiveMaximum") and isinstance(value, bool):
+            raise InvalidRequest(
+                f"JSON schema {key!r} (at {where}) must be a number (the draft-4 boolean form is not supported)",
+                param=param,
+            )
+        if key == "items" and isinstance(value, list):
+            raise InvalidRequest(
+                f"JSON schema 'items' as an array (at {where}) is not supported; use 'prefixItems'",
+                param=param,
+            )
+        if key == "$ref" and not (isinstance(value, str) and value.startswith("#")):
+            raise InvalidRequest(
+                f"JSON schema $ref {value!r} (at {where}) is not supported: only local refs (#/...) resolve",
+                param=param,
+            )
+        if key in _SCHEMA_MAPS:
+            if not isinstance(value, dict):
+                raise InvalidRequest(f"JSON schema {key!r} (at {where}) must be an object", param=param)
+            for name, sub in value.items():
+                _walk(sub, [*path, key, name], param)
+        elif key in _SCHEMA_LISTS:
+            if not isinstance(value, list) or not value:
+                raise InvalidRequest(
+                    f"JSON schema {key!r} (at {where}) must be a non-empty array", param=param
+                )
+            for i, sub in enumerate(value):
+                _walk(sub, [*path, key, i], param)
+        elif key in _SCHEMA_ONE:
+            _walk(value, [*path, key], param)
+
+
+def _pointer(path: Sequence[str | int]) -> str:
+    return "/" + "/".join(str(p).replace("~", "~0").replace("/", "~1") for p in path) if path else "the root"
+
+
+@functools.lru_cache(maxsize=256)
+def _compile_schema(schema_json: str, param: str) -> str:
+    grammar = llguidance.LLMatcher.grammar_from_json_schema(schema_json, overrides=JSON_OPTIONS)
+    _validate(grammar, "JSON schema", param)
+    return grammar
+
+
+@functools.lru_cache(maxsize=256)
+def _compile_lark(text: str, param: str) -> str:
+    grammar = llguidance.LLMatcher.grammar_from_lark(text)
+    _validate(grammar, "grammar", param)
+    return grammar
+
+
+def _validate(grammar: str, what: str, param: str) -> None:
+    is_error, messages = llguidance.LLMatcher.validate_grammar_with_warnings(grammar)
+    if is_error:
+        raise InvalidRequest(f"{what} not supported: {messages[0] if messages else 'invalid'}", param=param)
+
+
+# ---- tool calls ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Tool:
+    """A function the model may call; ``param`` names it in errors (e.g. ``tools[2].function``)."""
+
+    name: str
+    parameters: Mapping[str, Any] = field(default_factory=lambda: {"type": "object"})
+    param: str | None = None
+
+
+@dataclass(frozen=True)
+class ToolCallFormat:
+    """How a model writes calls: each is ``open + {"name": ..., arguments_key: {...}} + close``.
+
+    Markers are plain text. A model whose markers are special tokens names them in Lark's token
+    syntax instead (``open_lark="<|python_tag|>"``), which matches that token and nothing else.
+    """
+
+    open: str = "<tool_call>\n"
+    close: str = "\n</tool_call>"
+    separator: str = "\n"
+    arguments_key: str = "arguments"
+    open_lark: str | None = None
+    close_lark: str | None = None
+
+
+HERMES = ToolCallFormat()  # Hermes, Qwen 2.5/3 and other ChatML tool templates
+
+ToolMode = Literal["auto", "required", "named"]
+
+
+def tool_calls(
+    tools: Sequence[Tool],
+    mode: ToolMode,
+    *,
+    name: str | None = None,
+    parallel: bool = True,
+    fmt: ToolCallFormat = HERMES,
+    param: str = "tools",
+) -> Constraint:
+    """Free text or tool calls (``auto``); one or more calls of any tool (``required``); or calls
+    of the tool ``name`` only (``named``). ``parallel=False`` allows exactly one call.
+
+    In ``auto`` the model chooses at its first bytes: text that never contains the opening marker,
+    or calls, each of whose JSON follows that tool's parameters schema.
+    """
+    if not tools:
+        raise InvalidRequest(f"tool choice {mode!r} needs at least one tool", param=param)
+    by_name: dict[str, Tool] = {}
+    for i, tool in enumerate(tools):
+        where = tool.param or f"{param}[{i}]"
+        if not tool.name:
+            raise InvalidRequest("a tool needs a non-empty name", param=where)
+        if tool.name in by_name:
+            raise InvalidRequest(f"two tools are named {tool.name!r}", param=where)
+        by_name[tool.name] = tool
+    if mode == "named":
+        if name not in by_name:
+            raise InvalidRequest(
+                f"tool choice names {name!r}, which is not among the tools", param="tool_choice"
+            )
+        chosen = [by_name[name]]
+    else:
+        chosen = list(by_name.values())
+    shapes = [
+        {
+            "type": "object",
+            "properties": {
+                "name": {"const": tool.name},
+                fmt.arguments_key: check_schema(dict(tool.parameters), param=tool.param or f"{param}[{i}]"),
+            },
+            "required": ["name", fmt.arguments_key],
+            "additionalProperties": False,
+        }
+        for i, tool in enumerate(chosen)
+    ]
+    body = {"anyOf": shapes, "x-guidance": JSON_OPTIONS}  # one %json: llguidance wants anyOf, not rule|rule
+    open_term = fmt.open_lark or json.dumps(fmt.open)
+    close_term = fmt.close_lark or json.dumps(fmt.close)
+    lines = [
+        "start: TEXT | calls" if mode == "auto" else "start: calls",
+        f"calls: call ({json.dumps(fmt.separator)} call)*" if parallel else "calls: call",
+        f"call: {open_term} body {close_term}",
+        f"body: %json {json.dumps(body)}",
+    ]
+    if mode == "auto":
+        marker = json.dumps(fmt.open.strip())[1:-1] if fmt.open_lark is None else ""
+        # Text that never holds the opening marker: once it is written, only calls can follow.
+        lines.append(
+            rf"TEXT: /(?s:.+)/ & ~/(?s:.*{_regex_literal(marker)}.*)/" if marker else r"TEXT: /(?s:.+)/"
+        )
+    return Constraint(_compile_lark("\n".join(lines), param), "tool_calls")
+
+
+def parse_tool_calls(text: str, fmt: ToolCallFormat = HERMES) -> list[tuple[str, dict[str, Any]]] | None:
+    """``[(name, arguments)]`` from output generated under :func:`tool_calls`, or None for text.
+
+    Raises ValueError on a call that doesn't parse, which the grammar only lets happen when
+    max_tokens cut the output short.
+    """
+    if fmt.open_lark is not None or fmt.close_lark is not None:
+        raise ValueError("markers that are special tokens don't appear in the text; parse the tokens")
+    if not text.startswith(fmt.open):
+        return None
+    if not text.endswith(fmt.close):
+        raise ValueError("the tool calls were cut short")
+    calls: list[tuple[str, dict[str, Any]]] = []
+    for chunk in text.split(fmt.close)[:-1]:
+        body = chunk.removeprefix(fmt.separator).removeprefix(fmt.open) if calls else chunk[len(fmt.open) :]
+        try:
+            call = json.loads(body)
+            calls.append((str(call["name"]), dict(call[fmt.arguments_key])))
+        except (KeyError, TypeError) as exc:
+            raise ValueError(f"not a tool call: {body[:80]!r}") from exc
+    return calls
+
+
+def _regex_literal(json_escaped: str) -> str:
+    """A JSON-escaped literal as regex text (newlines stay as ``\\n`` escapes)."""
+    special = set(r".^$*+?()[]{}|/")
+    return "".join("\\" + c if c in special else c for c in json_escaped)
