@@ -27,6 +27,7 @@ from hearth.engines.llama import LlamaEngine
 from hearth.engines.llama.grammar import GrammarFailure
 from hearth.engines.llama.sampling import Sampler, build_sampler
 from hearth.errors import InvalidRequest
+from hearth.inference.types import Message
 from tests.engines.test_constraints import FORMATS, SUITE
 
 pytestmark = pytest.mark.real
@@ -79,7 +80,7 @@ def engine(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
 async def run(
     engine: LlamaEngine, params: SamplingParams, prompt: str = PROMPT
 ) -> tuple[str, GenerationDone]:
-    tokens = engine.tokenize(engine.render_chat([{"role": "user", "content": prompt}]))
+    tokens = engine.tokenize(engine.render_chat([Message.of("user", prompt)]))
     text = ""
     async for event in engine.generate(tokens, params):
         if isinstance(event, TextDelta):
