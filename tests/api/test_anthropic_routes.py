@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 from typing import Any
 
 from fastapi.testclient import TestClient
@@ -138,15 +139,46 @@ def test_content_blocks_and_a_tool_conversation(client: TestClient) -> None:
     )
 
 
-def test_tools_are_mapped_and_refused_until_supported(client: TestClient) -> None:
-    tools = [{"name": "weather", "description": "the weather", "input_schema": {"type": "object"}}]
-    for choice in (None, {"type": "auto"}, {"type": "any"}, {"type": "tool", "name": "weather"}):
-        body = {**MESSAGE, "tools": tools, **({"tool_choice": choice} if choice else {})}
-        message = assert_error(client.post("/v1/messages", json=body), 400, "invalid_request_error")
-        assert "tool" in message
+def test_tool_use_in_every_choice_mode(client: TestClient) -> None:
+    schema = {
+        "type": "object",
+        "properties": {"city": {"type": "string", "maxLength": 20}},
+        "required": ["city"],
+    }
+    tools = [{"name": "weather", "description": "the weather", "input_schema": schema}]
+    for choice in ({"type": "any"}, {"type": "tool", "name": "weather"}):
+        reply = client.post(
+            "/v1/messages", json={**MESSAGE, "max_tokens": 200, "tools": tools, "tool_choice": choice}
+        )
+        assert reply.status_code == 200, reply.text
+        body = reply.json()
+        assert body["stop_reason"] == "tool_use", body
+        uses = [b for b in body["content"] if b["type"] == "tool_use"]
+        assert uses and all(
+            u["name"] == "weather" and isinstance(u["input"]["city"], str) and u["id"] for u in uses
+        )
+    one = {
+        **MESSAGE,
+        "max_tokens": 200,
+        "tools": tools,
+        "tool_choice": {"type": "any", "disable_parallel_tool_use": True},
+    }
+    assert (
+        len([b for b in client.post("/v1/messages", json=one).json()["content"] if b["type"] == "tool_use"])
+        == 1
+    )
+    auto = client.post("/v1/messages", json={**MESSAGE, "max_tokens": 50, "tools": tools})
+    assert auto.status_code == 200 and auto.json()["stop_reason"] in {"end_turn", "max_tokens", "tool_use"}
     none = client.post("/v1/messages", json={**MESSAGE, "tools": tools, "tool_choice": {"type": "none"}})
     assert none.status_code == 200, none.text
     assert none.json()["stop_reason"] == "max_tokens"
+    unknown = {**MESSAGE, "tools": tools, "tool_choice": {"type": "tool", "name": "nope"}}
+    assert "nope" in assert_error(client.post("/v1/messages", json=unknown), 400, "invalid_request_error")
+    bad_schema = [{"name": "w", "input_schema": {"type": "object", "patternProperties": {"a": {}}}}]
+    bad = {**MESSAGE, "tools": bad_schema, "tool_choice": {"type": "any"}}
+    assert "patternProperties" in assert_error(
+        client.post("/v1/messages", json=bad), 400, "invalid_request_error"
+    )
     # Tools are part of the prompt that is counted.
     with_tools = client.post("/v1/messages/count_tokens", json={**MESSAGE, "tools": tools}).json()
     assert (
@@ -205,9 +237,19 @@ def test_invalid_fields_are_400_naming_them(client: TestClient) -> None:
         assert named in message, (extra, message)
 
 
-def test_structured_output_is_mapped_and_refused_until_supported(client: TestClient) -> None:
-    fmt = {"format": {"type": "json_schema", "schema": {"type": "object"}}}
+def test_structured_output_follows_the_schema(client: TestClient) -> None:
+    schema = {
+        "type": "object",
+        "properties": {"n": {"type": "integer", "minimum": 3, "maximum": 9}},
+        "required": ["n"],
+    }
+    fmt = {"format": {"type": "json_schema", "schema": schema}}
+    reply = client.post("/v1/messages", json={**MESSAGE, "max_tokens": 50, "output_config": fmt})
+    assert reply.status_code == 200, reply.text
+    value = json.loads(reply.json()["content"][0]["text"])
+    assert 3 <= value["n"] <= 9
+    refused = {"format": {"type": "json_schema", "schema": {"type": "array", "uniqueItems": True}}}
     message = assert_error(
-        client.post("/v1/messages", json={**MESSAGE, "output_config": fmt}), 400, "invalid_request_error"
+        client.post("/v1/messages", json={**MESSAGE, "output_config": refused}), 400, "invalid_request_error"
     )
-    assert "structured output" in message
+    assert "uniqueItems" in message

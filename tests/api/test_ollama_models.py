@@ -96,7 +96,7 @@ def test_tags_lists_chat_and_embedding_models_with_tags(client: TestClient) -> N
 
 def test_show_details_model_info_and_capabilities(client: TestClient) -> None:
     chat = client.post("/api/show", json={"model": "fake-chat:latest"}).json()
-    assert chat["capabilities"] == ["completion"]
+    assert chat["capabilities"] == ["completion", "tools"]
     assert chat["model_info"]["general.architecture"] == "fake"
     assert chat["model_info"]["fake.context_length"] == 2048
     assert "temperature                    0.8" in chat["parameters"]

@@ -240,7 +240,6 @@ def test_generate_raw_refuses_system_template_and_context(client: TestClient) ->
         ({"template": "{{ .Prompt }}"}, "template"),
         ({"context": [1, 2, 3]}, "context"),
         ({"think": True}, "does not support thinking"),
-        ({"format": "json"}, "structured output"),
         ({"logprobs": True}, "logprobs"),
     ],
 )
@@ -253,13 +252,38 @@ def test_generate_refuses_what_it_cannot_honour(
 
 
 def test_chat_format_tools_and_images_reach_the_gateway(client: TestClient) -> None:
-    schema = {"type": "object", "properties": {"a": {"type": "string"}}}
+    schema = {
+        "type": "object",
+        "properties": {"a": {"type": "integer", "minimum": 1, "maximum": 3}},
+        "required": ["a"],
+    }
     for fmt in ("json", schema):
-        reply = client.post("/api/chat", json={**CHAT, "format": fmt})
-        assert reply.status_code == 400 and "structured output" in reply.json()["error"]
-    tool = {"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object"}}}
-    reply = client.post("/api/chat", json={**CHAT, "tools": [tool]})
-    assert reply.status_code == 400 and "tool calling" in reply.json()["error"]
+        reply = client.post(
+            "/api/chat", json={**CHAT, "format": fmt, "stream": False, "options": {"num_predict": 40}}
+        )
+        assert reply.status_code == 200, reply.text
+        value = json.loads(reply.json()["message"]["content"])
+        assert isinstance(value, dict) and (fmt == "json" or 1 <= value["a"] <= 3)
+    generated = client.post(
+        "/api/generate", json={"model": "fake-chat", "prompt": "x", "format": "json", "stream": False}
+    )
+    assert generated.status_code == 200 and isinstance(json.loads(generated.json()["response"]), dict)
+    refused = client.post("/api/chat", json={**CHAT, "format": {"type": "object", "not": {}}})
+    assert refused.status_code == 400 and "'not'" in refused.json()["error"]
+    params = {
+        "type": "object",
+        "properties": {"city": {"type": "string", "maxLength": 10}},
+        "required": ["city"],
+    }
+    tool = {"type": "function", "function": {"name": "get_weather", "parameters": params}}
+    reply = client.post(
+        "/api/chat", json={**CHAT, "tools": [tool], "stream": False, "options": {"num_predict": 200}}
+    )
+    assert reply.status_code == 200, reply.text  # auto: the fake answers in text or calls
+    for call in reply.json()["message"].get("tool_calls") or []:
+        assert call["function"]["name"] == "get_weather" and isinstance(
+            call["function"]["arguments"]["city"], str
+        )
     image = base64.b64encode(b"\x89PNG not really").decode()
     with_image = [{"role": "user", "content": "what is this?", "images": [image]}]
     reply = client.post("/api/chat", json={**CHAT, "messages": with_image})

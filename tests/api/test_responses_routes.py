@@ -233,13 +233,26 @@ def test_truncation_disabled_refuses_an_overflowing_chain_and_auto_drops_turns(c
 
 def test_known_but_unsupported_fields_are_refused(client: TestClient) -> None:
     cases: list[tuple[dict[str, Any], str]] = [
-        ({"text": {"format": {"type": "json_object"}}}, "text.format"),
         (
-            {"text": {"format": {"type": "json_schema", "name": "x", "schema": {"type": "object"}}}},
-            "text.format",
+            {
+                "text": {
+                    "format": {
+                        "type": "json_schema",
+                        "name": "x",
+                        "schema": {"type": "array", "uniqueItems": True},
+                    }
+                }
+            },
+            "text.format.schema",
         ),
         ({"text": {"format": {"type": "json_schema", "name": "x"}}}, "text.format.schema"),
-        ({"tools": [{"type": "function", "name": "f", "parameters": {"type": "object"}}]}, "tools"),
+        (
+            {
+                "tools": [{"type": "function", "name": "f", "parameters": {"type": "object", "not": {}}}],
+                "tool_choice": "required",
+            },
+            "tools[0].parameters",
+        ),
         ({"tools": [{"type": "web_search"}]}, "tools[0]"),
         ({"tool_choice": {"type": "file_search"}}, "tool_choice"),
         ({"conversation": "conv_1"}, "conversation"),

@@ -166,12 +166,30 @@ def test_errors(client: openai.OpenAI, server: LiveServer) -> None:
         client.responses.create(
             model="fake-chat",
             input="x",
-            tools=[{"type": "function", "name": "f", "parameters": {}, "strict": False}],
+            tools=[
+                {
+                    "type": "function",
+                    "name": "f",
+                    "parameters": {"type": "object", "not": {}},
+                    "strict": False,
+                }
+            ],
+            tool_choice="required",
         )
-    assert tools.value.code == "unsupported" and "tool calling" in tools.value.message
+    assert tools.value.param == "tools[0].parameters" and "'not'" in tools.value.message
     with pytest.raises(openai.BadRequestError) as fmt:
-        client.responses.create(model="fake-chat", input="x", text={"format": {"type": "json_object"}})
-    assert fmt.value.code == "unsupported"
+        client.responses.create(
+            model="fake-chat",
+            input="x",
+            text={
+                "format": {
+                    "type": "json_schema",
+                    "name": "x",
+                    "schema": {"type": "array", "uniqueItems": True},
+                }
+            },
+        )
+    assert fmt.value.param == "text.format.schema" and "uniqueItems" in fmt.value.message
     with pytest.raises(openai.BadRequestError) as too_long:
         client.responses.create(model="fake-chat", input="x", max_output_tokens=100_000)
     assert too_long.value.code == "context_length_exceeded"

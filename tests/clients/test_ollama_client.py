@@ -73,7 +73,7 @@ def test_list_show_ps(client: ollama.Client) -> None:
     assert [m.model for m in listed] == ["fake-chat:latest", "slow-chat:latest", "fake-embed:latest"]
     assert all(m.digest and m.details and m.modified_at for m in listed)
     shown = client.show("fake-chat:latest")
-    assert shown.capabilities == ["completion"]
+    assert shown.capabilities == ["completion", "tools"]
     assert shown.modelinfo is not None and shown.modelinfo["fake.context_length"] == 2048
     assert shown.details is not None and shown.details.family == "fake"
     assert "temperature" in (shown.parameters or "")

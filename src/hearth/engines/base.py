@@ -171,7 +171,12 @@ class ChatEngine(Engine):
 
     def extra_capabilities(self) -> list[str]:
         """What this model offers beyond chat and completions (``tools``, ``json``, ...)."""
-        return []
+        return ["tools", "json"] if self.supports_constraints else []
+
+    @property
+    def template_renders_tools(self) -> bool:
+        """Whether the chat template lays out tools itself (else the gateway's tool prompt does)."""
+        return False
 
     def chat_stop_sequences(self) -> tuple[str, ...]:
         """Strings that end an assistant turn under this model's template (beyond EOS/EOG tokens).

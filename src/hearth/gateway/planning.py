@@ -15,6 +15,7 @@ from typing import TypeVar
 
 from hearth.config import SamplingDefaults
 from hearth.engines.base import ChatEngine, SamplingParams
+from hearth.engines.constraints import Constraint
 from hearth.errors import ContextLengthExceeded
 from hearth.inference.types import Message, SamplingOptions, Tool
 
@@ -27,6 +28,7 @@ class GenerationJob:
     prompts: list[list[int]]  # one per choice
     params: SamplingParams
     caller_stops: tuple[str, ...]  # the stops the caller asked for (not the template's)
+    tool_calls: bool = False  # the output may hold tool calls, parsed as it streams
 
     @property
     def worst_case_tokens(self) -> int:
@@ -128,6 +130,8 @@ def plan(
     prompt_param: str = "prompt",
     context_limit: int | None = None,
     family_defaults: SamplingOptions | None = None,
+    constraint: Constraint | None = None,
+    tool_calls: bool = False,
 ) -> GenerationJob:
     """Choose max_tokens (default: the rest of the context), add template stops, and check it all.
 
@@ -137,6 +141,8 @@ def plan(
     ctx = min(engine.context_length, context_limit or engine.context_length)
     max_tokens = options.max_tokens if options.max_tokens is not None else max(1, ctx - len(longest))
     params = sampling_params(options, max_tokens, engine.spec.sampling, family_defaults)
+    if constraint is not None:
+        params = dataclasses.replace(params, constraint=constraint)
     if chat and engine.chat_stop_sequences():
         stops = tuple(dict.fromkeys((*params.stop, *engine.chat_stop_sequences())))
         params = dataclasses.replace(params, stop=stops)
@@ -147,4 +153,4 @@ def plan(
         )
     for prompt in {tuple(p) for p in prompts}:
         engine.validate(prompt, params, prompt_param=prompt_param)
-    return GenerationJob(engine, prompts, params, options.stop)
+    return GenerationJob(engine, prompts, params, options.stop, tool_calls)

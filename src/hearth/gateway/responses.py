@@ -361,4 +361,4 @@ def _in_our_terms(new: NewResponse) -> Iterator[None]:
     except Unsupported as exc:
         if exc.param != "response_format":
             raise
-        raise Unsupported(exc.message, param="text.format") from exc
+        raise Unsupported(exc.message, param="text.format") from exc  # the family's name for it

@@ -40,6 +40,9 @@ from hearth.gateway.planning import GenerationJob, chat_prompt, completion_promp
 from hearth.gateway.responses import Responses
 from hearth.gateway.shadow import ShadowJob, ShadowRunner
 from hearth.gateway.streams import GenerationStream
+from hearth.gateway.tool_stream import ToolCallParser
+from hearth.gateway.tools import FORMAT as TOOL_FORMAT
+from hearth.gateway.tools import output_constraint, plan_tools
 from hearth.inference.events import ChoiceResult, ClassifyResult, EmbedResult
 from hearth.inference.types import (
     ChatRequest,
@@ -235,17 +238,14 @@ class Gateway:
         engine = await self.resolve(call, request.model, ChatEngine)
         self._keep_alive(call, request.keep_alive_s)
         call.stream = request.stream
-        # Never silently ignored: refused until grammar-constrained decoding serves them.
-        if request.output is not None:
-            raise Unsupported(
-                "structured output is not supported by this server yet", param="response_format"
-            )
-        if request.tools and request.tool_choice != "none":
-            raise Unsupported("tool calling is not supported by this server yet", param="tools")
         messages = self._with_system_prompt(engine, await self._text_only(call, engine, request.messages))
+        tools = plan_tools(engine, request, messages)
         room = request.sampling.max_tokens or 1
         prompt = await chat_prompt(
-            engine, messages, request.tools, truncate_for=room if request.truncation == "auto" else None
+            engine,
+            tools.messages,
+            tools.template_tools,
+            truncate_for=room if request.truncation == "auto" else None,
         )
         return plan(
             engine,
@@ -255,14 +255,19 @@ class Gateway:
             prompt_param="messages",
             context_limit=request.num_ctx,
             family_defaults=request.sampling_defaults,
+            constraint=tools.constraint,
+            tool_calls=tools.calls,
         )
 
     async def complete(self, call: Call, request: CompletionRequest) -> GenerationStream:
         engine = await self.resolve(call, request.model, ChatEngine)
         self._keep_alive(call, request.keep_alive_s)
         call.stream = request.stream
+        constraint = None
         if request.output is not None:
-            raise Unsupported("structured output is not supported by this server yet", param="format")
+            if not engine.supports_constraints:
+                raise Unsupported(f"the model {engine.spec.id!r} cannot constrain its output", param="format")
+            constraint = output_constraint(request.output)
         if request.raw:
             if request.images:
                 raise Unsupported("images need the chat template: send them without raw", param="images")
@@ -287,6 +292,7 @@ class Gateway:
             chat=not request.raw,
             context_limit=request.num_ctx,
             family_defaults=request.sampling_defaults,
+            constraint=constraint,
         )
         return await self.start_job(call, job, request.model)
 
@@ -307,7 +313,9 @@ class Gateway:
             async def on_end() -> None:
                 await self.close_call(call, 200)
 
-        return await GenerationStream(call, job, model=model, on_finish=on_finish, on_end=on_end).prime()
+        filters = (lambda _index: ToolCallParser(TOOL_FORMAT)) if job.tool_calls else None
+        stream = GenerationStream(call, job, model=model, filters=filters, on_finish=on_finish, on_end=on_end)
+        return await stream.prime()
 
     async def _answer_shadow(self, call: Call, request: ChatRequest) -> str:
         stream = await self.chat(call, request)
@@ -322,7 +330,8 @@ class Gateway:
     async def count_tokens(self, call: Call, request: ChatRequest) -> int:
         engine = await self.resolve(call, request.model, ChatEngine)
         messages = self._with_system_prompt(engine, await self._text_only(call, engine, request.messages))
-        return len(await chat_prompt(engine, messages, request.tools))
+        tools = plan_tools(engine, request, messages)  # the prompt exactly as chat would render it
+        return len(await chat_prompt(engine, tools.messages, tools.template_tools))
 
     async def tokenize(
         self, call: Call, model: str, *, text: str | None = None, messages: Sequence[Message] | None = None

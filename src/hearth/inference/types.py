@@ -60,6 +60,7 @@ class Tool:
     name: str
     description: str = ""
     parameters: Mapping[str, Any] = field(default_factory=dict)  # a JSON schema
+    param: str | None = field(default=None, compare=False)  # where the request holds the schema (errors)
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +79,7 @@ class OutputFormat:
     schema: Mapping[str, Any] | None = None
     name: str | None = None
     strict: bool = True
+    param: str = field(default="response_format", compare=False)  # where the request holds it (errors)
 
 
 @dataclass(frozen=True, slots=True)

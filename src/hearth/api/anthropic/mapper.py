@@ -120,7 +120,9 @@ def tools(body: an.CountTokensRequest | an.MessagesRequest) -> tuple[tuple[Tool,
                 f"tools[{i}]: only custom tools with an input_schema are supported, not {spec.type!r}",
                 param=f"tools[{i}]",
             )
-        listed.append(Tool(spec.name, spec.description or "", spec.input_schema))
+        listed.append(
+            Tool(spec.name, spec.description or "", spec.input_schema, param=f"tools[{i}].input_schema")
+        )
     choice = body.tool_choice
     resolved: ToolChoice
     if choice is None:
@@ -144,7 +146,7 @@ def output_format(body: an.CountTokensRequest | an.MessagesRequest) -> OutputFor
     config = body.output_config
     if config is None or config.format is None:
         return None
-    return OutputFormat("json_schema", config.format.schema_)
+    return OutputFormat("json_schema", config.format.schema_, param="output_config.format.schema")
 
 
 def chat_request(body: an.MessagesRequest) -> ChatRequest:

@@ -68,9 +68,9 @@ def output_format(fmt: ol.Format) -> OutputFormat | None:
     if not fmt:
         return None
     if fmt == "json":
-        return OutputFormat("json_object")
+        return OutputFormat("json_object", param="format")
     assert isinstance(fmt, dict)
-    return OutputFormat("json_schema", fmt)
+    return OutputFormat("json_schema", fmt, param="format")
 
 
 def _check_common(model: str, think: ol.Think, logprobs: bool | None, top_logprobs: int | None) -> None:
@@ -99,8 +99,13 @@ def message(item: ol.Message, index: int) -> Message:
 def chat_request(body: ol.ChatRequest) -> ChatRequest:
     _check_common(body.model, body.think, body.logprobs, body.top_logprobs)
     tools = tuple(
-        Tool(t.function.name, t.function.description or "", t.function.parameters or {"type": "object"})
-        for t in body.tools or []
+        Tool(
+            t.function.name,
+            t.function.description or "",
+            t.function.parameters or {"type": "object"},
+            param=f"tools[{i}].function.parameters",
+        )
+        for i, t in enumerate(body.tools or [])
     )
     return ChatRequest(
         model=model_name(body.model),

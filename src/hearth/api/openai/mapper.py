@@ -67,8 +67,13 @@ def messages(items: list[oa.ChatMessage]) -> tuple[Message, ...]:
 
 def tools(body: oa.ChatCompletionRequest) -> tuple[tuple[Tool, ...], ToolChoice]:
     listed = tuple(
-        Tool(t.function.name, t.function.description or "", t.function.parameters or {"type": "object"})
-        for t in body.tools or []
+        Tool(
+            t.function.name,
+            t.function.description or "",
+            t.function.parameters or {"type": "object"},
+            param=f"tools[{i}].function.parameters",
+        )
+        for i, t in enumerate(body.tools or [])
     )
     choice = body.tool_choice
     resolved: ToolChoice
@@ -86,13 +91,19 @@ def output_format(body: oa.ChatCompletionRequest) -> OutputFormat | None:
     if fmt is None or fmt.type == "text":
         return None
     if fmt.type == "json_object":
-        return OutputFormat("json_object")
+        return OutputFormat("json_object", param="response_format")
     if fmt.json_schema is None or fmt.json_schema.schema_ is None:
         raise InvalidRequest(
             "response_format json_schema needs json_schema.schema", param="response_format.json_schema"
         )
     schema = fmt.json_schema
-    return OutputFormat("json_schema", schema.schema_, schema.name, bool(schema.strict))
+    return OutputFormat(
+        "json_schema",
+        schema.schema_,
+        schema.name,
+        bool(schema.strict),
+        param="response_format.json_schema.schema",
+    )
 
 
 def chat_request(body: oa.ChatCompletionRequest) -> ChatRequest:

@@ -121,7 +121,9 @@ class ChatTemplate:
         self.origin: TemplateOrigin = origin if source else "fallback"
         self._context = {"bos_token": bos_token, "eos_token": eos_token}
         self._template: jinja2.Template | None = None
-        self._mentions_tools = bool(source) and "tools" in (source or "")
+        # Hermes-style templates (Qwen 2.5/3, Hermes, SmolLM3 and others) lay out ``tools`` and
+        # write calls as <tool_call>{...}</tool_call>: those get the tools through the template.
+        self._hermes_tools = bool(source) and "tools" in (source or "") and "<tool_call>" in (source or "")
         if source:
             try:
                 self._template = _environment().from_string(source)
@@ -132,8 +134,8 @@ class ChatTemplate:
 
     @property
     def renders_tools(self) -> bool:
-        """Whether the template itself lays out ``tools`` (Hermes, Qwen, Llama 3.1 and the like)."""
-        return self._template is not None and self._mentions_tools
+        """Whether the template itself lays out ``tools`` and their calls, Hermes-style."""
+        return self._template is not None and self._hermes_tools
 
     def render(self, messages: Sequence[TemplateMessage], tools: Sequence[TemplateMessage] = ()) -> str:
         if self._template is None:

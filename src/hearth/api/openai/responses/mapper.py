@@ -129,7 +129,8 @@ def tools(body: rs.ResponseCreate) -> tuple[tuple[Tool, ...], ToolChoice]:
             raise Unsupported(
                 f"{spec.type!r} tools are not supported: only function tools", param=f"tools[{i}]"
             )
-        listed.append(Tool(spec.name, spec.description or "", spec.parameters or {"type": "object"}))
+        params = spec.parameters or {"type": "object"}
+        listed.append(Tool(spec.name, spec.description or "", params, param=f"tools[{i}].parameters"))
     choice = body.tool_choice
     resolved: ToolChoice
     if choice is None:
@@ -148,10 +149,12 @@ def output_format(body: rs.ResponseCreate) -> OutputFormat | None:
     if fmt is None or fmt.type == "text":
         return None
     if fmt.type == "json_object":
-        return OutputFormat("json_object")
+        return OutputFormat("json_object", param="text.format")
     if fmt.schema_ is None:
         raise InvalidRequest("text.format json_schema needs a schema", param="text.format.schema")
-    return OutputFormat("json_schema", fmt.schema_, fmt.name, fmt.strict is not False)
+    return OutputFormat(
+        "json_schema", fmt.schema_, fmt.name, fmt.strict is not False, param="text.format.schema"
+    )
 
 
 def _refuse_unsupported(body: rs.ResponseCreate) -> None:

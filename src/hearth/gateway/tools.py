@@ -1,0 +1,151 @@
+"""Tools and structured output for a chat: the checks, the prompt and the grammar, once for every family.
+
+A model whose chat template lays out tools (Hermes-style ``<tool_call>`` templates) gets them
+through its template. Any other model gets Hearth's generic tool prompt, a system message that
+lists the tools and the call format (documented in the README); earlier calls and their results
+are written into the conversation the same way. Either way the output is constrained by a
+grammar: ``required`` and a named tool must produce a call, ``auto`` lets the model choose
+between text and calls, and a call it starts is a valid call, so its arguments always parse
+and validate against the tool's ``parameters``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from hearth.engines import constraints as C
+from hearth.engines.base import ChatEngine
+from hearth.errors import InvalidRequest, Unsupported
+from hearth.inference.types import ChatRequest, Message, NamedTool, OutputFormat, TextPart, Tool
+
+FORMAT = C.HERMES  # what calls look like in the text: <tool_call>\n{"name", "arguments"}\n</tool_call>
+
+
+@dataclass(frozen=True)
+class ToolPlan:
+    """What a chat needs for its tools or output format: the grammar, and how to prompt for it."""
+
+    constraint: C.Constraint | None
+    calls: bool  # the output may hold tool calls, to be parsed into ToolCallDeltas
+    messages: tuple[Message, ...]  # the conversation as the model will read it
+    template_tools: tuple[Tool, ...]  # tools handed to the chat template (those that render them)
+
+
+def plan_tools(engine: ChatEngine, request: ChatRequest, messages: Sequence[Message]) -> ToolPlan:
+    check_history(messages)
+    active = bool(request.tools) and request.tool_choice != "none"
+    if request.tool_choice == "required" and not request.tools:
+        raise InvalidRequest("tool_choice 'required' needs at least one tool", param="tool_choice")
+    if isinstance(request.tool_choice, NamedTool) and not request.tools:
+        raise InvalidRequest("tool_choice names a tool, but no tools were given", param="tool_choice")
+    history = tuple(messages) if engine.template_renders_tools else tuple(_as_text_history(messages))
+    if not active and request.output is None:
+        return ToolPlan(None, False, history, ())
+    if not engine.supports_constraints:
+        what = "tools" if active else "structured output"
+        raise Unsupported(f"the model {engine.spec.id!r} cannot constrain its output, so it cannot do {what}")
+    if active and request.output is not None:
+        raise Unsupported(
+            "a response format together with tools the model may call is not supported: use "
+            "tool_choice 'none', or a tool whose parameters are that schema",
+            param=request.output.param,
+        )
+    if not active:
+        assert request.output is not None
+        return ToolPlan(output_constraint(request.output), False, history, ())
+    constraint = C.tool_calls(
+        [
+            C.Tool(t.name, dict(t.parameters), param=t.param or f"tools[{i}]")
+            for i, t in enumerate(request.tools)
+        ],
+        "named"
+        if isinstance(request.tool_choice, NamedTool)
+        else "auto"
+        if request.tool_choice == "auto"
+        else "required",
+        name=request.tool_choice.name if isinstance(request.tool_choice, NamedTool) else None,
+        parallel=request.parallel_tool_calls,
+        fmt=FORMAT,
+    )
+    if engine.template_renders_tools:
+        return ToolPlan(constraint, True, tuple(messages), request.tools)
+    prompted = [tool_prompt(request.tools, request.tool_choice), *history]
+    return ToolPlan(constraint, True, tuple(_merge_system(prompted)), ())
+
+
+def output_constraint(output: OutputFormat) -> C.Constraint:
+    if output.kind == "json_object":
+        return C.json_object(param=output.param)
+    return C.json_schema(dict(output.schema or {}), param=output.param)
+
+
+def check_history(messages: Sequence[Message]) -> None:
+    """Each tool result must answer a call an assistant turn made before it."""
+    made: set[str] = set()
+    for index, message in enumerate(messages):
+        made.update(call.id for call in message.tool_calls)
+        if message.role == "tool" and message.tool_call_id is not None and message.tool_call_id not in made:
+            raise InvalidRequest(
+                f"messages[{index}] answers the tool call {message.tool_call_id!r}, which no earlier "
+                "assistant message made",
+                param=f"messages[{index}].tool_call_id",
+            )
+
+
+def tool_prompt(tools: Sequence[Tool], choice: object) -> Message:
+    """Hearth's generic tool prompt, for models whose template has no tools of its own."""
+    listed = "\n".join(
+        f"- {t.name}: {t.description or 'no description'}\n  parameters (JSON schema): "
+        f"{json.dumps(dict(t.parameters), separators=(',', ':'))}"
+        for t in tools
+    )
+    if isinstance(choice, NamedTool):
+        rule = f"You must call the tool {choice.name}."
+    elif choice == "required":
+        rule = "You must call one of the tools."
+    else:
+        rule = "Call a tool only when it helps; otherwise answer normally, in plain text."
+    return Message.of(
+        "system",
+        "You can call these tools:\n"
+        f"{listed}\n\n"
+        "To call a tool, reply with only this, one block per call:\n"
+        f'{FORMAT.open}{{"name": "<tool name>", "{FORMAT.arguments_key}": {{<arguments as JSON>}}}}{FORMAT.close}\n'
+        f"{rule} A tool's result comes back in a later message.",
+    )
+
+
+def format_call(name: str, arguments: str) -> str:
+    try:
+        parsed = json.loads(arguments)
+    except ValueError:
+        parsed = arguments
+    body = json.dumps({"name": name, FORMAT.arguments_key: parsed}, separators=(", ", ": "))
+    return f"{FORMAT.open}{body}{FORMAT.close}"
+
+
+def _as_text_history(messages: Sequence[Message]) -> list[Message]:
+    """Earlier calls and results as plain text, for templates that know no tool roles or fields."""
+    out: list[Message] = []
+    for message in messages:
+        if message.tool_calls:
+            calls = FORMAT.separator.join(format_call(c.name, c.arguments) for c in message.tool_calls)
+            text = f"{message.text}\n{calls}" if message.text else calls
+            out.append(Message("assistant", (TextPart(text),)))
+        elif message.role == "tool":
+            label = message.name or message.tool_call_id or "the tool"
+            out.append(Message.of("user", f"[result of {label}]\n{message.text}"))
+        else:
+            out.append(message)
+    return out
+
+
+def _merge_system(messages: list[Message]) -> list[Message]:
+    """One system message: the tool prompt first, then the caller's own system text."""
+    system = [m for m in messages if m.role == "system"]
+    rest = [m for m in messages if m.role != "system"]
+    if len(system) < 2:
+        return messages
+    return [Message.of("system", "\n\n".join(m.text for m in system)), *rest]
