@@ -12,9 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import TypeVar
 
 from hearth.config import ModelKind, Settings
@@ -25,7 +23,6 @@ from hearth.errors import (
     AuthenticationFailed,
     InvalidRequest,
     ModelNotFound,
-    NotReady,
     PermissionDenied,
     Unsupported,
 )
@@ -35,6 +32,7 @@ from hearth.gateway.call import Call
 from hearth.gateway.catalog import Catalog
 from hearth.gateway.cluster import Cluster
 from hearth.gateway.images import describe_images
+from hearth.gateway.keyring import KeyRing
 from hearth.gateway.limits import Admission, Limiter
 from hearth.gateway.planning import GenerationJob, chat_prompt, completion_prompts, plan
 from hearth.gateway.responses import Responses
@@ -54,21 +52,12 @@ from hearth.inference.types import (
     TextPart,
 )
 from hearth.store.database import Database
-from hearth.store.keys import ApiKeyView
 from hearth.store.ledger import UsageEvent
 
 log = logging.getLogger("hearth.gateway")
 E = TypeVar("E", bound=Engine)
 
-AUTH_CACHE_TTL_S = 2.0  # revocations reach other replicas within this; this replica at once
-BUDGET_CACHE_TTL_S = 1.0
 DURABLE_WAIT_S = 5.0
-
-
-@dataclass
-class _Cached:
-    key: ApiKeyView | None
-    until: float
 
 
 class Gateway:
@@ -79,7 +68,8 @@ class Gateway:
         self.registry = registry
         self.db = database
         self.auth_enabled = not settings.no_auth
-        self.limiter = limiter or Limiter(settings.redis_url, self._month_usage)
+        self.keys = KeyRing(database)
+        self.limiter = limiter or Limiter(settings.redis_url, self.keys.month_usage)
         self.accounts = Accounts(database, self.forget_keys)
         self.catalog = Catalog(registry)
         self.cluster = Cluster(database, registry, settings.routes, settings.redis_url)
@@ -90,9 +80,6 @@ class Gateway:
         # Told of every closed call with its final status and error code (metrics); must not block.
         self.observers: list[Callable[[Call, int, str | None], None]] = []
         self.draining = False  # SIGTERM: readiness fails so load balancers move away
-        self._auth_cache: dict[str, _Cached] = {}
-        self._budget_cache: dict[int, tuple[float, int]] = {}
-        self._touched: dict[int, float] = {}
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -159,11 +146,10 @@ class Gateway:
         if not self.auth_enabled:
             return
         secret = presented_secret(authorization, x_api_key)
-        key = await self._lookup(secret)
+        key = await self.keys.lookup(secret)
         if key is None:
             raise AuthenticationFailed("incorrect API key provided")
         call.key = key
-        self._maybe_touch(key.id)
         call.admission = Admission(key)
         await self.limiter.admit(call.admission)
 
@@ -180,7 +166,7 @@ class Gateway:
             self.registry.release(call.slot)
         if call.admission is not None:
             await self.limiter.finish(call.admission, call.total_tokens)
-            self._budget_cache.pop(call.admission.key.id, None)
+            self.keys.spent(call.admission.key.id)
         if call.handed_off:
             return  # its usage row is written by the call that took its work over
         if call.model is None and call.key is None and not self.auth_enabled:
@@ -216,8 +202,8 @@ class Gateway:
             log.warning("usage row of %s not committed within %.0fs", call.request_id, DURABLE_WAIT_S)
 
     def forget_keys(self) -> None:
-        """Drop cached lookups at once (after a revoke or rotate on this replica)."""
-        self._auth_cache.clear()
+        """Drop cached key lookups at once (after a revoke or rotate on this replica)."""
+        self.keys.forget()
 
     # -- capabilities --------------------------------------------------------------------------
 
@@ -427,44 +413,9 @@ class Gateway:
         call.images += count
         return described
 
-    # -- keys and budgets ----------------------------------------------------------------------
-
     async def reserve_tokens(self, call: Call, tokens: int) -> None:
         if call.admission is not None:
             await self.limiter.reserve_tokens(call.admission, tokens)
-
-    async def _lookup(self, secret: str) -> ApiKeyView | None:
-        now = time.monotonic()
-        cached = self._auth_cache.get(secret)
-        if cached is not None and cached.until > now:
-            return cached.key
-        if not self.db.ready:
-            raise NotReady("the key database is unavailable; try again shortly", retry_after=2)
-        try:
-            key = await asyncio.to_thread(self.db.keys.authenticate, secret)
-        except Exception as exc:
-            raise NotReady("the key database is unavailable; try again shortly", retry_after=2) from exc
-        if len(self._auth_cache) > 10_000:
-            self._auth_cache.clear()
-        self._auth_cache[secret] = _Cached(key, now + AUTH_CACHE_TTL_S)
-        return key
-
-    def _maybe_touch(self, key_id: int) -> None:
-        now = time.monotonic()
-        if now - self._touched.get(key_id, 0.0) > 60:
-            self._touched[key_id] = now
-            task = asyncio.get_running_loop().run_in_executor(None, self.db.keys.touch, key_id)
-            task.add_done_callback(lambda f: f.exception())  # a failed touch is not an error
-
-    async def _month_usage(self, key_id: int) -> int:
-        now = time.monotonic()
-        cached = self._budget_cache.get(key_id)
-        if cached is not None and cached[0] > now:
-            return cached[1]
-        # Rows still queued in this replica's ledger count too, so a burst cannot overspend.
-        used = await asyncio.to_thread(self.db.month_tokens, key_id) + self.db.ledger.pending_tokens(key_id)
-        self._budget_cache[key_id] = (now + BUDGET_CACHE_TTL_S, used)
-        return used
 
 
 def _key_ident(call: Call) -> str | None:
