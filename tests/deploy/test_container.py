@@ -33,7 +33,7 @@ PODMAN = ("podman", "--runtime", "runc")
 WHEEL_SOURCES = (
     (Path("/opt/wheels"), "torch-2.13.0+cpu-*.whl"),
     # The Makefile's build: native, without AMX (see the Makefile).
-    (Path.home() / ".cache" / "hearth" / "wheels" / "native-no-amx", "llama_cpp_python-0.3.36-*.whl"),
+    (Path.home() / ".cache" / "hearth" / "wheels" / "native-no-amx-noomp", "llama_cpp_python-0.3.36-*.whl"),
 )
 
 

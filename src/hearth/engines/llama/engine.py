@@ -42,6 +42,7 @@ from hearth.engines.llama.grammar import ConstrainedSampler, Grammars
 from hearth.engines.llama.model_file import gguf_files, resolve_gguf
 from hearth.engines.llama.sampling import Sampler, build_sampler
 from hearth.engines.llama.scheduler import Runtime, Scheduler, Sequence
+from hearth.engines.llama.threadpool import ThreadPool
 from hearth.errors import EngineFailure, NotReady
 from hearth.inference.types import Message, Tool
 
@@ -58,6 +59,7 @@ class LlamaEngine(ChatEngine):
     _model: Any = None
     _ctx: Any = None
     _scheduler: Scheduler | None = None
+    _pool: ThreadPool | None = None
 
     # ---- loading ---------------------------------------------------------------------------
 
@@ -156,6 +158,17 @@ class LlamaEngine(ChatEngine):
             self._ctx = llama_cpp.llama_init_from_model(self._model, params)
             if not self._ctx:
                 raise EngineFailure(f"llama.cpp could not create a context: {_last_error(lines)}")
+        if not native.openmp_compiled():
+            # Without one, ggml starts and joins new threads on every decode (see threadpool.py).
+            self._pool = ThreadPool(self._threads)
+            self._pool.attach(self._ctx)
+        elif self._threads > 1:
+            log.warning(
+                "%s: this llama-cpp-python uses OpenMP, whose runtime torch shares; with torch models "
+                "in the same server its decode slows down (see threadpool.py). Rebuild it with "
+                "CMAKE_ARGS=-DGGML_OPENMP=OFF, as `make install` does.",
+                self.spec.id,
+            )
         self._kv_bytes = native.kv_cache_bytes(lines)
         self._n_ctx_total = int(llama_cpp.llama_n_ctx(self._ctx))
         self._vocab = llama_cpp.llama_model_get_vocab(self._model)
@@ -212,6 +225,9 @@ class LlamaEngine(ChatEngine):
         if self._ctx:
             llama_cpp.llama_free(self._ctx)
             self._ctx = None
+        if self._pool is not None:  # after the context that used it
+            self._pool.free()
+            self._pool = None
         if self._model:
             llama_cpp.llama_model_free(self._model)
             self._model = None

@@ -83,6 +83,11 @@ def amx_compiled() -> bool:
     return "AMX_INT8 = 1" in system_info()
 
 
+def openmp_compiled() -> bool:
+    """Whether this llama.cpp build parallelises with OpenMP (``GGML_OPENMP``, CMake's default)."""
+    return "OPENMP = 1" in system_info()
+
+
 @contextlib.contextmanager
 def captured_log() -> Iterator[list[str]]:
     """Collect llama.cpp log lines printed inside the block; such blocks run one at a time."""

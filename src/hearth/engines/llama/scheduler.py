@@ -171,9 +171,10 @@ class Scheduler:
         self.steps = 0
         self.batched_tokens = 0  # tokens over all llama_decode calls: their mean batch size
         self.preemptions = 0
-        # Every llama_decode, the warm-up included, runs on this one thread: llama.cpp's CPU
-        # backend parallelises with OpenMP on the calling thread, and a second calling thread
-        # keeps a second OpenMP team around that slowed every later decode by ~18% (measured).
+        # Every llama_decode, the warm-up included, runs on this one thread: an OpenMP build of
+        # llama.cpp parallelises on the calling thread, and a second calling thread keeps a second
+        # OpenMP team around that slowed every later decode by ~18% (measured): libgomp then
+        # manages more threads than CPUs and stops spinning at barriers (see threadpool.py).
         self._warm_up = warm_up
         self._ready = threading.Event()
         self._startup_error: BaseException | None = None

@@ -1,0 +1,88 @@
+"""A persistent ggml thread pool for llama.cpp builds without OpenMP (``GGML_OPENMP=OFF``).
+
+Why not OpenMP: ggml's OpenMP build runs every op-to-op barrier as ``#pragma omp barrier``, and
+libgomp is one runtime per process, shared with torch. Once torch has run a parallel region on
+some other thread (loading EfficientNet or MiniLM does), libgomp manages more threads than there
+are CPUs and cuts every barrier's spin to ~100 iterations, so llama.cpp's two threads sleep and
+wake on a futex at its barriers: ~550 voluntary context switches per token on 2 cores, against ~2,
+and 0.72x the single-stream speed (measured). ggml's own pool spins on its own atomics, immune.
+
+Without OpenMP, though, a context with no pool attached creates and joins a fresh set of threads on
+every ``llama_decode``; attaching one pool per context avoids that, as llama-server does.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+from typing import Any
+
+import llama_cpp
+
+GGML_MAX_N_THREADS = 512  # ggml.h
+CPU_SONAME = "libggml-cpu.so.0"
+
+
+class _Params(ctypes.Structure):
+    """``struct ggml_threadpool_params`` (ggml.h)."""
+
+    _fields_ = [
+        ("cpumask", ctypes.c_bool * GGML_MAX_N_THREADS),
+        ("n_threads", ctypes.c_int),
+        ("prio", ctypes.c_int),
+        ("poll", ctypes.c_uint32),
+        ("strict_cpu", ctypes.c_bool),
+        ("paused", ctypes.c_bool),
+    ]
+
+
+_cpu_lib: Any = None
+
+
+def _lib() -> Any:
+    """The libggml-cpu that libllama loaded, by its soname.
+
+    Not by path: the wheel ships ``libggml-cpu.so`` and ``libggml-cpu.so.0`` as two files, and a
+    pool made by a second copy of the library runs that copy's uninitialised kernels (NaN logits).
+    ``RTLD_NOLOAD`` returns the loaded copy or fails; it never loads another.
+    """
+    global _cpu_lib
+    if _cpu_lib is None:
+        lib = ctypes.CDLL(CPU_SONAME, mode=os.RTLD_NOLOAD)
+        lib.ggml_threadpool_params_default.argtypes = [ctypes.c_int]
+        lib.ggml_threadpool_params_default.restype = _Params
+        lib.ggml_threadpool_new.argtypes = [ctypes.POINTER(_Params)]
+        lib.ggml_threadpool_new.restype = ctypes.c_void_p
+        lib.ggml_threadpool_free.argtypes = [ctypes.c_void_p]
+        lib.ggml_threadpool_free.restype = None
+        _cpu_lib = lib
+    return _cpu_lib
+
+
+def _attach_fn() -> Any:
+    fn = llama_cpp.llama_cpp._lib.llama_attach_threadpool  # not wrapped by llama-cpp-python
+    fn.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p]
+    fn.restype = None
+    return fn
+
+
+class ThreadPool:
+    """``n_threads`` ggml workers (the caller of ``llama_decode`` is one of them)."""
+
+    def __init__(self, n_threads: int) -> None:
+        lib = _lib()
+        params = lib.ggml_threadpool_params_default(n_threads)
+        pool = lib.ggml_threadpool_new(ctypes.byref(params))
+        if not pool:
+            raise RuntimeError(f"ggml could not create a thread pool of {n_threads} threads")
+        self._pool: int | None = int(pool)
+
+    def attach(self, ctx: Any) -> None:
+        """Use this pool for every decode of ``ctx``, prompt batches included."""
+        _attach_fn()(ctx, self._pool, self._pool)
+
+    def free(self) -> None:
+        """Free the pool; detach it (or free its context) first."""
+        if self._pool is not None:
+            _lib().ggml_threadpool_free(self._pool)
+            self._pool = None
