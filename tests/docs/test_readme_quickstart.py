@@ -56,7 +56,8 @@ def test_the_readme_quickstart_works_as_written(tmp_path: Path) -> None:
     assert commands == ["make serve", "make chat", "make key NAME=alice"], commands
     checkout = copy_checkout(tmp_path / "hearth")
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HEARTH_")}
+    # Not MAKELEVEL/MAKEFLAGS either: under `make test` the README's make would run as a sub-make.
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("HEARTH_", "MAKE", "MFLAGS"))}
     env.update(
         HEARTH_DATA_DIR=str(tmp_path / "data"),
         HEARTH_PORT=str(port),

@@ -89,7 +89,8 @@ def test_list_show_ps(client: ollama.Client) -> None:
         "Q4_1",
     )
     assert (shown.details.parameter_size or "").endswith("M")
-    assert shown.capabilities == ["completion"]
+    # Every chat model takes tools: the gateway prompts and parses them for any template.
+    assert shown.capabilities == ["completion", "tools"]
     assert shown.modelinfo is not None and shown.modelinfo["llama.context_length"] == 8192
     # The model's configured sampling, and Ollama's top_k where it sets none.
     assert "temperature                    0.2" in (shown.parameters or "")
