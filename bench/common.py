@@ -63,6 +63,40 @@ def start_hearth(
     )
 
 
+def require(command: str, why: str, install: str) -> str:
+    """The path of ``command``, or a clear exit saying what it is for and how to get it."""
+    import shutil
+
+    path = shutil.which(command)
+    if path is None:
+        raise SystemExit(f"this benchmark needs `{command}` ({why}); install it: {install}")
+    return path
+
+
+BENCH_KEY = "bench"
+
+
+def start_default_hearth(work: Path, port: int) -> tuple[subprocess.Popen[bytes], str, str]:
+    """What a user runs: ``hearth serve`` with the default models, auth on and the SQLite ledger.
+
+    A key is made first, as a user would (``hearth keys create``). Returns the process, the base
+    URL and the key's secret.
+    """
+    data_dir = work / "data"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HEARTH_")}
+    env.update({"HEARTH_DATA_DIR": str(data_dir), "HF_HUB_OFFLINE": "1"})
+    made = subprocess.run(
+        [sys.executable, "-m", "hearth.cli", "keys", "create", BENCH_KEY],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    secret = made.stdout.strip().splitlines()[-1]
+    process = start_hearth(data_dir, port)
+    return process, f"http://127.0.0.1:{port}", secret
+
+
 def llama_server_binary() -> str:
     """The shared reference build, compiled like our wheel: -march=native without AMX.
 
@@ -70,6 +104,9 @@ def llama_server_binary() -> str:
     CXXFLAGS from the environment on its first configure.
     """
     script = SHARED_BENCH / "build_llama_server.sh"
+    if not script.is_file():
+        raise SystemExit(f"the reference llama-server build script is missing: {script}")
+    require("cmake", "building the reference llama-server", "apt-get install -y cmake build-essential")
     env = dict(os.environ)
     if platform.machine() == "x86_64":
         env["CFLAGS"] = env["CXXFLAGS"] = "-mno-amx-tile -mno-amx-int8 -mno-amx-bf16"

@@ -3,7 +3,11 @@
 For each concurrency it alternates the two servers for several rounds and reports medians of
 aggregate tok/s and TTFT p50/p95, as a table, as JSON and as a PNG plot.
 
-    .venv/bin/python bench/llm_vs_llama_server.py [--concurrency 1 4 8 16] [--rounds 3]
+    .venv/bin/python -m bench.llm_vs_llama_server [--concurrency 1 4 8 16] [--rounds 3] [--setup default|single]
+
+By default Hearth is what a user starts (``hearth serve``: four models, a key, the ledger) and
+llama-server gets the same KV layout for gemma-3-270m (one unified pool of 32768 cells).
+Needs the reference build (``../shared/bench/build_llama_server.sh``, about 4 minutes once).
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from bench.common import (
     median,
     rss_mb,
     run_load,
+    start_default_hearth,
     start_hearth,
     stop,
     wait_http,
@@ -47,9 +52,23 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 4, 8, 16])
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--max-tokens", type=int, default=128)
+    parser.add_argument(
+        "--setup",
+        choices=["default", "single"],
+        default="default",
+        help="default: `hearth serve` as a user runs it (the four default models, keys, the SQLite "
+        "ledger); single: gemma-3-270m alone with --no-auth (--threads, --slots, --ctx apply)",
+    )
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--slots", type=int, default=8)
-    parser.add_argument("--ctx", type=int, default=4096, help="context per sequence")
+    parser.add_argument("--ctx", type=int, default=4096, help="context per sequence (single setup)")
+    parser.add_argument(
+        "--llama-kv",
+        choices=["same", "per-slot"],
+        default="same",
+        help="same: llama-server gets Hearth's KV layout (one unified pool of the same size); "
+        "per-slot: -c slots*8192 without --kv-unified (the issue's -c 65536 --parallel 8)",
+    )
     parser.add_argument(
         "--loader",
         choices=["own", "shared"],
@@ -57,44 +76,44 @@ def main() -> None:
         help="shared = ../shared/bench/llm_load.py (no p95)",
     )
     args = parser.parse_args()
+    binary = llama_server_binary()
 
     work = Path(tempfile.mkdtemp(prefix="hearth-bench-"))
     data_dir = work / "data"
     model = gguf_path(data_dir)
-    config = work / "models.yaml"
-    config.write_text(
-        "models:\n"
-        f"  - {{id: gemma-3-270m, kind: chat, backend: llama.cpp, source: {model},\n"
-        f"     threads: {args.threads}, slots: {args.slots}, context_length: {args.ctx}, max_queue: 256}}\n"
-    )
     hearth_port, llama_port = free_ports(2)
-    hearth = start_hearth(data_dir, hearth_port, "--config", str(config), "--no-auth")
+    key: str | None = None
+    if args.setup == "default":
+        hearth, hearth_url, key = start_default_hearth(work, hearth_port)
+        # The default gemma-3-270m: 8 slots of 8192 tokens sharing one pool of 32768 KV cells.
+        per_seq, pool = 8192, 32768
+    else:
+        config = work / "models.yaml"
+        config.write_text(
+            "models:\n"
+            f"  - {{id: gemma-3-270m, kind: chat, backend: llama.cpp, source: {model},\n"
+            f"     threads: {args.threads}, slots: {args.slots}, context_length: {args.ctx}, max_queue: 256}}\n"
+        )
+        hearth = start_hearth(data_dir, hearth_port, "--config", str(config), "--no-auth")
+        hearth_url = f"http://127.0.0.1:{hearth_port}"
+        per_seq, pool = args.ctx, min(args.slots * args.ctx, max(args.ctx, 32768))
+    kv = ["-c", str(pool), "--kv-unified"] if args.llama_kv == "same" else ["-c", str(args.slots * per_seq)]
     llama = subprocess.Popen(
-        [
-            llama_server_binary(),
-            "-m",
-            str(model),
-            "-t",
-            str(args.threads),
-            "--parallel",
-            str(args.slots),
-            "-c",
-            str(args.ctx * args.slots),
-            "--port",
-            str(llama_port),
-            "--host",
-            "127.0.0.1",
-            "--log-disable",
-        ],
+        [binary, "-m", str(model), "-t", str(args.threads), "--parallel", str(args.slots), *kv,
+         "--port", str(llama_port), "--host", "127.0.0.1", "--log-disable"],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    servers = {"hearth": hearth_url, "llama-server": f"http://127.0.0.1:{llama_port}"}
+    keys = {"hearth": key, "llama-server": None}
+    console.print(
+        f"setup: {args.setup}; llama-server KV: {' '.join(kv)}; hearth key: {'yes' if key else 'none'}"
     )
-    servers = {"hearth": f"http://127.0.0.1:{hearth_port}", "llama-server": f"http://127.0.0.1:{llama_port}"}
     try:
         wait_http(servers["hearth"] + "/ready")
         wait_http(servers["llama-server"] + "/health")
-        for base in servers.values():  # warm up both
-            asyncio.run(run(base, 2, 1, 16, "gemma-3-270m"))
+        for name, base in servers.items():  # warm up both
+            asyncio.run(run(base, 2, 1, 16, "gemma-3-270m", keys[name]))
         results: dict[str, dict[int, list[dict[str, Any]]]] = {name: {} for name in servers}
         total = len(args.concurrency) * args.rounds * len(servers)
         with Progress(console=console) as progress:
@@ -105,11 +124,15 @@ def main() -> None:
                     for name, base in servers.items():
                         progress.update(task, description=f"{name} c={c}")
                         if args.loader == "shared":
-                            shared = run_load(base, c, per_worker, args.max_tokens, "gemma-3-270m")
+                            shared = run_load(
+                                base, c, per_worker, args.max_tokens, "gemma-3-270m", keys[name] or "-"
+                            )
                             shared["ttft_p95_ms"] = None
                             results[name].setdefault(c, []).append(shared)
                         else:
-                            result = asyncio.run(run(base, c, per_worker, args.max_tokens, "gemma-3-270m"))
+                            result = asyncio.run(
+                                run(base, c, per_worker, args.max_tokens, "gemma-3-270m", keys[name])
+                            )
                             results[name].setdefault(c, []).append(result.as_dict())
                         progress.advance(task)
         memory = {
@@ -119,6 +142,7 @@ def main() -> None:
     finally:
         stop(hearth)
         stop(llama)
+    memory["llama_server_kv"] = " ".join(kv)  # type: ignore[assignment]
     report(results, args, memory)
 
 
@@ -161,6 +185,7 @@ def report(
     console.print(memory)
     payload = {"args": vars(args), "summary": summary, "runs": results, "memory": memory}
     stem = "llm_vs_llama_server" + ("_shared_loader" if args.loader == "shared" else "")
+    stem += f"_{args.setup}"
     (RESULTS / f"{stem}.json").write_text(json.dumps(payload, indent=2))
     import matplotlib
 
