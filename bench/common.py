@@ -76,7 +76,20 @@ def require(command: str, why: str, install: str) -> str:
 BENCH_KEY = "bench"
 
 
-def start_default_hearth(work: Path, port: int) -> tuple[subprocess.Popen[bytes], str, str]:
+def env_pairs(pairs: list[str]) -> dict[str, str]:
+    """``--env NAME=VALUE`` options: settings for one experiment's server, named in its results."""
+    out = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep:
+            raise SystemExit(f"--env takes NAME=VALUE, not {pair!r}")
+        out[name] = value
+    return out
+
+
+def start_default_hearth(
+    work: Path, port: int, env: dict[str, str] | None = None
+) -> tuple[subprocess.Popen[bytes], str, str]:
     """What a user runs: ``hearth serve`` with the default models, auth on and the SQLite ledger.
 
     A key is made first, as a user would (``hearth keys create``). Returns the process, the base
@@ -93,7 +106,7 @@ def start_default_hearth(work: Path, port: int) -> tuple[subprocess.Popen[bytes]
         check=True,
     )
     secret = made.stdout.strip().splitlines()[-1]
-    process = start_hearth(data_dir, port)
+    process = start_hearth(data_dir, port, env=env)
     return process, f"http://127.0.0.1:{port}", secret
 
 

@@ -29,7 +29,7 @@ import httpx
 from rich.console import Console
 from rich.table import Table
 
-from bench.common import RESULTS, free_port, median, require, start_default_hearth, stop, wait_http
+from bench.common import RESULTS, env_pairs, free_port, median, require, start_default_hearth, stop, wait_http
 from bench.embeddings_bench import wrk_load
 from bench.load import PROMPTS
 
@@ -96,10 +96,11 @@ def main() -> None:
     parser.add_argument("--streams", type=int, default=8)
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--max-tokens", type=int, default=128)
+    parser.add_argument("--env", action="append", default=[], help="NAME=VALUE for the server (repeatable)")
     args = parser.parse_args()
     require("wrk", "the embeddings load generator", "apt-get install -y wrk")
     work = Path(tempfile.mkdtemp(prefix="hearth-mixed-"))
-    server, base, key = start_default_hearth(work, free_port())
+    server, base, key = start_default_hearth(work, free_port(), env_pairs(args.env))
     rounds: list[dict[str, Any]] = []
     try:
         wait_http(base + "/ready")
@@ -147,7 +148,8 @@ def main() -> None:
     console.print(table)
     console.print(f"sum of fractions: {summary['sum_of_fractions']:.2f} (target >= 0.9)")
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "mixed_load.json").write_text(
+    name = "mixed_load" + "".join(f"_{p}" for p in args.env).replace("/", "-")
+    (RESULTS / f"{name}.json").write_text(
         json.dumps({"args": vars(args), "summary": summary, "rounds": rounds}, indent=2)
     )
 

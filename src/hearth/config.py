@@ -193,6 +193,10 @@ class Settings(BaseSettings):
     # A running background response refreshes its row and reads back a cancel this often; one
     # not refreshed for 10 of these has lost its server and is marked failed by any replica.
     responses_heartbeat_s: float = Field(default=2.0, gt=0, le=300)
+    # "turns": engines' forward passes take turns on the CPU (engines/compute.py), so llama.cpp's
+    # and torch's thread teams never spin against each other; "parallel" lets them overlap, for
+    # machines with cores enough for both.
+    compute_sharing: Literal["turns", "parallel"] = "turns"
     models: list[ModelSpec] = Field(default_factory=default_models)
     routes: list[RouteConfig] = Field(default_factory=list)
 

@@ -117,11 +117,11 @@ async def test_every_schema_validates_over_seeded_samples_in_one_batch(engine: L
 async def test_greedy_and_penalties_paths(engine: LlamaEngine) -> None:
     schema = closed(SUITE["nested objects"])
     c = constraints.json_schema(schema)
-    greedy = SamplingParams(max_tokens=200, temperature=0.0, constraint=c)
+    greedy = SamplingParams(max_tokens=400, temperature=0.0, constraint=c)
     penalised = SamplingParams(
-        max_tokens=200, seed=3, presence_penalty=1.5, frequency_penalty=1.0, constraint=c
+        max_tokens=400, seed=3, presence_penalty=1.5, frequency_penalty=1.0, constraint=c
     )
-    biased = SamplingParams(max_tokens=200, seed=4, logit_bias={engine.tokenize('"')[-1]: -5.0}, constraint=c)
+    biased = SamplingParams(max_tokens=400, seed=4, logit_bias={engine.tokenize('"')[-1]: -5.0}, constraint=c)
     for text, done in await asyncio.gather(*(run(engine, p) for p in (greedy, penalised, biased))):
         assert done.finish_reason == "stop"
         jsonschema.validate(json.loads(text), schema)

@@ -140,7 +140,9 @@ def test_render_chat_uses_the_plain_fallback(engine: LlamaEngine) -> None:
 async def test_greedy_generation(engine: LlamaEngine) -> None:
     prompt = tok(engine, "Once upon a time,")
     text, done = await run(engine, prompt, greedy(12))
-    assert text.startswith(" there was a little")  # the base model's greedy continuation
+    # The base model's greedy continuation; the word after it ("little", "small") flips with the
+    # CPU's SIMD kernels (-march=native), so only the stable part is pinned.
+    assert text.startswith(" there was a ")
     assert done.prompt_tokens == len(prompt)
     assert done.completion_tokens == 12 and done.finish_reason == "length"
     again, _ = await run(engine, prompt, greedy(12))

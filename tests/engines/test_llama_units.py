@@ -12,7 +12,7 @@ import pytest
 from hearth.engines.llama.chat_template import ChatTemplate, normalise
 from hearth.engines.llama.detokenize import IncrementalDetokenizer, PieceTable
 from hearth.engines.llama.model_file import resolve_gguf
-from hearth.engines.llama.scheduler import common_prefix
+from hearth.engines.llama.sequence import common_prefix
 from hearth.engines.llama.stops import StopFilter
 from hearth.errors import InvalidRequest
 

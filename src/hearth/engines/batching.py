@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 from hearth.engines.base import EngineActivity
+from hearth.engines.compute import CPU
 from hearth.errors import Overloaded
 
 In = TypeVar("In")
@@ -99,7 +100,7 @@ class MicroBatcher(Generic[In, Out]):
             if len(live) > 1:
                 self._last_shared = self._last_batch
             try:
-                results = await loop.run_in_executor(self._executor, self._run_batch, [p.item for p in live])
+                results = await loop.run_in_executor(self._executor, self._run_on_cpu, [p.item for p in live])
             except Exception as exc:  # one bad batch fails its callers, never the collector
                 for p in live:
                     if not p.future.done():
@@ -112,6 +113,10 @@ class MicroBatcher(Generic[In, Out]):
             for p, result in zip(live, results, strict=True):
                 if not p.future.done():
                     p.future.set_result(result)
+
+    def _run_on_cpu(self, items: list[In]) -> Sequence[Out]:
+        with CPU.turn():  # taking turns with the other engines' passes (compute.py)
+            return self._run_batch(items)
 
     def _alone(self, queue: asyncio.Queue[_Pending[In, Out]]) -> bool:
         """A caller sending one request after another: nothing for the window to wait for.

@@ -41,7 +41,8 @@ from hearth.engines.llama.gguf_meta import kv_cache_bytes, read_gguf
 from hearth.engines.llama.grammar import ConstrainedSampler, Grammars
 from hearth.engines.llama.model_file import gguf_files, resolve_gguf
 from hearth.engines.llama.sampling import Sampler, build_sampler
-from hearth.engines.llama.scheduler import Runtime, Scheduler, Sequence
+from hearth.engines.llama.scheduler import Scheduler
+from hearth.engines.llama.sequence import Runtime, Sequence
 from hearth.engines.llama.threadpool import ThreadPool
 from hearth.errors import EngineFailure, NotReady
 from hearth.inference.types import Message, Tool
@@ -160,7 +161,8 @@ class LlamaEngine(ChatEngine):
                 raise EngineFailure(f"llama.cpp could not create a context: {_last_error(lines)}")
         if not native.openmp_compiled():
             # Without one, ggml starts and joins new threads on every decode (see threadpool.py).
-            self._pool = ThreadPool(self._threads)
+            poll = self.spec.options.get("ggml_poll")
+            self._pool = ThreadPool(self._threads, None if poll is None else int(poll))
             self._pool.attach(self._ctx)
         elif self._threads > 1:
             log.warning(

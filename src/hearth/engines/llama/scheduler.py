@@ -34,121 +34,23 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-import ctypes
 import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
 
 import llama_cpp
 
-from hearth.engines.base import SamplingParams
+from hearth.engines.compute import CPU
 from hearth.engines.llama.detokenize import IncrementalDetokenizer, PieceTable
 from hearth.engines.llama.grammar import ConstrainedSampler
-from hearth.engines.llama.sampling import Sampler
-from hearth.engines.llama.stops import StopFilter
+from hearth.engines.llama.sequence import BatchView, Event, Runtime, Sequence, Slot, common_prefix
 from hearth.errors import EngineFailure, Overloaded
-from hearth.inference.events import FinishReason, GenerationDone, GenerationEvent, TextDelta
+from hearth.inference.events import FinishReason, GenerationDone, TextDelta
 
 log = logging.getLogger("hearth.llama.scheduler")
 
-Event = GenerationEvent | BaseException
 MIN_REUSE = 16  # tokens: shorter shared prefixes don't decide which slot's cache to overwrite
-SamplerFactory = Callable[[], Sampler]
-
-
-@dataclass(frozen=True)
-class Runtime:
-    """What the scheduler needs from a loaded model and its context."""
-
-    ctx: Any
-    vocab: Any
-    n_batch: int
-    slots: int
-    max_queue: int
-    ctx_seq: int  # most tokens one sequence may hold
-    n_ctx_total: int  # KV cells in the context (shared by all slots when unified)
-    unified: bool
-    n_swa: int  # sliding window of SWA layers; 0 when the model has none
-
-
-class Sequence:
-    """One generation request, from ``submit`` to its ``GenerationDone``."""
-
-    def __init__(
-        self,
-        prompt: list[int],
-        params: SamplingParams,
-        loop: asyncio.AbstractEventLoop,
-        make_sampler: SamplerFactory,
-    ) -> None:
-        self.prompt = prompt
-        self.params = params
-        self.loop = loop
-        self.queue: asyncio.Queue[Event] = asyncio.Queue()
-        self.make_sampler = make_sampler
-        self.cancelled = False  # set from the event loop; read by the scheduler thread
-        # Owned by the scheduler thread from here on.
-        self.tokens = list(prompt)  # what must be in the KV cache before the next sample
-        self.fed = 0  # how many of ``tokens`` are in the KV cache
-        self.slot: _Slot | None = None
-        self.sampler: Sampler | None = None
-        self.detok: IncrementalDetokenizer | None = None
-        self.stops = StopFilter(params.stop)
-        self.out_index = -1  # batch index of this sequence's logits in the last decode, or -1
-        self.completion_tokens = 0
-        self.unreported = 0  # generated tokens not yet counted by a TextDelta
-        self.cached_tokens: int | None = None
-        self.started = 0.0
-
-
-@dataclass(eq=False)
-class _Slot:
-    seq_id: int
-    kv: list[int]  # tokens whose cells this seq id holds, at positions 0..len-1
-    seq: Sequence | None = None
-    last_used: float = 0.0
-
-
-class _BatchView:
-    """A ``llama_batch`` with array views, so chunks are written by slice, not token by token."""
-
-    def __init__(self, capacity: int) -> None:
-        self.capacity = capacity
-        self.batch = llama_cpp.llama_batch_init(capacity, 0, 1)
-        b = self.batch
-        # Typed Any: ctypes' stubs reject slice assignment from plain ints and ranges.
-        self.token: Any = ctypes.cast(b.token, ctypes.POINTER(ctypes.c_int32 * capacity)).contents
-        self.pos: Any = ctypes.cast(b.pos, ctypes.POINTER(ctypes.c_int32 * capacity)).contents
-        self.logits: Any = ctypes.cast(b.logits, ctypes.POINTER(ctypes.c_int8 * capacity)).contents
-        n_seq_id: Any = ctypes.cast(b.n_seq_id, ctypes.POINTER(ctypes.c_int32 * capacity)).contents
-        n_seq_id[:] = [1] * capacity
-        self.seq_id = [b.seq_id[i] for i in range(capacity)]  # one seq id per token
-
-    def put(self, at: int, tokens: list[int], pos0: int, seq_id: int, output_last: bool) -> None:
-        end = at + len(tokens)
-        self.token[at:end] = tokens
-        self.pos[at:end] = range(pos0, pos0 + len(tokens))
-        self.logits[at:end] = bytes(len(tokens))  # all off
-        if output_last:
-            self.logits[end - 1] = 1
-        for i in range(at, end):
-            self.seq_id[i][0] = seq_id
-
-    def free(self) -> None:
-        llama_cpp.llama_batch_free(self.batch)
-
-
-def common_prefix(a: list[int], b: list[int]) -> int:
-    n = min(len(a), len(b))
-    i, step = 0, 256
-    while i + step <= n and a[i : i + step] == b[i : i + step]:  # C-speed list compares
-        i += step
-    while i < n and a[i] == b[i]:
-        i += 1
-    return i
 
 
 class Scheduler:
@@ -156,8 +58,8 @@ class Scheduler:
         self.rt = rt
         self._pieces = pieces
         self._mem = llama_cpp.llama_get_memory(rt.ctx)
-        self._batch = _BatchView(rt.n_batch)
-        self._slots = [_Slot(i, []) for i in range(rt.slots)]
+        self._batch = BatchView(rt.n_batch)
+        self._slots = [Slot(i, []) for i in range(rt.slots)]
         self._running: list[Sequence] = []  # in admission order
         self._outbox: dict[asyncio.AbstractEventLoop, list[tuple[Sequence, Event]]] = {}
         # Shared with the event loop threads, under _lock.
@@ -279,7 +181,8 @@ class Scheduler:
             return
         n_tokens = sum(take for _, take in plan)
         self._batch.batch.n_tokens = n_tokens
-        rc = llama_cpp.llama_decode(self.rt.ctx, self._batch.batch)
+        with CPU.turn():
+            rc = llama_cpp.llama_decode(self.rt.ctx, self._batch.batch)
         self.steps += 1
         self.batched_tokens += n_tokens
         if rc == 1:
@@ -390,7 +293,7 @@ class Scheduler:
             seq.detok = IncrementalDetokenizer(self._pieces)
         self._running.append(seq)
 
-    def _pick_slot(self, tokens: list[int]) -> tuple[_Slot, int]:
+    def _pick_slot(self, tokens: list[int]) -> tuple[Slot, int]:
         """The free slot with the longest reusable cached prefix, else an empty or the LRU one.
 
         A match shorter than MIN_REUSE (a shared BOS, a chat template's first line) is not worth
@@ -410,7 +313,7 @@ class Scheduler:
                 best, chosen, chosen_reuse = key, slot, reuse
         return chosen, chosen_reuse
 
-    def _swa_ok(self, slot: _Slot, reuse: int) -> bool:
+    def _swa_ok(self, slot: Slot, reuse: int) -> bool:
         if self.rt.n_swa <= 0:
             return True
         pos_min = int(llama_cpp.llama_memory_seq_pos_min(self._mem, slot.seq_id))
