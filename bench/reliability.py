@@ -167,7 +167,7 @@ def main() -> None:
     cluster = Cluster(root, url, REDIS_URL)
     results: dict[str, Any] = {"postgres": POSTGRES_URL, "replicas": REPLICAS}
     try:
-        cluster.start(REPLICAS, nginx)
+        cluster.start(REPLICAS)
         secret = cluster.create_key("bench")
         if "kill" in args.only:
             results["kill"] = kill(cluster, secret)

@@ -40,8 +40,13 @@ FAKE_MODELS = [
 ]
 
 
+def binary(name: str) -> str | None:
+    """nginx and haproxy live in /usr/sbin, which a user's PATH may lack."""
+    return shutil.which(name) or next((p for p in (f"/usr/sbin/{name}",) if Path(p).exists()), None)
+
+
 def nginx_binary() -> str | None:
-    return shutil.which("nginx") or next((p for p in ("/usr/sbin/nginx",) if Path(p).exists()), None)
+    return binary("nginx")
 
 
 def _renderer() -> ModuleType:
@@ -52,52 +57,62 @@ def _renderer() -> ModuleType:
     return module
 
 
-class Nginx:
-    """nginx in the foreground (``daemon off;``) with its prefix, config and logs in ``prefix``."""
+# Tests want to know which replica served a request; the shipped configs don't tell clients.
+_EXPOSE = {
+    "nginx": (
+        "proxy_pass http://hearth;",
+        "proxy_pass http://hearth;\n            add_header X-Upstream $upstream_addr always;",
+    ),
+    "haproxy": ("    option http-no-delay", "    option http-no-delay\n    http-response set-header X-Upstream %si:%sp"),
+}
 
-    def __init__(self, binary: str, prefix: Path, replicas: list[str], *, expose_upstream: bool = True) -> None:
-        self.binary, self.prefix, self.port = binary, prefix, free_port()
+
+class Balancer:
+    """nginx (``daemon off;``) or HAProxy (``-db``) in the foreground, its files all in ``prefix``."""
+
+    def __init__(self, kind: str, prefix: Path, replicas: list[str], **options: int) -> None:
+        path = binary(kind)
+        assert path is not None, kind
+        self.kind, self.binary, self.prefix, self.port = kind, path, prefix, free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.config = _renderer().write(replicas, prefix, f"127.0.0.1:{self.port}")
-        if expose_upstream:  # tests want to know which replica served a request
-            text = self.config.read_text().replace(
-                "proxy_pass http://hearth;", "proxy_pass http://hearth;\n            add_header X-Upstream $upstream_addr always;"
-            )
-            self.config.write_text(text)
+        self.config = _renderer().write(replicas, prefix, f"127.0.0.1:{self.port}", kind, **options)
+        old, new = _EXPOSE[kind]
+        self.config.write_text(self.config.read_text().replace(old, new))
         self.process: subprocess.Popen[bytes] | None = None
 
-    def check(self) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [self.binary, "-t", "-p", str(self.prefix), "-c", str(self.config)],
-            capture_output=True,
-            text=True,
-            timeout=30,
-        )
+    def _command(self, *extra: str) -> list[str]:
+        if self.kind == "nginx":
+            return [self.binary, *extra, "-p", str(self.prefix), "-c", str(self.config)]
+        return [self.binary, *extra, "-f", str(self.config)]
 
-    def start(self) -> Nginx:
-        log = (self.prefix / "nginx.out").open("ab")
-        self.process = subprocess.Popen(
-            [self.binary, "-p", str(self.prefix), "-c", str(self.config)], stdout=log, stderr=subprocess.STDOUT
-        )
+    def check(self) -> subprocess.CompletedProcess[str]:
+        flag = "-t" if self.kind == "nginx" else "-c"
+        return subprocess.run(self._command(flag), capture_output=True, text=True, timeout=30)
+
+    def start(self) -> Balancer:
+        log = (self.prefix / f"{self.kind}.out").open("ab")
+        extra = () if self.kind == "nginx" else ("-db",)
+        self.process = subprocess.Popen(self._command(*extra), stdout=log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(f"nginx exited with {self.process.returncode}: {self.logs()}")
+                raise RuntimeError(f"{self.kind} exited with {self.process.returncode}: {self.logs()}")
             try:
                 if httpx.get(self.url + "/health", timeout=2).status_code == 200:
                     return self
             except httpx.HTTPError:
                 pass
             time.sleep(0.05)
-        raise RuntimeError(f"nginx did not answer on {self.url}: {self.logs()}")
+        raise RuntimeError(f"{self.kind} did not answer on {self.url}: {self.logs()}")
 
     def logs(self) -> str:
-        paths = [self.prefix / "nginx.out", self.prefix / "error.log"]
+        paths = [self.prefix / f"{self.kind}.out", self.prefix / "error.log"]
         return "\n".join(p.read_text(errors="replace")[-4000:] for p in paths if p.exists())
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGQUIT)  # graceful: let open streams finish
+            # Graceful for both: let open streams finish.
+            self.process.send_signal(signal.SIGQUIT if self.kind == "nginx" else signal.SIGUSR1)
             try:
                 self.process.wait(10)
             except subprocess.TimeoutExpired:
@@ -113,8 +128,9 @@ class Cluster:
     database_url: str
     redis_url: str
     replicas: list[LiveServer] = field(default_factory=list)
-    lb: Nginx | None = None
-    shutdown_delay_s: float = 1.0
+    lb: Balancer | None = None
+    shutdown_delay_s: float = 1.5
+    extra_balancers: list[Balancer] = field(default_factory=list)
 
     def env(self) -> dict[str, str]:
         return {
@@ -129,15 +145,20 @@ class Cluster:
             "HEARTH_LOG_LEVEL": "warning",
         }
 
-    def start(self, n: int, nginx: str) -> Cluster:
+    def start(self, n: int) -> Cluster:
         ports = [free_port() for _ in range(n)]
         self.replicas = [
             LiveServer(self.root / f"replica-{i}", env=self.env(), port=port) for i, port in enumerate(ports)
         ]
         for replica in self.replicas:  # one at a time: the first runs the migrations
             replica.start()
-        self.lb = Nginx(nginx, self.root / "nginx", [f"127.0.0.1:{p}" for p in ports]).start()
+        self.lb = self.balancer("nginx").start()
         return self
+
+    def balancer(self, kind: str, **options: int) -> Balancer:
+        """A load balancer of ``kind`` over the replicas (not started)."""
+        addresses = [f"127.0.0.1:{r.port}" for r in self.replicas]
+        return Balancer(kind, self.root / kind, addresses, **options)
 
     @property
     def url(self) -> str:
@@ -179,6 +200,8 @@ class Cluster:
     def stop(self) -> None:
         if self.lb is not None:
             self.lb.stop()
+        for extra in self.extra_balancers:
+            extra.stop()
         for replica in self.replicas:
             replica.stop(signal.SIGINT)
 
@@ -196,6 +219,7 @@ class Outcome:
     upstream: str | None = None
     variant: str | None = None
     latency_s: float = 0.0
+    started: float = 0.0  # time.monotonic() when it was sent
 
 
 CHAT_TOKENS = 5
@@ -214,6 +238,7 @@ def send(client: httpx.Client, kind: str, request_id: str, model: str = "fake-ch
     """One request of ``kind``; never raises: what went wrong is on the outcome."""
     outcome = Outcome(request_id, kind)
     headers = {"x-request-id": request_id}
+    outcome.started = time.monotonic()
     started = time.perf_counter()
     try:
         if kind == "embed":

@@ -10,6 +10,7 @@ clients' view is reconciled with the usage ledger and with shared rate limits.
 from __future__ import annotations
 
 import concurrent.futures
+import signal
 import time
 import uuid
 from collections.abc import Iterator
@@ -23,8 +24,8 @@ from tests.deploy.ha_cluster import (
     LoadGenerator,
     LongStreams,
     chat_body,
+    binary,
     client,
-    nginx_binary,
     tally,
     wait_until,
 )
@@ -36,14 +37,14 @@ REPLICAS = 3
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    nginx = nginx_binary()
-    if nginx is None:
-        unavailable("nginx is not installed (make system-deps: nginx-light)")
+    for name, package in (("nginx", "nginx-light"), ("haproxy", "haproxy")):
+        if binary(name) is None:
+            unavailable(f"{name} is not installed (make system-deps: {package})")
     redis = redis_url()
     url, schema = fresh_postgres_schema_url()
     running = Cluster(tmp_path_factory.mktemp("ha"), url, redis)
     try:
-        yield running.start(REPLICAS, nginx)
+        yield running.start(REPLICAS)
     finally:
         running.stop()
         drop_postgres_schema(schema)
@@ -189,3 +190,43 @@ def test_tokens_per_minute_hold_across_replicas(cluster: Cluster) -> None:
     # A per-replica count would admit up to 3x; the shared window admits exactly the quota.
     assert statuses.count(200) == admitted, statuses
     assert statuses.count(429) == len(statuses) - admitted
+
+
+def test_haproxy_takes_a_draining_replica_out_on_its_ready_check(cluster: Cluster, secret: str) -> None:
+    """The HAProxy alternative probes /ready: SIGTERM takes a replica out before it stops serving."""
+    interval_ms = 200
+    haproxy = cluster.balancer("haproxy", check_interval_ms=interval_ms)
+    cluster.extra_balancers.append(haproxy)
+    checked = haproxy.check()
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    haproxy.start()
+    wait_until(lambda: _all_served(haproxy.url, secret, cluster))  # every replica checked up
+    prefix = f"haproxy-{uuid.uuid4().hex[:8]}"
+    draining = _upstream(cluster, 0)
+    with LoadGenerator(haproxy.url, secret, prefix) as load:
+        wait_until(lambda: load.count() >= 20)
+        process = cluster.replicas[0].process
+        assert process is not None
+        signalled = time.monotonic()
+        process.send_signal(signal.SIGTERM)
+        process.wait(60)
+        mark = load.count()
+        wait_until(lambda: load.count() >= mark + 15)
+        cluster.replicas[0].start()
+        wait_until(lambda: any(o.upstream == draining and o.started > signalled + 3 for o in load.outcomes))
+    # The replica served on for the shutdown delay, but HAProxy stopped sending it new requests
+    # within a check or two: /ready had failed at once.
+    late = [
+        o for o in load.outcomes
+        if o.upstream == draining and signalled + 4 * interval_ms / 1000 < o.started < signalled + cluster.shutdown_delay_s
+    ]
+    assert late == [], late[:3]
+    result = tally(load.outcomes, _settle(cluster, prefix, sum(o.answered for o in load.outcomes)))
+    assert result.failed == [] and result.cut == 0, [vars(o) for o in result.failed[:5]]
+    assert result.answered_with_one_row == result.requests, result.as_dict()
+
+
+def _all_served(url: str, secret: str, cluster: Cluster) -> bool:
+    with client(url, secret) as http:
+        served = {http.get("/v1/models").headers.get("x-upstream") for _ in range(2 * REPLICAS)}
+    return served == {_upstream(cluster, i) for i in range(REPLICAS)}
