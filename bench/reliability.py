@@ -26,8 +26,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-
-from bench.common import RESULTS
 from tests.deploy.ha_cluster import (
     ADMIN,
     Cluster,
@@ -40,6 +38,8 @@ from tests.deploy.ha_cluster import (
     wait_until,
 )
 from tests.services import POSTGRES_URL, REDIS_URL, drop_postgres_schema, fresh_postgres_schema_url
+
+from bench.common import RESULTS
 
 REPLICAS = 3
 Z99 = 2.576
@@ -80,7 +80,10 @@ def rolling(cluster: Cluster, secret: str) -> dict[str, Any]:
 
 def _put_route(cluster: Cluster, alias: str, body: dict[str, Any]) -> None:
     reply = httpx.put(
-        f"{cluster.url}/admin/routes/{alias}", json=body, headers={"Authorization": f"Bearer {ADMIN}"}, timeout=30
+        f"{cluster.url}/admin/routes/{alias}",
+        json=body,
+        headers={"Authorization": f"Bearer {ADMIN}"},
+        timeout=30,
     )
     reply.raise_for_status()
     time.sleep(1.5)  # every replica picks the change up within a second
@@ -120,7 +123,9 @@ def shadow(cluster: Cluster, secret: str, rounds: int, per_round: int, max_token
     plain, shadowed = f"plain-{tag}", f"shadowed-{tag}"
     _put_route(cluster, plain, {"strategy": "canary", "variants": [{"model": "fake-chat", "weight": 100}]})
     _put_route(
-        cluster, shadowed, {"strategy": "shadow", "variants": [{"model": "fake-chat"}], "shadow": "fake-chat-v2"}
+        cluster,
+        shadowed,
+        {"strategy": "shadow", "variants": [{"model": "fake-chat"}], "shadow": "fake-chat-v2"},
     )
     latencies: dict[str, list[float]] = {plain: [], shadowed: []}
     with client(cluster.url, secret) as http:
@@ -147,11 +152,19 @@ def shadow(cluster: Cluster, secret: str, rounds: int, per_round: int, max_token
         "p50": figures["with_shadow"]["p50_ms"] / figures["without_shadow"]["p50_ms"],
         "p95": figures["with_shadow"]["p95_ms"] / figures["without_shadow"]["p95_ms"],
     }
-    return {**figures, "ratio": ratio, "rounds": rounds, "max_tokens": max_tokens, "shadow_model": "fake-chat-v2"}
+    return {
+        **figures,
+        "ratio": ratio,
+        "rounds": rounds,
+        "max_tokens": max_tokens,
+        "shadow_model": "fake-chat-v2",
+    }
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--only", nargs="+", default=["kill", "rolling", "canary", "shadow"])
     parser.add_argument("--canary-requests", type=int, default=1000)
     parser.add_argument("--weight", type=float, default=20)

@@ -36,7 +36,9 @@ def render(
     if not replicas:
         raise ValueError("at least one replica")
     if lb == "nginx":
-        servers = "\n".join(f"        server {r} max_fails=1 fail_timeout={fail_timeout_s}s;" for r in replicas)
+        servers = "\n".join(
+            f"        server {r} max_fails=1 fail_timeout={fail_timeout_s}s;" for r in replicas
+        )
     else:
         servers = "\n".join(f"    server replica{i} {r} check" for i, r in enumerate(replicas, 1))
     values = dict(
@@ -71,12 +73,16 @@ def write(replicas: list[str], prefix: Path, listen: str = "8080", lb: str = "ng
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("replicas", nargs="+", help="host:port of each hearth serve")
     parser.add_argument("--prefix", type=Path, required=True, help="nginx's folder (config, logs, temp)")
     parser.add_argument("--listen", default="8080", help="nginx's listen directive (default 8080)")
     parser.add_argument("--workers", type=int, default=1)
-    parser.add_argument("--fail-timeout", type=int, default=2, help="nginx: seconds a failed replica is left out")
+    parser.add_argument(
+        "--fail-timeout", type=int, default=2, help="nginx: seconds a failed replica is left out"
+    )
     parser.add_argument("--lb", choices=sorted(TEMPLATES), default="nginx", help="which load balancer")
     parser.add_argument("--check-interval-ms", type=int, default=500, help="haproxy: /ready probe interval")
     args = parser.parse_args(argv)

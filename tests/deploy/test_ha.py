@@ -14,7 +14,6 @@ import signal
 import time
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
@@ -23,8 +22,8 @@ from tests.deploy.ha_cluster import (
     Cluster,
     LoadGenerator,
     LongStreams,
-    chat_body,
     binary,
+    chat_body,
     client,
     tally,
     wait_until,
@@ -85,14 +84,18 @@ def test_rendered_config_is_valid_nginx(cluster: Cluster) -> None:
 def test_request_ids_and_streams_pass_through_unbuffered(cluster: Cluster, secret: str) -> None:
     with client(cluster.url, secret) as http:
         request_id = f"passthrough-{uuid.uuid4().hex}"
-        reply = http.post("/v1/chat/completions", json=chat_body("chat", "hi"), headers={"x-request-id": request_id})
+        reply = http.post(
+            "/v1/chat/completions", json=chat_body("chat", "hi"), headers={"x-request-id": request_id}
+        )
         assert reply.status_code == 200 and reply.headers["x-request-id"] == request_id
         assert reply.headers["x-hearth-variant"] == "fake-chat"
         # Without one, the client still gets an id: nginx's, which Hearth echoes.
         assert len(http.get("/v1/models").headers["x-request-id"]) == 32
         arrivals: list[float] = []
         started = time.perf_counter()
-        with http.stream("POST", "/v1/chat/completions", json=chat_body("stream", "hi", max_tokens=25)) as stream:
+        with http.stream(
+            "POST", "/v1/chat/completions", json=chat_body("stream", "hi", max_tokens=25)
+        ) as stream:
             assert stream.headers["content-type"].startswith("text/event-stream")
             for line in stream.iter_lines():
                 if line.startswith("data: {"):
@@ -217,8 +220,10 @@ def test_haproxy_takes_a_draining_replica_out_on_its_ready_check(cluster: Cluste
     # The replica served on for the shutdown delay, but HAProxy stopped sending it new requests
     # within a check or two: /ready had failed at once.
     late = [
-        o for o in load.outcomes
-        if o.upstream == draining and signalled + 4 * interval_ms / 1000 < o.started < signalled + cluster.shutdown_delay_s
+        o
+        for o in load.outcomes
+        if o.upstream == draining
+        and signalled + 4 * interval_ms / 1000 < o.started < signalled + cluster.shutdown_delay_s
     ]
     assert late == [], late[:3]
     result = tally(load.outcomes, _settle(cluster, prefix, sum(o.answered for o in load.outcomes)))

@@ -85,7 +85,9 @@ class AdminSecret:
             if self._agreed:
                 return
             if not db.ready:
-                raise NotReady("the database is not ready, so the admin key cannot be checked yet", retry_after=2)
+                raise NotReady(
+                    "the database is not ready, so the admin key cannot be checked yet", retry_after=2
+                )
             stored = await asyncio.to_thread(claim_admin_secret, db.sessions, self._hash)
             if stored != self._hash:
                 # Another replica's secret came first: ours would not work anywhere, so drop it.
@@ -100,4 +102,3 @@ class AdminSecret:
 
     def matches(self, presented: str) -> bool:
         return hmac.compare_digest(hash_secret(presented).encode(), self._hash.encode())
-

@@ -366,7 +366,6 @@ class LedgerWriter:
             consumed += 1
         return consumed, False
 
-
     def _supersede_refusal(self, row: dict[str, Any]) -> bool:
         """Replace a retried request's first row when that was a refusal the load balancer retries.
 
@@ -382,7 +381,9 @@ class LedgerWriter:
             with self._engine.begin() as conn:
                 changed = conn.execute(
                     update(_TABLE)
-                    .where(_TABLE.c.dedupe_key == row["dedupe_key"], _TABLE.c.status_code.in_(RETRIED_REFUSALS))
+                    .where(
+                        _TABLE.c.dedupe_key == row["dedupe_key"], _TABLE.c.status_code.in_(RETRIED_REFUSALS)
+                    )
                     .values(values)
                 ).rowcount
         except Exception as exc:  # keep the refusal rather than wedge the writer
