@@ -72,8 +72,7 @@ def rolling(cluster: Cluster, secret: str) -> dict[str, Any]:
         wait_until(lambda: load.count() >= 60)
         for index in range(REPLICAS):
             cluster.restart(index)
-            mark = load.count()
-            wait_until(lambda mark=mark: load.count() >= mark + 40, timeout=120)
+            load.wait_for(40, timeout=120)
     result = tally(load.outcomes, _settled(cluster, prefix, sum(o.answered for o in load.outcomes)))
     return result.as_dict()
 

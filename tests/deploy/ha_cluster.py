@@ -368,6 +368,11 @@ class LoadGenerator:
         with self._lock:
             return len(self.outcomes)
 
+    def wait_for(self, more: int, timeout: float = 60) -> None:
+        """Until ``more`` requests beyond those done now have completed."""
+        target = self.count() + more
+        wait_until(lambda: self.count() >= target, timeout=timeout)
+
 
 def client(base: str, secret: str, timeout: float = 60) -> httpx.Client:
     return httpx.Client(base_url=base, headers={"Authorization": f"Bearer {secret}"}, timeout=timeout)

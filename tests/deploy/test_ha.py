@@ -145,8 +145,7 @@ def test_rolling_restart_under_load_fails_nothing(cluster: Cluster, secret: str)
         wait_until(lambda: load.count() >= 20)
         for index in range(REPLICAS):
             cluster.restart(index)
-            mark = load.count()
-            wait_until(lambda mark=mark: load.count() >= mark + 15)
+            load.wait_for(15)
     result = tally(load.outcomes, _settle(cluster, prefix, sum(o.answered for o in load.outcomes)))
     assert result.failed == [], [vars(o) for o in result.failed[:5]]
     assert result.cut == 0 and result.streams > 0

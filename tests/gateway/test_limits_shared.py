@@ -33,7 +33,7 @@ def _key(**limits: int) -> ApiKeyView:
         revoked_at=None,
         created_at=created,
         last_used_at=None,
-        **values,  # type: ignore[arg-type]
+        **values,
     )
 
 
