@@ -59,7 +59,7 @@ key: install
 # Debian packages the test suite drives: podman, runc and debootstrap build and run the container
 # image (tests/deploy), caddy fronts a live server. Installed as root when missing (one apt-get
 # update first); quick when everything is there. Others add theirs to the same list.
-SYSTEM_PACKAGES := podman runc debootstrap caddy chromium tmux curl nodejs wrk
+SYSTEM_PACKAGES := podman runc debootstrap caddy chromium tmux curl nodejs wrk nginx-light haproxy
 
 system-deps:
 	@missing=""; for p in $(SYSTEM_PACKAGES); do \

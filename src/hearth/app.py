@@ -29,7 +29,7 @@ from hearth.api.routes import admin, admin_models, classify, health, tokenize, u
 from hearth.config import Settings
 from hearth.engines.compute import CPU
 from hearth.engines.registry import ModelRegistry
-from hearth.gateway.auth import load_admin_secret
+from hearth.gateway.auth import AdminSecret
 from hearth.gateway.service import Gateway
 from hearth.metrics import Metrics
 from hearth.store.database import Database
@@ -94,6 +94,9 @@ def build_app(
 
         async def announce(startup: list[asyncio.Task[None]]) -> None:
             await asyncio.gather(*startup)
+            # The database is up: settle the bootstrap admin secret now, not on the first call.
+            with contextlib.suppress(Exception):
+                await app.state.admin_secret.agree(gateway.db)
             for hook in on_ready:
                 hook(app)
 
@@ -118,7 +121,7 @@ def build_app(
     app.state.gateway = gateway
     app.state.registry = registry
     app.state.metrics = metrics
-    app.state.admin_secret = load_admin_secret(settings.data_dir, settings.admin_key)
+    app.state.admin_secret = AdminSecret(settings.data_dir, settings.admin_key)
 
     install_error_handlers(app)
     install_openapi(app)

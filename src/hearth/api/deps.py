@@ -10,7 +10,7 @@ from fastapi import Depends, Request
 
 from hearth.api.families import family_for_path
 from hearth.errors import AuthenticationFailed
-from hearth.gateway.auth import is_admin, presented_secret
+from hearth.gateway.auth import AdminSecret, presented_secret
 from hearth.gateway.call import Call
 from hearth.gateway.service import Gateway
 
@@ -60,7 +60,9 @@ REQUIRE_KEY = Depends(authorized_call)
 
 async def require_admin(request: Request) -> None:
     secret = presented_secret(request.headers.get("authorization"), request.headers.get("x-api-key"))
-    if not is_admin(secret, request.app.state.admin_secret):
+    admin: AdminSecret = request.app.state.admin_secret
+    await admin.agree(request.app.state.gateway.db)
+    if not admin.matches(secret):
         raise AuthenticationFailed("incorrect admin key provided")
 
 

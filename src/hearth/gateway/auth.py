@@ -1,13 +1,28 @@
-"""Reading API keys from requests, and the admin secret (``HEARTH_ADMIN_KEY`` or a bootstrap file)."""
+"""Reading API keys from requests, and the admin secret (``HEARTH_ADMIN_KEY`` or a bootstrap file).
+
+Without ``HEARTH_ADMIN_KEY`` the first start writes a secret to the data dir, and its sha256 goes
+into the database. Replicas sharing that database accept the secret whose hash is stored there,
+whichever replica made it; the others' bootstrap files are removed, so that none of them lies.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import hmac
+import logging
 import os
 import secrets
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from hearth.errors import AuthenticationFailed
+from hearth.errors import AuthenticationFailed, NotReady
+from hearth.store.admin import claim_admin_secret
+from hearth.store.keys import hash_secret
+
+if TYPE_CHECKING:
+    from hearth.store.database import Database
+
+log = logging.getLogger("hearth.auth")
 
 MAX_SECRET_LENGTH = 256
 ADMIN_KEY_FILE = "admin.key"
@@ -34,18 +49,56 @@ def presented_secret(authorization: str | None, x_api_key: str | None) -> str:
 
 def load_admin_secret(data_dir: Path, configured: str | None) -> str:
     """``HEARTH_ADMIN_KEY`` if set; otherwise a secret made on first start, stored with mode 600."""
-    if configured:
-        return configured
+    return configured or _bootstrap_secret(data_dir)[0]
+
+
+def _bootstrap_secret(data_dir: Path) -> tuple[str, bool]:
+    """The data dir's bootstrap secret, and whether this call created it."""
     path = data_dir / ADMIN_KEY_FILE
     if path.exists():
-        return path.read_text().strip()
+        return path.read_text().strip(), False
     data_dir.mkdir(parents=True, exist_ok=True)
     secret = "hk-admin-" + secrets.token_urlsafe(32)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as handle:
         handle.write(secret + "\n")
-    return secret
+    return secret, True
 
 
-def is_admin(presented: str, admin_secret: str) -> bool:
-    return hmac.compare_digest(presented.encode(), admin_secret.encode())
+class AdminSecret:
+    """Which admin secret this replica accepts: the configured one, or the database's bootstrap one."""
+
+    def __init__(self, data_dir: Path, configured: str | None) -> None:
+        self._path = data_dir / ADMIN_KEY_FILE
+        if configured:
+            self._hash, self._created, self._agreed = hash_secret(configured), False, True
+        else:
+            secret, self._created = _bootstrap_secret(data_dir)
+            self._hash, self._agreed = hash_secret(secret), False
+        self._lock = asyncio.Lock()
+
+    async def agree(self, db: Database) -> None:
+        """Adopt the database's bootstrap secret (storing ours if it has none); once per process."""
+        if self._agreed:
+            return
+        async with self._lock:
+            if self._agreed:
+                return
+            if not db.ready:
+                raise NotReady(
+                    "the database is not ready, so the admin key cannot be checked yet", retry_after=2
+                )
+            stored = await asyncio.to_thread(claim_admin_secret, db.sessions, self._hash)
+            if stored != self._hash:
+                # Another replica's secret came first: ours would not work anywhere, so drop it.
+                log.warning(
+                    "the admin key is the bootstrap secret another replica made (%s on that machine)",
+                    ADMIN_KEY_FILE,
+                )
+                if self._created:
+                    self._path.unlink(missing_ok=True)
+                self._hash = stored
+            self._agreed = True
+
+    def matches(self, presented: str) -> bool:
+        return hmac.compare_digest(hash_secret(presented).encode(), self._hash.encode())

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, insert
+from sqlalchemy import Engine, insert, update
 from sqlalchemy import exc as sa_exc
 
 from hearth.store.errors import is_transient
@@ -35,6 +35,9 @@ from hearth.store.tables import UsageRecord, utcnow
 log = logging.getLogger(__name__)
 
 _TABLE = UsageRecord.metadata.tables[UsageRecord.__tablename__]
+# Answers a load balancer retries on another replica (the shipped nginx config does): a row with
+# one of these gives way to the retry's row under the same dedupe key.
+RETRIED_REFUSALS = (502, 503)
 
 
 @dataclass(slots=True)
@@ -353,12 +356,40 @@ class LedgerWriter:
                 if row.get("dedupe_key") is not None and isinstance(exc, sa_exc.IntegrityError):
                     # A load balancer retried a request whose first replica had already recorded it.
                     self._deduplicated += 1
-                    log.info("usage ledger: request %s was already recorded", row.get("request_id"))
+                    if self._supersede_refusal(row):
+                        log.info("usage ledger: request %s answered on a retry", row.get("request_id"))
+                    else:
+                        log.info("usage ledger: request %s was already recorded", row.get("request_id"))
                 else:
                     self._discarded += 1
                     log.error("usage ledger discarded the row of request %s: %s", row.get("request_id"), exc)
             consumed += 1
         return consumed, False
+
+    def _supersede_refusal(self, row: dict[str, Any]) -> bool:
+        """Replace a retried request's first row when that was a refusal the load balancer retries.
+
+        A replica that is starting or not ready answers 503, and the load balancer sends the
+        request on to another; the row that counts is the answer the client got, so the retry's
+        row takes the refusal's place (the other order keeps the answer: a refusal never
+        replaces one).
+        """
+        if row["status_code"] in RETRIED_REFUSALS:
+            return False
+        values = {k: v for k, v in row.items() if k != "id"}
+        try:
+            with self._engine.begin() as conn:
+                changed = conn.execute(
+                    update(_TABLE)
+                    .where(
+                        _TABLE.c.dedupe_key == row["dedupe_key"], _TABLE.c.status_code.in_(RETRIED_REFUSALS)
+                    )
+                    .values(values)
+                ).rowcount
+        except Exception as exc:  # keep the refusal rather than wedge the writer
+            log.warning("usage ledger: could not replace the refusal of %s: %s", row.get("request_id"), exc)
+            return False
+        return bool(changed)
 
 
 def _tokens(event: UsageEvent) -> int:

@@ -121,6 +121,16 @@ class ClusterState(Base):
     version: Mapped[int] = mapped_column(BigInteger, default=0)
 
 
+class AdminSecret(Base):
+    """The bootstrap admin secret's sha256 (one row): every replica on this database accepts it."""
+
+    __tablename__ = "admin_secret"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    secret_hash: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 class UsageRecord(Base):
     """One row per request, written in batches by :class:`hearth.store.ledger.LedgerWriter`."""
 
