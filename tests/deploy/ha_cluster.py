@@ -146,10 +146,11 @@ class Cluster:
     lb: Balancer | None = None
     shutdown_delay_s: float = 1.5
     extra_balancers: list[Balancer] = field(default_factory=list)
+    models: list[dict[str, Any]] = field(default_factory=lambda: FAKE_MODELS)
 
     def env(self) -> dict[str, str]:
         return {
-            "HEARTH_MODELS": json.dumps(FAKE_MODELS),
+            "HEARTH_MODELS": json.dumps(self.models),
             "HEARTH_ADMIN_KEY": ADMIN,
             "HEARTH_DATABASE_URL": self.database_url,
             "HEARTH_REDIS_URL": self.redis_url,
