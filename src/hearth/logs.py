@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import logging
+import logging.config
 import re
 import time
 import uuid
@@ -90,27 +91,34 @@ class TextFormatter(logging.Formatter):
         return self.redact(super().format(record))
 
 
-def configure(level: str, fmt: LogFormat, secrets: tuple[str, ...] = ()) -> dict[str, Any]:
-    """Set up the root logger and return the ``log_config`` for uvicorn (it applies it again)."""
+def formatter(fmt: LogFormat, secrets: tuple[str, ...] = ()) -> logging.Formatter:
+    """The formatter for ``fmt``, masking ``secrets`` (a logging.config ``()`` factory)."""
     redact = Redactor(secrets)
-    formatter: logging.Formatter = JsonFormatter(redact) if fmt == "json" else TextFormatter(redact)
-    handler = logging.StreamHandler()
-    handler.setFormatter(formatter)
-    root = logging.getLogger()
-    for old in list(root.handlers):
-        root.removeHandler(old)
-    root.addHandler(handler)
-    root.setLevel(level.upper())
+    return JsonFormatter(redact) if fmt == "json" else TextFormatter(redact)
+
+
+def configure(level: str, fmt: LogFormat, secrets: tuple[str, ...] = ()) -> dict[str, Any]:
+    """Set up logging, and return the same ``log_config`` for uvicorn (which applies it again).
+
+    One handler on the root logger; uvicorn's loggers propagate to it instead of keeping their
+    own formats. In JSON mode uvicorn's access logger is off (``access_log=False``).
+    """
+    logging.config.dictConfig(log_config(level, fmt, secrets))
     logging.captureWarnings(True)  # warnings.warn from libraries become log lines too
-    # uvicorn's loggers propagate to our root handler instead of keeping their own formats.
-    uvicorn_loggers: dict[str, Any] = {
-        "uvicorn": {"handlers": [], "propagate": True},
-        "uvicorn.error": {"handlers": [], "propagate": True},
-        "uvicorn.access": {"handlers": [], "propagate": fmt != "json"},
+    return log_config(level, fmt, secrets)  # a fresh copy: dictConfig consumes parts of its input
+
+
+def log_config(level: str, fmt: LogFormat, secrets: tuple[str, ...]) -> dict[str, Any]:
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {"hearth": {"()": formatter, "fmt": fmt, "secrets": secrets}},
+        "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "hearth"}},
+        "root": {"handlers": ["stderr"], "level": level.upper()},
+        "loggers": {
+            name: {"handlers": [], "propagate": True} for name in ("uvicorn", "uvicorn.error", "uvicorn.access")
+        },
     }
-    if fmt == "json":
-        uvicorn_loggers["uvicorn.access"]["level"] = "CRITICAL"
-    return {"version": 1, "disable_existing_loggers": False, "loggers": uvicorn_loggers}
 
 
 class AccessLogMiddleware:
