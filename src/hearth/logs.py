@@ -116,7 +116,8 @@ def log_config(level: str, fmt: LogFormat, secrets: tuple[str, ...]) -> dict[str
         "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "hearth"}},
         "root": {"handlers": ["stderr"], "level": level.upper()},
         "loggers": {
-            name: {"handlers": [], "propagate": True} for name in ("uvicorn", "uvicorn.error", "uvicorn.access")
+            name: {"handlers": [], "propagate": True}
+            for name in ("uvicorn", "uvicorn.error", "uvicorn.access")
         },
     }
 

@@ -106,7 +106,6 @@ def build_image() -> str:
     return IMAGE
 
 
-
 def unavailable(message: str) -> NoReturn:
     """Skip, or fail when CI requires every tool (HEARTH_REQUIRE_SERVICES=1)."""
     if REQUIRE:

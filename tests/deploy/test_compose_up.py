@@ -119,7 +119,15 @@ class Stack:
         return result.stdout
 
     def logs(self) -> str:
-        names = run("podman", "ps", "-a", "--filter", f"label=io.podman.compose.project={self.project}", "--format", "{{.Names}}")
+        names = run(
+            "podman",
+            "ps",
+            "-a",
+            "--filter",
+            f"label=io.podman.compose.project={self.project}",
+            "--format",
+            "{{.Names}}",
+        )
         return "\n".join(
             f"--- {name}\n" + (lambda r: (r.stdout + r.stderr)[-2500:])(run("podman", "logs", name))
             for name in names.stdout.split()
@@ -206,7 +214,9 @@ def test_ha_profile_serves_through_caddy_from_two_replicas_sharing_one_database(
         created = client.post("/admin/keys", json={"name": "compose-ci"}, headers=admin)
         assert created.status_code == 201, created.text
         key = {"Authorization": f"Bearer {created.json()['secret']}"}
-        assert client.post("/v1/chat/completions", json={"model": "default", "messages": []}).status_code == 401
+        assert (
+            client.post("/v1/chat/completions", json={"model": "default", "messages": []}).status_code == 401
+        )
         chats = 0
         body = {"model": "default", "messages": [{"role": "user", "content": "Say hi"}], "max_tokens": 6}
         # Until both replicas have answered (Caddy picks the least busy, at random among equals).

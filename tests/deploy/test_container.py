@@ -12,7 +12,6 @@ import base64
 import contextlib
 import json
 import os
-import shutil
 import time
 import uuid
 from collections.abc import Iterator
@@ -26,8 +25,6 @@ from tests.deploy.helpers import DEPLOY, PODMAN, ROOT, run
 from tests.live import free_port
 
 pytestmark = pytest.mark.container
-
-
 
 
 class Container:

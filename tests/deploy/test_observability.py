@@ -80,10 +80,14 @@ def traffic(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Traffic]:
 
             chat = {"messages": [{"role": "user", "content": "hello there"}], "max_tokens": 8}
             assert call("POST", "/v1/chat/completions", json={"model": "chat", **chat}).status_code == 200
-            streamed = call("POST", "/v1/chat/completions", json={"model": "fake-chat", "stream": True, **chat})
+            streamed = call(
+                "POST", "/v1/chat/completions", json={"model": "fake-chat", "stream": True, **chat}
+            )
             assert streamed.status_code == 200 and "[DONE]" in streamed.text
             assert call("POST", "/v1/messages", json={"model": "fake-chat", **chat}).status_code == 200
-            assert call("POST", "/v1/chat/completions", json={"model": UNKNOWN_MODEL, **chat}).status_code == 404
+            assert (
+                call("POST", "/v1/chat/completions", json={"model": UNKNOWN_MODEL, **chat}).status_code == 404
+            )
             assert call("PATCH", "/v1/chat/completions").status_code == 405
             assert call("PROPFIND", "/v1/chat/completions").status_code == 405
             statuses = [
@@ -230,12 +234,13 @@ def promql_selectors(expr: str) -> list[tuple[str, set[str]]]:
     text = re.sub(r'"(?:[^"\\]|\\.)*"', '""', expr)  # string literals can hold anything
     text = re.sub(r"\[[^\]]*\]", "", text)  # range selectors: [5m], [$__rate_interval]
     text = re.sub(r"\$\w+", "", text)
+    # Grouping clauses name labels, not metrics: `sum by (model) (...)` becomes `sum (...)`.
+    text = re.sub(r"\b(?:by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)", " ", text)
     selectors = []
     for match in re.finditer(r"([A-Za-z_:][\w:]*)\s*(\{[^}]*\})?\s*(\()?", text):
         name, matchers, call = match.groups()
-        before = text[: match.start()].rstrip()
-        if call or name in PROMQL_WORDS or re.search(r"\b(by|without|on|ignoring)\s*\([^)]*$", before):
-            continue  # a function, a keyword, or a label in a grouping clause
+        if call or name in PROMQL_WORDS or re.fullmatch(r"\d.*", name):
+            continue  # a function or a keyword
         labels = set(re.findall(r"(\w+)\s*(?:=~|!~|!=|=)", matchers or ""))
         selectors.append((name, labels))
     return selectors
@@ -302,7 +307,9 @@ def test_prometheus_scrape_config() -> None:
     assert kube["kubernetes_sd_configs"] == [{"role": "pod"}]
     keep = [r for r in kube["relabel_configs"] if r.get("action") == "keep"]
     assert {r["regex"] for r in keep} == {"hearth", "http"}  # the Deployment's label and port name
-    assert {"job": "hearth"} == {r["target_label"]: r["replacement"] for r in kube["relabel_configs"] if "replacement" in r}
+    assert {r["target_label"]: r["replacement"] for r in kube["relabel_configs"] if "replacement" in r} == {
+        "job": "hearth"
+    }
     # The dashboard's $job variable selects what these jobs are called.
     assert "label_values(hearth_models_ready, job)" in DASHBOARD.read_text()
     deployment = yaml.safe_load((DEPLOY / "k8s" / "base" / "deployment.yaml").read_text())
@@ -313,5 +320,9 @@ def test_prometheus_scrape_config() -> None:
 
 def test_guide_names_the_shipped_files() -> None:
     guide = (Path(DEPLOY).parent / "docs" / "deploy" / "observability.md").read_text()
-    for needle in ("deploy/grafana/hearth-dashboard.json", "deploy/prometheus/prometheus.yml", "HEARTH_LOG_FORMAT"):
+    for needle in (
+        "deploy/grafana/hearth-dashboard.json",
+        "deploy/prometheus/prometheus.yml",
+        "HEARTH_LOG_FORMAT",
+    ):
         assert needle in guide

@@ -81,15 +81,22 @@ def make_data(server: LiveServer) -> Snapshot:
         for i in range(CHATS):
             chat = client.post(
                 "/v1/chat/completions",
-                json={"model": "fake-chat", "messages": [{"role": "user", "content": f"q {i}"}]},
+                json={
+                    "model": "fake-chat",
+                    "messages": [{"role": "user", "content": f"q {i}"}],
+                    "max_tokens": 8,
+                },
             )
             assert chat.status_code == 200, chat.text
         responses = {}
         for text in ("first stored answer", "second stored answer"):
-            created = client.post("/v1/responses", json={"model": "fake-chat", "input": text, "store": True})
+            created = client.post(
+                "/v1/responses",
+                json={"model": "fake-chat", "input": text, "store": True, "max_output_tokens": 16},
+            )
             assert created.status_code == 200, created.text
             got = client.get(f"/v1/responses/{created.json()['id']}")
-            assert got.status_code == 200 and got.json()["status"] == "completed", got.text
+            assert got.status_code == 200 and got.json()["output"][0]["content"][0]["text"], got.text
             responses[got.json()["id"]] = got.json()
     usage = settle(server, "alice", CHATS + 2 * len(responses))
     assert usage["total_tokens"] > 0
@@ -109,7 +116,12 @@ class Writer:
     def _run(self) -> None:
         with httpx.Client(base_url=self.url, headers=bearer(self.secret), timeout=30) as client:
             while not self.stop.is_set():
-                body = {"model": "fake-chat", "input": f"w {self.done}", "store": True}
+                body = {
+                    "model": "fake-chat",
+                    "input": f"w {self.done}",
+                    "store": True,
+                    "max_output_tokens": 8,
+                }
                 assert client.post("/v1/responses", json=body).status_code == 200
                 self.done += 1
 
@@ -142,7 +154,9 @@ def backup_restore_round_trip(tmp_path: Path, source_env: dict[str, str], target
         # A restore over the database a server is using is refused, and changes nothing.
         refused = hearth(source_env, "db", "restore", str(backup_file))
         assert refused.returncode == 1 and "running hearth" in refused.stdout, refused.stdout
-        assert httpx.get(live.url + "/v1/models", headers=bearer(snapshot.secrets["alice"])).status_code == 200
+        assert (
+            httpx.get(live.url + "/v1/models", headers=bearer(snapshot.secrets["alice"])).status_code == 200
+        )
         written_by_bob = admin_usage(live, "bob")["requests"]
 
     restored = hearth(target_env, "db", "restore", str(backup_file))

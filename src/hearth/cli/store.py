@@ -251,12 +251,11 @@ def db_backup(
     """A consistent copy of the database, taken while the server runs (SQLite's online backup,
     or pg_dump's custom format for PostgreSQL)."""
     from hearth.store import backup
-    from hearth.store.db import sqlite_path
 
     settings = _settings(config)
     url = settings.resolved_database_url
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    suffix = ".db" if sqlite_path(url) is not None else ".dump"
+    suffix = ".db" if backup.sqlite_file(url) is not None else ".dump"
     target = output or settings.data_dir / "backups" / f"hearth-{stamp}{suffix}"
     try:
         backup.backup(url, target)

@@ -26,7 +26,7 @@ from typing import IO
 
 from sqlalchemy.engine import make_url
 
-from hearth.store.db import is_postgresql, sqlite_path
+from hearth.store.db import is_postgresql, is_sqlite, sqlite_path
 
 APPLICATION_NAME = "hearth"  # what servers' PostgreSQL connections call themselves (db.py)
 
@@ -41,6 +41,11 @@ def libpq_url(url: str) -> str:
     return parsed.set(drivername="postgresql").render_as_string(hide_password=False)
 
 
+def sqlite_file(url: str) -> Path | None:
+    """The database file of a SQLite URL; ``None`` for in-memory SQLite and other databases."""
+    return sqlite_path(url) if is_sqlite(url) else None
+
+
 def _serving_lock_path(database: Path) -> Path:
     return database.with_name(database.name + ".serving")
 
@@ -49,7 +54,7 @@ def hold_serving_lock(url: str) -> IO[bytes] | None:
     """For ``hearth serve``: a shared lock on the SQLite database's ``.serving`` file, held until
     the process exits (keep the returned file open). Several servers may share it; a restore
     needs it exclusively. ``None`` for PostgreSQL or in-memory SQLite."""
-    database = sqlite_path(url)
+    database = sqlite_file(url)
     if database is None:
         return None
     database.parent.mkdir(parents=True, exist_ok=True)
@@ -74,7 +79,7 @@ def _sqlite_in_use(database: Path) -> bool:
 def backup(url: str, target: Path) -> Path:
     """Write a consistent copy of the database at ``url`` to ``target``."""
     target.parent.mkdir(parents=True, exist_ok=True)
-    source = sqlite_path(url)
+    source = sqlite_file(url)
     if source is not None:
         if not source.exists():
             raise BackupError(f"no database at {source}")
@@ -93,7 +98,7 @@ def restore(url: str, source: Path, *, force: bool = False) -> None:
     """Replace the database at ``url`` with the backup ``source`` (then migrate it to head)."""
     if not source.is_file():
         raise BackupError(f"no backup file at {source}")
-    database = sqlite_path(url)
+    database = sqlite_file(url)
     if database is not None:
         _check_sqlite_backup(source)
         if not force and _sqlite_in_use(database):
