@@ -21,6 +21,7 @@ import json
 import os
 import shutil
 import ssl
+import sys
 import threading
 import time
 import uuid
@@ -42,7 +43,8 @@ ADMIN = "compose-admin-" + uuid.uuid4().hex
 
 def podman_compose() -> str:
     """The dev extra's podman-compose, else the deployment tools' venv (tests/deploy/helpers.py)."""
-    return shutil.which("podman-compose") or tool("podman-compose")
+    beside = Path(sys.executable).parent / "podman-compose"
+    return str(beside) if beside.exists() else shutil.which("podman-compose") or tool("podman-compose")
 
 
 @pytest.fixture(scope="session")
@@ -144,6 +146,7 @@ def stack(image: str, standins: dict[str, str], tmp_path_factory: pytest.TempPat
     env.update(
         COMPOSE_PROFILES="ha",
         HEARTH_REPLICAS="2",
+        HEARTH_DATA_MOUNT="/data",
         POSTGRES_PASSWORD=password,
         HEARTH_DATABASE_URL=f"postgresql+psycopg://hearth:{password}@postgres:5432/hearth",
         HEARTH_REDIS_URL="redis://redis:6379/0",
