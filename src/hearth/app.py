@@ -31,6 +31,7 @@ from hearth.engines.compute import CPU
 from hearth.engines.registry import ModelRegistry
 from hearth.gateway.auth import AdminSecret
 from hearth.gateway.service import Gateway
+from hearth.logs import AccessLogMiddleware
 from hearth.metrics import Metrics
 from hearth.store.database import Database
 
@@ -138,4 +139,6 @@ def build_app(
     app.add_middleware(
         BodyLimitMiddleware, max_bytes=settings.max_body_bytes, max_header_bytes=settings.max_header_bytes
     )
+    # Outermost: the request id every other layer uses, and (JSON logs) the access line.
+    app.add_middleware(AccessLogMiddleware, enabled=settings.log_format == "json")
     return app

@@ -171,6 +171,8 @@ class Settings(BaseSettings):
     redis_url: str | None = None
     admin_key: str | None = None
     log_level: str = "info"
+    # "json": one JSON object per log line, with the request id (hearth.logs); "text" otherwise.
+    log_format: Literal["text", "json"] = "text"
     max_body_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
     max_header_bytes: int = Field(default=32 * 1024, ge=1024)
     max_image_pixels: int = Field(default=40_000_000, ge=1)

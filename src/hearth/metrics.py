@@ -1,6 +1,10 @@
 """Prometheus metrics, served at ``/metrics``: traffic, tokens, latency, TTFT and health.
 
 Each app gets its own registry so that several apps in one process (tests) never collide.
+
+Every label value is bounded: families, route templates (never raw paths) with a known HTTP method,
+configured model ids and variants (a name nobody configured is ``-``), statuses and fixed reasons.
+No key, secret or caller text ever becomes a label: each would be a new series for ever.
 """
 
 from __future__ import annotations
@@ -18,6 +22,8 @@ from hearth.gateway.shadow import ShadowOutcome
 ActivitySource = Callable[[], Mapping[str, EngineActivity]]
 CountSource = Callable[[], int]
 
+UNKNOWN = "-"  # the model/variant label of a request whose model never resolved
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
 
 
@@ -30,12 +36,17 @@ class Metrics:
             ["family", "route", "model", "variant", "status"],
             registry=self.registry,
         )
-        self.tokens = Counter("hearth_tokens", "Tokens processed.", ["model", "type"], registry=self.registry)
+        self.tokens = Counter(
+            "hearth_tokens",
+            "Tokens processed: type prompt (in) or completion (out).",
+            ["model", "variant", "type"],
+            registry=self.registry,
+        )
         self.images = Counter("hearth_images", "Images classified.", ["model"], registry=self.registry)
         self.latency = Histogram(
             "hearth_request_duration_seconds",
-            "Request latency.",
-            ["family", "route"],
+            "Request latency, to the end of the response (a stream's last event).",
+            ["family", "route", "model", "variant"],
             buckets=LATENCY_BUCKETS,
             registry=self.registry,
         )
@@ -120,17 +131,18 @@ class Metrics:
             self.shadow_latency.labels(outcome.alias, outcome.shadow_model).observe(outcome.latency_s)
 
     def observe(self, call: Call, status: int, error_kind: str | None = None) -> None:
-        model = call.model if call.resolved and call.model else "-"
-        variant = call.variant or "-"
-        self.requests.labels(call.family, call.route, model, variant, str(status)).inc()
-        self.latency.labels(call.family, call.route).observe(call.latency_ms() / 1000)
+        model = call.model if call.resolved and call.model else UNKNOWN
+        variant = call.variant or UNKNOWN
+        route = bounded_route(call.route)
+        self.requests.labels(call.family, route, model, variant, str(status)).inc()
+        self.latency.labels(call.family, route, model, variant).observe(call.latency_ms() / 1000)
         if status == 429:
             reason = error_kind if error_kind in ("rate_limit_exceeded", "insufficient_quota") else "other"
             self.refusals.labels(call.family, reason).inc()
         if call.prompt_tokens:
-            self.tokens.labels(model, "prompt").inc(call.prompt_tokens)
+            self.tokens.labels(model, variant, "prompt").inc(call.prompt_tokens)
         if call.completion_tokens:
-            self.tokens.labels(model, "completion").inc(call.completion_tokens)
+            self.tokens.labels(model, variant, "completion").inc(call.completion_tokens)
         if call.images:
             self.images.labels(model).inc(call.images)
         if call.ttft_ms is not None:
@@ -138,6 +150,16 @@ class Metrics:
 
     def render(self) -> bytes:
         return bytes(generate_latest(self.registry))
+
+
+def bounded_route(route: str) -> str:
+    """``METHOD /template``, with any method outside the standard ones as ``OTHER``.
+
+    The template is the matched route's (``unmatched`` for no route), but the method is whatever
+    the client sent, and HTTP allows any token there.
+    """
+    method, _, template = route.partition(" ")
+    return route if method in _METHODS else f"OTHER {template}"
 
 
 class _EngineCollector(Collector):

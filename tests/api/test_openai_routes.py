@@ -189,7 +189,7 @@ def test_metrics_count_requests_and_tokens(client: TestClient) -> None:
         in text
     )
     assert 'status="404"' in text
-    assert 'hearth_tokens_total{model="fake-chat",type="completion"} 4.0' in text
+    assert 'hearth_tokens_total{model="fake-chat",type="completion",variant="fake-chat"} 4.0' in text
     assert "hearth_models_ready 3.0" in text
     assert "hearth_time_to_first_token_seconds_bucket" in text
     assert 'hearth_engine_running{model="fake-chat"} 0.0' in text

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import pytest
 
+from tests.deploy.helpers import build_image
+
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "deploy: deployment files and guides (deploy/, docs/deploy/)")
@@ -17,3 +19,9 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if "tests/deploy/" in str(item.fspath):
             item.add_marker(pytest.mark.deploy)
+
+
+@pytest.fixture(scope="session")
+def image() -> str:
+    """localhost/hearth:test, built from deploy/Containerfile once per session (several tests run it)."""
+    return build_image()

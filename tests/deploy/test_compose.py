@@ -50,7 +50,7 @@ def test_referenced_files_exist() -> None:
     assert context == ROOT and (context / build["dockerfile"]).is_file()
     mounts = [v.split(":")[0] for v in services["caddy"]["volumes"] if v.startswith("./")]
     assert mounts == ["./Caddyfile"] and (DEPLOY / "Caddyfile").is_file()
-    assert services["hearth"]["volumes"] == ["hearth-data:/data"]
+    assert services["hearth"]["volumes"] == ["${HEARTH_DATA_MOUNT:-hearth-data:/data}"]
     # The Caddyfile reads the variables compose sets.
     caddyfile = (DEPLOY / "Caddyfile").read_text()
     for variable in services["caddy"]["environment"]:
@@ -64,6 +64,8 @@ def test_ha_env_file() -> None:
     assert "@postgres:5432/hearth" in ha["HEARTH_DATABASE_URL"]
     assert ha["HEARTH_DATABASE_URL"].split(":")[2].split("@")[0] == ha["POSTGRES_PASSWORD"]
     assert ha["HEARTH_REDIS_URL"].startswith("redis://redis:6379")
+    # Replicas never share /data: an anonymous volume each (a bare container path).
+    assert ha["HEARTH_DATA_MOUNT"] == "/data"
     # Every variable compose interpolates or passes through is one Hearth or Caddy knows.
     text = COMPOSE.read_text()
     used = set(re.findall(r"\$\{(\w+)", text)) | set(re.findall(r"^\s+- (HEARTH_\w+)$", text, re.M))
@@ -84,3 +86,4 @@ def test_podman_compose_resolves_the_file(tmp_path: Path) -> None:
     resolved = yaml.safe_load(ha.stdout)
     assert set(resolved["services"]) == {"caddy", "hearth", "postgres", "redis"}
     assert str(resolved["services"]["hearth"]["deploy"]["replicas"]) == "2"
+    assert resolved["services"]["hearth"]["deploy"]["mode"] == "replicated"  # podman-compose needs it

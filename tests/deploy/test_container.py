@@ -12,7 +12,6 @@ import base64
 import contextlib
 import json
 import os
-import shutil
 import time
 import uuid
 from collections.abc import Iterator
@@ -22,87 +21,10 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.deploy.helpers import ARTIFACTS, DEPLOY, ROOT, need_command, run, unavailable
+from tests.deploy.helpers import DEPLOY, PODMAN, ROOT, run
 from tests.live import free_port
 
 pytestmark = pytest.mark.container
-
-BASE_IMAGE = "localhost/debian-python:bookworm"
-IMAGE = "localhost/hearth:test"
-PODMAN = ("podman", "--runtime", "runc")
-WHEEL_SOURCES = (
-    (Path("/opt/wheels"), "torch-2.13.0+cpu-*.whl"),
-    # The Makefile's build: native, without AMX (see the Makefile).
-    (Path.home() / ".cache" / "hearth" / "wheels" / "native-no-amx-noomp", "llama_cpp_python-0.3.36-*.whl"),
-)
-
-
-def stage_wheels() -> list[str]:
-    """Copy the machine's prebuilt wheels into the build context (deploy/wheels/, git-ignored)."""
-    target = DEPLOY / "wheels"
-    staged = []
-    for folder, pattern in WHEEL_SOURCES:
-        for wheel in sorted(folder.glob(pattern)):
-            copy = target / wheel.name
-            same = copy.exists() and copy.stat().st_size == wheel.stat().st_size
-            if not same or copy.stat().st_mtime != wheel.stat().st_mtime:
-                shutil.copy2(wheel, copy)  # same bytes and mtime keep podman's COPY cache valid
-            staged.append(wheel.name)
-    return staged
-
-
-def _step(log: Path, *args: str, timeout: float) -> float:
-    started = time.perf_counter()
-    with log.open("a") as out:
-        out.write(f"\n$ {' '.join(args)}\n")
-        out.flush()
-        result = run(*args, timeout=timeout, cwd=ROOT)
-        out.write(result.stdout + result.stderr)
-    if result.returncode != 0:
-        tail = (result.stdout + result.stderr)[-4000:]
-        pytest.fail(f"{' '.join(args[:3])}… failed ({result.returncode}); log {log}:\n{tail}")
-    return time.perf_counter() - started
-
-
-@pytest.fixture(scope="module")
-def image() -> str:
-    # Installs podman, runc and debootstrap when missing (as root) and configures podman.
-    setup = run("bash", str(DEPLOY / "scripts" / "setup-podman.sh"), timeout=600)
-    if setup.returncode != 0:
-        unavailable(f"podman cannot be set up here:\n{setup.stdout}{setup.stderr}")
-    need_command("podman")
-    ARTIFACTS.mkdir(exist_ok=True)
-    log = ARTIFACTS / "container-build.log"
-    log.write_text("")
-    base_s = _step(log, "bash", str(DEPLOY / "scripts" / "build-base-image.sh"), timeout=900)
-    wheels = stage_wheels()
-    build_s = _step(
-        log,
-        *PODMAN,
-        "build",
-        "--network=host",
-        "--format",
-        "docker",  # keeps HEALTHCHECK (the OCI format drops it)
-        "--layers",
-        "--build-arg",
-        f"BASE_IMAGE={BASE_IMAGE}",
-        "-f",
-        "deploy/Containerfile",
-        "-t",
-        IMAGE,
-        ".",
-        timeout=2400,
-    )
-    text = log.read_text()
-    timings = {
-        "base_image_s": round(base_s, 1),
-        "build_s": round(build_s, 1),
-        "cached_steps": text.count("--> Using cache"),
-        "wheels": wheels,
-    }
-    (ARTIFACTS / "container-build.json").write_text(json.dumps(timings, indent=2))
-    print(f"container build: {timings}")
-    return IMAGE
 
 
 class Container:

@@ -23,7 +23,17 @@ from hearth.cli import app
 from hearth.config import Settings
 from tests.deploy.helpers import DEPLOY, DOCS, ROOT, run
 
-GUIDES = ["cloud-vm.md", "edge.md", "systemd.md", "kubernetes.md", "compose.md", "containers.md", "ha.md"]
+GUIDES = [
+    "cloud-vm.md",
+    "edge.md",
+    "systemd.md",
+    "kubernetes.md",
+    "compose.md",
+    "containers.md",
+    "backups.md",
+    "observability.md",
+    "ha.md",
+]
 CLIENT_VARIABLES = {"HEARTH_BASE_URL", "HEARTH_API_KEY"}
 
 

@@ -10,6 +10,7 @@ small renderer below, which covers exactly what our kustomizations use (resource
 from __future__ import annotations
 
 import copy
+import re
 import shutil
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,7 @@ from typing import Any
 import pytest
 import yaml
 
-from hearth.config import default_models, load_settings
+from hearth.config import Settings, default_models, load_settings
 from tests.deploy.helpers import DEPLOY, run, tool
 
 K8S = DEPLOY / "k8s"
@@ -218,3 +219,71 @@ def test_ha_overlay() -> None:
     assert hpa["spec"]["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment", "name": "hearth"}
     assert 2 <= hpa["spec"]["minReplicas"] < hpa["spec"]["maxReplicas"]
     assert docs["PodDisruptionBudget"]["spec"]["selector"] == deployment["spec"]["selector"]
+
+
+# --- one shutdown design for Kubernetes and compose -----------------------------------------
+
+
+def seconds(value: str | int) -> float:
+    """``45s``, ``1m30s`` or a bare number of seconds (compose durations, Kubernetes ints)."""
+    if isinstance(value, int):
+        return float(value)
+    parts = re.findall(r"(\d+(?:\.\d+)?)(h|m|s|ms)?", value)
+    scale = {"h": 3600, "m": 60, "s": 1, "ms": 0.001, "": 1}
+    return sum(float(n) * scale[u] for n, u in parts)
+
+
+def compose_setting(environment: list[str], name: str) -> float:
+    """A ``NAME=${NAME:-default}`` entry of compose's environment list, at its default."""
+    entry = next(e for e in environment if e.startswith(f"{name}="))
+    match = re.fullmatch(rf"{name}=\$\{{{name}:-([\d.]+)\}}", entry)
+    assert match, entry
+    return float(match.group(1))
+
+
+def test_shutdown_design_is_the_same_in_kubernetes_and_compose() -> None:
+    """PodDisruptionBudget, readiness on /ready, a preStop wait, and a grace period longer than
+    the wait, hearth's own shutdown delay and its drain time-out together, in both files."""
+    docs = by_kind(render(K8S / "overlays" / "ha"))
+    deployment, config = docs["Deployment"], docs["ConfigMap"]["data"]
+    pod = deployment["spec"]["template"]["spec"]
+    container = pod["containers"][0]
+    pre_stop = container["lifecycle"]["preStop"]["exec"]["command"]
+    assert pre_stop[0] == "sleep" and len(pre_stop) == 2
+    wait = float(pre_stop[1])
+    delay, drain = float(config["HEARTH_SHUTDOWN_DELAY_S"]), float(config["HEARTH_DRAIN_TIMEOUT_S"])
+    settings = Settings(shutdown_delay_s=delay, drain_timeout_s=drain)  # values hearth accepts
+    assert wait > 0 and settings.shutdown_delay_s > 0 and settings.drain_timeout_s >= 10
+    assert pod["terminationGracePeriodSeconds"] > wait + delay + drain
+    assert container["readinessProbe"]["httpGet"]["path"] == "/ready"
+    budget = docs["PodDisruptionBudget"]["spec"]
+    assert budget["selector"] == deployment["spec"]["selector"]
+    assert 1 <= budget["minAvailable"] < deployment["spec"]["replicas"]
+    assert deployment["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
+    # The single-replica base shuts down the same way (and has no budget: it would block drains).
+    base = by_kind(render(K8S))
+    assert "PodDisruptionBudget" not in base
+    base_pod = base["Deployment"]["spec"]["template"]["spec"]
+    assert base_pod["terminationGracePeriodSeconds"] == pod["terminationGracePeriodSeconds"]
+    for part in ("lifecycle", "readinessProbe"):
+        assert base_pod["containers"][0][part] == container[part]
+
+    compose = yaml.safe_load((DEPLOY / "compose.yaml").read_text())
+    hearth = compose["services"]["hearth"]
+    environment = hearth["environment"]
+    assert compose_setting(environment, "HEARTH_SHUTDOWN_DELAY_S") == delay
+    assert compose_setting(environment, "HEARTH_DRAIN_TIMEOUT_S") == drain
+    # Compose has no preStop hook: hearth's own delay is the wait there (/ready fails at once).
+    assert seconds(hearth["stop_grace_period"]) > delay + drain
+    assert "/ready" in " ".join(hearth["healthcheck"]["test"])
+    # Compose's stand-in for the budget: one replica at a time, the new one started first.
+    ha_replicas = int(
+        next(
+            line.split("=", 1)[1]
+            for line in (DEPLOY / "ha.env").read_text().splitlines()
+            if line.startswith("HEARTH_REPLICAS=")
+        )
+    )
+    update = hearth["deploy"]["update_config"]
+    assert update["order"] == "start-first" and 1 == update["parallelism"] < ha_replicas
+    assert ha_replicas == deployment["spec"]["replicas"]

