@@ -56,7 +56,10 @@ key: install
 # Debian packages the test suite drives: podman, runc and debootstrap build and run the container
 # image (tests/deploy), caddy fronts a live server. Installed as root when missing (one apt-get
 # update first); quick when everything is there. Others add theirs to the same list.
-SYSTEM_PACKAGES := podman runc debootstrap caddy chromium tmux curl nodejs wrk
+# golang-github-containernetworking-plugin-dnsname: service names resolve on podman's (CNI) networks,
+# which tests/deploy/test_compose_up.py needs; postgresql-client: pg_dump and pg_restore.
+SYSTEM_PACKAGES := podman runc debootstrap caddy chromium tmux curl nodejs wrk \
+  golang-github-containernetworking-plugin-dnsname postgresql-client
 
 system-deps:
 	@missing=""; for p in $(SYSTEM_PACKAGES); do \
