@@ -59,7 +59,12 @@ key: install
 # Debian packages the test suite drives: podman, runc and debootstrap build and run the container
 # image (tests/deploy), caddy fronts a live server. Installed as root when missing (one apt-get
 # update first); quick when everything is there. Others add theirs to the same list.
-SYSTEM_PACKAGES := podman runc debootstrap caddy chromium tmux curl nodejs wrk nginx-light haproxy
+# golang-github-containernetworking-plugin-dnsname: service names resolve on podman's (CNI) networks,
+# which tests/deploy/test_compose_up.py needs; postgresql-client: pg_dump and pg_restore;
+# nginx-light and haproxy: the load balancers of tests/deploy/test_ha.py.
+SYSTEM_PACKAGES := podman runc debootstrap caddy chromium tmux curl nodejs wrk \
+  golang-github-containernetworking-plugin-dnsname postgresql-client \
+  nginx-light haproxy
 
 system-deps:
 	@missing=""; for p in $(SYSTEM_PACKAGES); do \
