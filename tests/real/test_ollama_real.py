@@ -93,7 +93,9 @@ def test_list_show_ps(client: ollama.Client) -> None:
     assert shown.capabilities == ["completion", "tools"]
     assert shown.modelinfo is not None and shown.modelinfo["llama.context_length"] == 8192
     # The model's configured sampling, and Ollama's top_k where it sets none.
-    assert "temperature                    0.2" in (shown.parameters or "")
+    # (SmolLM2's defaults: greedy, with a repeat penalty; see hearth.config.default_models.)
+    assert "temperature                    0.0" in (shown.parameters or "")
+    assert "repeat_penalty                 1.1" in (shown.parameters or "")
     assert "top_k                          40" in (shown.parameters or "")
     gemma = client.show("gemma3")  # an alias
     assert gemma.details is not None and (gemma.details.family, gemma.details.quantization_level) == (
