@@ -51,6 +51,7 @@ from hearth.engines.llama import LlamaEngine
 from hearth.engines.llama import engine as engine_module
 from hearth.engines.llama.grammar import ConstrainedSampler
 from hearth.engines.llama.sampling import Sampler, build_sampler, uint32_seed
+from hearth.inference.types import Message
 
 SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -198,7 +199,7 @@ async def run_round(
     first_token: list[float] = []
 
     async def one(i: int) -> tuple[int, str]:
-        prompt = engine.tokenize(engine.render_chat([{"role": "user", "content": PROMPT}]))
+        prompt = engine.tokenize(engine.render_chat([Message.of("user", PROMPT)]))
         params = SamplingParams(
             max_tokens=args.max_tokens, temperature=args.temperature, seed=1000 * rnd + i,
             logit_bias=dict.fromkeys(eog, -100.0),
