@@ -19,12 +19,13 @@ import logging
 import logging.config
 import re
 import time
-import uuid
 from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any, Literal
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from hearth.api import ids
 
 LogFormat = Literal["text", "json"]
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -139,9 +140,8 @@ class AccessLogMiddleware:
             await self.app(scope, receive, send)
             return
         headers = list(scope.get("headers", []))
-        given = next((v.decode("latin-1") for k, v in headers if k == b"x-request-id"), None)
-        request_id = (given or f"req_{uuid.uuid4().hex}")[:64]
-        if given is None:
+        request_id = ids.request_id(headers)
+        if ids.client_request_id(headers) is None:
             scope = {**scope, "headers": [*headers, (b"x-request-id", request_id.encode())]}
         token = request_id_var.set(request_id)
         started = time.perf_counter()

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import json
 import re
-import uuid
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from hearth.api.families import family_for_path
+from hearth.api.ids import request_id
 from hearth.errors import HearthError, InvalidRequest, PayloadTooLarge
 from hearth.gateway.service import Gateway
 
@@ -109,8 +109,7 @@ async def _send_error(scope: Scope, send: Send, error: HearthError) -> None:
     adapter = family_for_path(scope.get("path", ""))
     payload = json.dumps(adapter.error_body(error)).encode()
     # Refused before a call is opened, but still with a request id, as every response has.
-    request_id = _header(scope, b"x-request-id") or f"req_{uuid.uuid4().hex}"
-    ids = adapter.id_headers(request_id[:64])
+    ids = adapter.id_headers(request_id(scope.get("headers", [])))
     await send(
         {
             "type": "http.response.start",
@@ -143,8 +142,9 @@ class CallMiddleware:
             await self.app(scope, receive, send)
             return
         adapter = family_for_path(path)
-        request_id = _header(scope, b"x-request-id") or f"req_{uuid.uuid4().hex}"
-        call = self.gateway.open_call(request_id[:64], adapter.name, f"{scope['method']} {path}"[:128])
+        call = self.gateway.open_call(
+            request_id(scope.get("headers", [])), adapter.name, f"{scope['method']} {path}"[:128]
+        )
         trusted = self.gateway.settings.trusted_request_id_header
         if trusted:  # the load balancer's id for this client request, the same on a retry
             call.dedupe_key = (_header(scope, trusted.lower().encode()) or "")[:64] or None
