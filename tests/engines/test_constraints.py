@@ -151,6 +151,31 @@ def test_every_accepted_schema_is_enforced(name: str) -> None:
         validator.validate(json.loads(output.decode("utf-8")))  # strict UTF-8, then the schema
 
 
+@pytest.mark.parametrize("tools", [False, True])
+def test_exclusive_bounds_hold_after_parsing_as_doubles(tools: bool) -> None:
+    """``1.50000000000000001`` is above 1.5 as a decimal, but reads as 1.5 in every double-based
+    parser: the grammar must refuse it (seen from gemma at temperature 1)."""
+    from hearth.engines.grammar_walk import byte_tokenizer
+    import llguidance
+
+    schema = {"type": "object", "properties": {"x": {"type": "number", "exclusiveMinimum": 1.5,
+              "exclusiveMaximum": 2.5}}, "required": ["x"], "additionalProperties": False}  # fmt: skip
+    if tools:
+        constraint = constraints.tool_calls([Tool("f", schema)], mode="required")
+        wrap = lambda value: f'<tool_call>\n{{"name": "f", "arguments": {{"x": {value}}}}}\n</tool_call>'  # noqa: E731
+    else:
+        constraint = constraints.json_schema(schema)
+        wrap = lambda value: f'{{"x": {value}}}'  # noqa: E731
+
+    def accepts(value: str) -> bool:
+        matcher = llguidance.LLMatcher(byte_tokenizer(), constraint.grammar, log_level=0)
+        return matcher.consume_tokens(list(wrap(value).encode())) and matcher.is_accepting()
+
+    assert accepts("1.51") and accepts("2") and accepts("2.48")
+    for value in ("1.5", "1.50000000000000001", "2.4999999999999999", "2.5"):
+        assert not accepts(value), value
+
+
 def test_json_object_and_compact_separators() -> None:
     for output in _fuzz(constraints.json_object(), range(20)):
         assert isinstance(json.loads(output), dict)

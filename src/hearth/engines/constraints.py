@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
@@ -89,7 +90,8 @@ def json_schema(schema: object, *, param: str = "response_format") -> Constraint
 @functools.lru_cache(maxsize=256)
 def _schema_constraint(text: str, param: str) -> Constraint:
     checked = check_schema(json.loads(text), param=param)
-    return Constraint(_compile_schema(text, param), "json_schema", checked)
+    grammar_schema = json.dumps(for_doubles(checked), allow_nan=False)
+    return Constraint(_compile_schema(grammar_schema, param), "json_schema", checked)
 
 
 def json_object(*, param: str = "response_format") -> Constraint:
@@ -175,6 +177,36 @@ def _walk(node: object, path: list[str | int], param: str) -> None:
                 _walk(sub, [*path, key, i], param)
         elif key in _SCHEMA_ONE:
             _walk(value, [*path, key], param)
+
+
+def for_doubles(node: Any) -> Any:
+    """The schema whose exclusive number bounds hold once the output is parsed as doubles.
+
+    The grammar compares decimal text exactly, so ``1.50000000000000001`` passes
+    ``exclusiveMinimum: 1.5``, and every JSON parser that reads numbers as doubles (Python's,
+    JavaScript's) then reads 1.5, which fails it. Bounding by the next double instead keeps
+    the parsed value strictly inside (rounding is monotonic), and loses only the decimals
+    between the two doubles. Integer schemas are left alone: their values parse exactly.
+    """
+    if not isinstance(node, dict):
+        return node
+    out: dict[str, Any] = {}
+    integer_only = node.get("type") == "integer"
+    for key, value in node.items():
+        if key in _SCHEMA_MAPS and isinstance(value, dict):
+            out[key] = {name: for_doubles(sub) for name, sub in value.items()}
+        elif key in _SCHEMA_LISTS and isinstance(value, list):
+            out[key] = [for_doubles(sub) for sub in value]
+        elif key in _SCHEMA_ONE:
+            out[key] = for_doubles(value)
+        elif key in _EXCLUSIVE and not integer_only and isinstance(value, int | float):
+            out[key] = math.nextafter(float(value), _EXCLUSIVE[key])
+        else:
+            out[key] = value
+    return out
+
+
+_EXCLUSIVE = {"exclusiveMinimum": math.inf, "exclusiveMaximum": -math.inf}
 
 
 def _pointer(path: Sequence[str | int]) -> str:
@@ -272,7 +304,9 @@ def tool_calls(
             "type": "object",
             "properties": {
                 "name": {"const": tool.name},
-                fmt.arguments_key: check_schema(dict(tool.parameters), param=tool.param or f"{param}[{i}]"),
+                fmt.arguments_key: for_doubles(
+                    check_schema(dict(tool.parameters), param=tool.param or f"{param}[{i}]")
+                ),
             },
             "required": ["name", fmt.arguments_key],
             "additionalProperties": False,
