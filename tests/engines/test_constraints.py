@@ -13,6 +13,7 @@ import re
 from typing import Any
 
 import jsonschema
+import llguidance
 import pytest
 
 from hearth.config import ModelKind, ModelSpec
@@ -20,7 +21,7 @@ from hearth.engines import constraints
 from hearth.engines.base import GenerationDone, SamplingParams, TextDelta
 from hearth.engines.constraints import HERMES, Tool, ToolCallFormat
 from hearth.engines.fake import FakeChatEngine
-from hearth.engines.grammar_walk import walk
+from hearth.engines.grammar_walk import byte_tokenizer, walk
 from hearth.errors import InvalidRequest
 
 FORMATS = jsonschema.FormatChecker()
@@ -155,9 +156,6 @@ def test_every_accepted_schema_is_enforced(name: str) -> None:
 def test_exclusive_bounds_hold_after_parsing_as_doubles(tools: bool) -> None:
     """``1.50000000000000001`` is above 1.5 as a decimal, but reads as 1.5 in every double-based
     parser: the grammar must refuse it (seen from gemma at temperature 1)."""
-    from hearth.engines.grammar_walk import byte_tokenizer
-    import llguidance
-
     schema = {"type": "object", "properties": {"x": {"type": "number", "exclusiveMinimum": 1.5,
               "exclusiveMaximum": 2.5}}, "required": ["x"], "additionalProperties": False}  # fmt: skip
     if tools:
