@@ -27,6 +27,7 @@ from hearth.api.openai.responses import routes as responses_routes
 from hearth.api.openapi import install_openapi
 from hearth.api.routes import admin, admin_models, classify, health, tokenize, usage, web
 from hearth.config import Settings
+from hearth.engines import worker
 from hearth.engines.compute import CPU
 from hearth.engines.registry import ModelRegistry
 from hearth.gateway.auth import AdminSecret
@@ -71,6 +72,7 @@ def build_app(
     """The app; ``on_ready`` hooks run once every model has loaded (or failed) and the database is up."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     CPU.enabled = settings.compute_sharing == "turns"
+    worker.MODE = settings.torch_engines
     registry = registry or ModelRegistry(settings.models, settings.data_dir)
     database = Database(settings.resolved_database_url)
     gateway = Gateway(settings, registry, database)

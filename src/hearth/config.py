@@ -199,6 +199,10 @@ class Settings(BaseSettings):
     # and torch's thread teams never spin against each other; "parallel" lets them overlap, for
     # machines with cores enough for both.
     compute_sharing: Literal["turns", "parallel"] = "turns"
+    # "process": the torch engines' models (embeddings, images) run in one worker process, so
+    # their imports and per-batch Python work never hold the server's GIL (engines/worker);
+    # "inline" runs them in the server's process.
+    torch_engines: Literal["process", "inline"] = "process"
     models: list[ModelSpec] = Field(default_factory=default_models)
     routes: list[RouteConfig] = Field(default_factory=list)
 

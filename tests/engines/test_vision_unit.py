@@ -8,6 +8,7 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from PIL import Image
@@ -61,8 +62,8 @@ def test_same_padding_matches_tensorflow_output_sizes() -> None:
 
 def test_preprocess_shape_and_range() -> None:
     tensor = preprocess(Image.new("L", (640, 480), 255))
-    assert tensor.shape == (3, 224, 224)
-    assert tensor.dtype == torch.float32
+    assert tensor.shape == (224, 224, 3)  # channels last, as the model runs
+    assert tensor.dtype == np.float32
     assert float(tensor.max()) == pytest.approx(128 / 128)
     assert float(preprocess(Image.new("RGB", (10, 30))).min()) == pytest.approx(-127 / 128)
 

@@ -231,7 +231,8 @@ def direct_classifier(spec: ModelSpec, images: int, device: str) -> tuple[float,
     model = EfficientNetLite()
     model.load_state_dict(torch.load(resolve_source(spec.source), map_location="cpu", weights_only=True))
     model = model.eval().to(device)
-    photos = [preprocess(p) for p in sample_images()]
+    # preprocess gives (H, W, C) float32, as the server sends it to the worker; the network takes (C, H, W).
+    photos = [torch.from_numpy(preprocess(p)).permute(2, 0, 1).contiguous() for p in sample_images()]
 
     def sync() -> None:
         if device == "cuda":

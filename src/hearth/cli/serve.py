@@ -19,7 +19,6 @@ from hearth import logs
 from hearth.cli.banner import LoadedModel, degraded_notes, print_banner, render
 from hearth.cli.common import ConfigOpt, settings_or_exit
 from hearth.config import Settings
-from hearth.gateway.auth import ADMIN_KEY_FILE
 from hearth.guide import is_loopback
 
 if TYPE_CHECKING:
@@ -31,6 +30,8 @@ log = logging.getLogger("hearth.serve")
 
 def announce(settings: Settings, app: FastAPI) -> None:
     """Print the start-up banner (once the server is ready)."""
+    from hearth.gateway.auth import ADMIN_KEY_FILE  # here: sqlalchemy stays off serve's first second
+
     gateway = app.state.gateway
     models = [
         LoadedModel(s.spec.id, s.spec.kind, tuple(s.spec.aliases), s.error if s.state == "failed" else None)
@@ -67,11 +68,7 @@ def serve(
     ] = False,
 ) -> None:
     """Serve the configured models over HTTP."""
-    import uvicorn
-
-    from hearth.app import build_app
-    from hearth.cli.draining import DrainingServer
-    from hearth.store.backup import hold_serving_lock
+    from hearth.engines.registry import prestart_worker
 
     if no_auth and not is_loopback(host):
         console.print(f"[red]--no-auth refuses to bind to {host}: without keys, bind to 127.0.0.1 only[/red]")
@@ -79,6 +76,15 @@ def serve(
     settings = settings_or_exit(
         config, host=host, port=port, no_auth=no_auth or None, log_level=log_level, log_format=log_format
     )
+    # First, so that the torch models' imports (seconds) overlap the server's own imports and loads.
+    prestart_worker(settings.models, settings.torch_engines)
+
+    import uvicorn
+
+    from hearth.app import build_app
+    from hearth.cli.draining import DrainingServer
+    from hearth.store.backup import hold_serving_lock
+
     json_logs = settings.log_format == "json"
     log_config = logs.configure(settings.log_level, settings.log_format, (settings.admin_key or "",))
     # JSON logs keep stdout machine-readable: a ready line instead of the banner.

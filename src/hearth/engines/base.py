@@ -104,6 +104,9 @@ class Engine(abc.ABC):
     """A loaded model. ``load`` is blocking and runs once at startup, in a worker thread."""
 
     kind: ClassVar[ModelKind]
+    # The model class this engine runs in the torch worker process ("module:Class"), if any:
+    # its ``prepare()`` imports what the model needs, so ``hearth serve`` starts that at once.
+    worker_model: ClassVar[str | None] = None
 
     def __init__(self, spec: ModelSpec, data_dir: Any) -> None:
         self.spec = spec
@@ -111,6 +114,10 @@ class Engine(abc.ABC):
 
     @abc.abstractmethod
     def load(self) -> None: ...
+
+    def failure(self) -> str | None:
+        """Why a loaded engine can't serve now (e.g. its worker process died), or None."""
+        return None
 
     @classmethod
     def weight_files(cls, spec: ModelSpec, data_dir: Path) -> list[Path]:

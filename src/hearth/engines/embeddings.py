@@ -1,4 +1,8 @@
-"""sentence-transformers embeddings, dynamically batched across concurrent requests."""
+"""sentence-transformers embeddings, dynamically batched across concurrent requests.
+
+The engine (batching, length checks) runs in the server; the model runs where ``ModelHost``
+puts it, the model worker process by default.
+"""
 
 from __future__ import annotations
 
@@ -15,13 +19,70 @@ from hearth.engines.batching import MicroBatcher
 from hearth.engines.import_shims import deferred_sklearn_metrics
 from hearth.engines.sources import import_model_package, local_path, pypi_package
 from hearth.engines.weights import weights_in
-from hearth.errors import ContextLengthExceeded
+from hearth.engines.worker import ModelHost
+from hearth.errors import ContextLengthExceeded, NotReady
 
 _Item = tuple[np.ndarray, int]
 
 
+class SentenceTransformerModel:
+    """The model itself, where it runs (the worker process by default, see engines.worker)."""
+
+    @staticmethod
+    def prepare() -> None:
+        """Import torch, transformers and sentence-transformers (5 s of CPU here): the start-up's longest step."""
+        # Never reach for the Hub: models come from packages or local directories only.
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+        import transformers
+
+        with deferred_sklearn_metrics():
+            import sentence_transformers  # noqa: F401
+
+        transformers.utils.logging.disable_progress_bar()  # type: ignore[no-untyped-call]
+
+    def __init__(self, path: str, threads: int | None) -> None:
+        self.prepare()
+        import torch
+        from sentence_transformers import SentenceTransformer
+
+        if threads:
+            torch.set_num_threads(threads)
+        self._model: Any = SentenceTransformer(path, device="cpu", local_files_only=True)
+        self._max_tokens = int(self._model.max_seq_length or 512)
+
+    def describe(self) -> dict[str, Any]:
+        getter = getattr(self._model, "get_embedding_dimension", None)
+        getter = getter or self._model.get_sentence_embedding_dimension  # older sentence-transformers
+        return {
+            "max_tokens": self._max_tokens,
+            "dimensions": int(getter()),
+            "parameters": int(sum(p.numel() for p in self._model.parameters())),
+        }
+
+    def count_tokens(self, texts: list[str]) -> list[int]:
+        encoded = self._model.tokenizer(texts, add_special_tokens=True, truncation=False)["input_ids"]
+        return [len(ids) for ids in encoded]
+
+    def encode(self, texts: list[str]) -> list[_Item]:
+        """Unit vectors, and the tokens each read (texts past max_seq_length were truncated)."""
+        import torch
+
+        counts = self.count_tokens(texts)
+        with torch.inference_mode():
+            vectors = self._model.encode(
+                texts, batch_size=len(texts), convert_to_numpy=True, normalize_embeddings=True
+            )
+        counts = [min(n, self._max_tokens) for n in counts]
+        return [(np.asarray(v, dtype=np.float32), n) for v, n in zip(vectors, counts, strict=True)]
+
+
+_MODEL = f"{__name__}:SentenceTransformerModel"
+
+
 class SentenceTransformerEngine(EmbeddingEngine):
-    _model: Any = None
+    worker_model = _MODEL
+    _host: ModelHost | None = None
     _batcher: MicroBatcher[str, _Item] | None = None
 
     @staticmethod
@@ -36,22 +97,9 @@ class SentenceTransformerEngine(EmbeddingEngine):
         return weights_in(cls.model_dir(spec))
 
     def load(self) -> None:
-        # Never reach for the Hub: models come from packages or local directories only.
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
-        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-        import torch
-        import transformers
-
-        with deferred_sklearn_metrics():
-            from sentence_transformers import SentenceTransformer
-
-        transformers.utils.logging.disable_progress_bar()  # type: ignore[no-untyped-call]
-
-        if self.spec.threads:
-            torch.set_num_threads(self.spec.threads)
         self._path = self.model_dir(self.spec)
-        self._model = SentenceTransformer(str(self._path), device="cpu", local_files_only=True)
-        self._max_tokens = int(self._model.max_seq_length)
+        self._host = ModelHost(self.spec.id, _MODEL, str(self._path), self.spec.threads)
+        self._max_tokens = int(self._host.describe["max_tokens"])
         self._batcher = MicroBatcher(
             self._encode_batch,
             name=self.spec.id,
@@ -62,28 +110,24 @@ class SentenceTransformerEngine(EmbeddingEngine):
 
     @property
     def dimensions(self) -> int:
-        getter = getattr(self._model, "get_embedding_dimension", None)
-        getter = getter or self._model.get_sentence_embedding_dimension  # older sentence-transformers
-        return int(getter())
+        return int(self._loaded().describe["dimensions"])
+
+    def _loaded(self) -> ModelHost:
+        if self._host is None:
+            raise NotReady(f"model {self.spec.id} is not loaded")
+        return self._host
 
     def count_tokens(self, texts: list[str]) -> list[int]:
-        encoded = self._model.tokenizer(texts, add_special_tokens=True, truncation=False)["input_ids"]
-        return [len(ids) for ids in encoded]
+        counts: list[int] = self._loaded().call("count_tokens", texts)
+        return counts
 
     def _encode_batch(self, texts: list[str]) -> list[_Item]:
-        import torch
-
-        counts = self.count_tokens(texts)
-        with torch.inference_mode():
-            vectors = self._model.encode(
-                texts, batch_size=len(texts), convert_to_numpy=True, normalize_embeddings=True
-            )
-        # Texts past max_seq_length were truncated (only allowed when asked): count what was read.
-        counts = [min(n, self._max_tokens) for n in counts]
-        return [(np.asarray(v, dtype=np.float32), n) for v, n in zip(vectors, counts, strict=True)]
+        items: list[_Item] = self._loaded().call("encode", texts)
+        return items
 
     async def embed(self, texts: list[str], *, truncate: bool = False) -> Embeddings:
-        assert self._batcher is not None, "engine not loaded"
+        if self._batcher is None:
+            raise NotReady(f"model {self.spec.id} is not loaded")
         # A WordPiece token covers at least one character, so only long texts can overflow;
         # count those off the loop before spending a forward pass on them. sentence-transformers
         # truncates to max_seq_length itself, so with ``truncate`` there is nothing to check.
@@ -103,7 +147,7 @@ class SentenceTransformerEngine(EmbeddingEngine):
         return Embeddings(np.stack([v for v, _ in results]), [n for _, n in results])
 
     def info(self) -> ModelInfo:
-        params = sum(p.numel() for p in self._model.parameters())
+        params = self._loaded().describe["parameters"]
         size = sum(f.stat().st_size for f in self._path.rglob("*") if f.is_file())
         return ModelInfo(
             id=self.spec.id,
@@ -119,6 +163,13 @@ class SentenceTransformerEngine(EmbeddingEngine):
     def activity(self) -> EngineActivity:
         return self._batcher.activity() if self._batcher is not None else EngineActivity()
 
+    def failure(self) -> str | None:
+        return self._host.failure if self._host is not None else None
+
     def close(self) -> None:
         if self._batcher is not None:
             self._batcher.close()
+            self._batcher = None
+        if self._host is not None:
+            self._host.close()
+            self._host = None

