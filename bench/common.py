@@ -96,8 +96,9 @@ def start_default_hearth(
     URL and the key's secret.
     """
     data_dir = work / "data"
+    settings = env or {}
     env = {k: v for k, v in os.environ.items() if not k.startswith("HEARTH_")}
-    env.update({"HEARTH_DATA_DIR": str(data_dir), "HF_HUB_OFFLINE": "1"})
+    env.update({"HEARTH_DATA_DIR": str(data_dir), "HF_HUB_OFFLINE": "1", **settings})
     made = subprocess.run(
         [sys.executable, "-m", "hearth.cli", "keys", "create", BENCH_KEY],
         env=env,
@@ -149,21 +150,30 @@ def run_load(
     return result
 
 
+def descendants(pid: int) -> list[int]:
+    """``pid`` and every process below it (the server's model worker, its children)."""
+    found, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        found.append(current)
+        # Each thread lists the children it started (the worker is started by a loader thread).
+        for task in Path(f"/proc/{current}/task").glob("*"):
+            try:
+                todo += [int(c) for c in (task / "children").read_text().split()]
+            except OSError:
+                continue
+    return found
+
+
 def rss_mb(pid: int) -> float:
-    """Resident memory of a process and its children, in MiB."""
+    """Resident memory of a process and all its descendants, in MiB."""
     total = 0
-    pids = [pid]
-    try:
-        children = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout.split()
-        pids += [int(c) for c in children]
-    except FileNotFoundError:
-        pass
-    for p in pids:
+    for p in descendants(pid):
         try:
             for line in Path(f"/proc/{p}/status").read_text().splitlines():
                 if line.startswith("VmRSS:"):
                     total += int(line.split()[1])
-        except FileNotFoundError:
+        except OSError:
             continue
     return total / 1024
 
