@@ -71,7 +71,7 @@ def build_app(
 ) -> FastAPI:
     """The app; ``on_ready`` hooks run once every model has loaded (or failed) and the database is up."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    CPU.enabled = settings.compute_sharing == "turns"
+    CPU.enabled = settings.takes_cpu_turns
     worker.MODE = settings.torch_engines
     registry = registry or ModelRegistry(settings.models, settings.data_dir)
     database = Database(settings.resolved_database_url)

@@ -196,13 +196,20 @@ class Settings(BaseSettings):
     # not refreshed for 10 of these has lost its server and is marked failed by any replica.
     responses_heartbeat_s: float = Field(default=2.0, gt=0, le=300)
     # "turns": engines' forward passes take turns on the CPU (engines/compute.py), so llama.cpp's
-    # and torch's thread teams never spin against each other; "parallel" lets them overlap, for
-    # machines with cores enough for both.
-    compute_sharing: Literal["turns", "parallel"] = "turns"
+    # and torch's thread teams never spin against each other; "parallel" lets them overlap.
+    # "auto" takes turns only when torch runs in the server's process: with torch in its worker
+    # process, overlapping measured better under a mixed load (docs/benchmarks.md).
+    compute_sharing: Literal["auto", "turns", "parallel"] = "auto"
     # "process": the torch engines' models (embeddings, images) run in one worker process, so
     # their imports and per-batch Python work never hold the server's GIL (engines/worker);
     # "inline" runs them in the server's process.
     torch_engines: Literal["process", "inline"] = "process"
+
+    @property
+    def takes_cpu_turns(self) -> bool:
+        if self.compute_sharing == "auto":
+            return self.torch_engines == "inline"
+        return self.compute_sharing == "turns"
     models: list[ModelSpec] = Field(default_factory=default_models)
     routes: list[RouteConfig] = Field(default_factory=list)
 
