@@ -210,6 +210,7 @@ class Settings(BaseSettings):
         if self.compute_sharing == "auto":
             return self.torch_engines == "inline"
         return self.compute_sharing == "turns"
+
     models: list[ModelSpec] = Field(default_factory=default_models)
     routes: list[RouteConfig] = Field(default_factory=list)
 
