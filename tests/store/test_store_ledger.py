@@ -116,7 +116,9 @@ def test_record_is_cheap_and_close_drains(writer_engine: Engine, sessions: sessi
     for i in range(5000):
         writer.record(_event(i))
     per_call_us = (time.perf_counter() - start) / 5000 * 1e6
-    assert per_call_us < 200  # no I/O on the request path (typically ~1 us)
+    # No I/O on the request path: typically ~1 us a call, and a commit per row would be ~1 ms or more.
+    # The bound is loose because the writer thread's inserts share the GIL (216 us was seen in CI).
+    assert per_call_us < 1000
     assert writer.close(timeout=30)
     assert _count(sessions) == 5000 and writer.written == 5000
     assert not writer.record(_event(0))  # closed
