@@ -66,6 +66,7 @@ class ModelWorker:
         self._pending: dict[int, Future[Any]] = {}
         self._ids = itertools.count()
         self.models: set[str] = set()
+        self.prepared: set[str] = set()  # factories whose imports it was asked to start
         self.on_death: list[Callable[[], None]] = []  # run once if it dies, not when closed
         self.dead: str | None = None
         self.pid = self._proc.pid
@@ -147,33 +148,37 @@ _shared: ModelWorker | None = None
 _shared_lock = threading.Lock()
 
 
-def _worker_for(key: str) -> ModelWorker:
-    """The live shared worker, started if there is none; ``key`` is counted as one of its models."""
+def _live_worker() -> ModelWorker:
+    """The shared worker, started if there is none or it died; call with ``_shared_lock`` held."""
     global _shared
+    if _shared is None or _shared.dead is not None:
+        _shared = ModelWorker()
+        log.info("model worker process started (pid %d)", _shared.pid)
+    return _shared
+
+
+def _worker_for(key: str) -> ModelWorker:
+    """The live shared worker; ``key`` is counted as one of its models."""
     with _shared_lock:
-        if _shared is None or _shared.dead is not None:
-            _shared = ModelWorker()
-            log.info("model worker process started (pid %d)", _shared.pid)
-        _shared.models.add(key)
-        return _shared
+        worker = _live_worker()
+        worker.models.add(key)
+        return worker
 
 
-def prestart(factories: list[str]) -> None:
-    """Start the shared worker now and have it import what these models need (their ``prepare()``).
+def prestart(factory: str) -> None:
+    """Start the shared worker now and have it import what ``factory``'s model needs (its ``prepare()``).
 
     ``hearth serve`` calls this before it imports its own app, so that torch's imports (the
     longest step of a start) run beside the server's instead of after them. The models load
     later, as the registry asks; an import that fails here fails again, with its reason, there.
     """
-    global _shared
-    if MODE != "process" or not factories:
+    if MODE != "process":
         return
     with _shared_lock:
-        if _shared is None or _shared.dead is not None:
-            _shared = ModelWorker()
-            log.info("model worker process started (pid %d)", _shared.pid)
-        for factory in factories:
-            _shared.prepare(factory)
+        worker = _live_worker()
+        if factory not in worker.prepared:
+            worker.prepared.add(factory)
+            worker.prepare(factory)
 
 
 def _release(worker: ModelWorker, key: str) -> None:
