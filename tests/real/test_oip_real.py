@@ -24,7 +24,7 @@ def test_metadata_of_the_real_models(client: triton.InferenceServerClient) -> No
     assert client.is_server_ready() and client.is_model_ready("all-minilm-l6-v2")
     meta = client.get_model_metadata("all-minilm-l6-v2")
     assert meta["outputs"] == [{"name": "embedding", "datatype": "FP32", "shape": [-1, 384]}]
-    assert meta["platform"] == "sentence-transformers"
+    assert meta["platform"] == "llama.cpp"
 
 
 def test_similar_sentences_have_closer_embeddings(client: triton.InferenceServerClient) -> None:

@@ -263,9 +263,9 @@ def gpu_rows(spec: ModelSpec, settings: Settings, support: GpuSupport, sizes: di
         gpu = direct_llama(spec, settings.data_dir, sizes["tokens"], -1)
         rows.append(Row(spec.id, "decode, 1 stream (llama.cpp)", "tokens/s", cpu, gpu, note))
     elif spec.kind == ModelKind.EMBEDDING and spec.backend == "sentence-transformers" and support.torch_cuda:
-        from hearth.engines.embeddings import SentenceTransformerEngine
+        from hearth.engines.embeddings import sentence_transformers_dir
 
-        path = SentenceTransformerEngine.model_dir(spec)
+        path = sentence_transformers_dir(spec)
         cpu_b, cpu_s = direct_embeddings(path, sizes["texts"], "cpu")
         gpu_b, gpu_s = direct_embeddings(path, sizes["texts"], "cuda")
         rows.append(Row(spec.id, f"embeddings, batch of {sizes['texts']}", "texts/s", cpu_b, gpu_b, note))

@@ -80,26 +80,24 @@ class SentenceTransformerModel:
 _MODEL = f"{__name__}:SentenceTransformerModel"
 
 
-class SentenceTransformerEngine(EmbeddingEngine):
-    worker_model = _MODEL
-    _host: ModelHost | None = None
+class BatchedEmbeddingEngine(EmbeddingEngine):
+    """What every embedding engine shares: the length check and dynamic batching of texts.
+
+    Subclasses load their model, set ``_max_tokens``, call ``_start_batching`` and give
+    ``count_tokens`` and ``_encode_batch`` (texts in, unit vectors and tokens read out, truncating
+    past ``_max_tokens``), which run off the event loop.
+    """
+
     _batcher: MicroBatcher[str, _Item] | None = None
+    _max_tokens: int = 0
 
-    @staticmethod
-    def model_dir(spec: ModelSpec) -> Path:
-        if pypi_package(spec.source):
-            package: Any = import_model_package(spec.source)
-            return Path(package.get_model_path())
-        return local_path(spec.source, want_dir=True)
+    def count_tokens(self, texts: list[str]) -> list[int]:
+        raise NotImplementedError
 
-    @classmethod
-    def weight_files(cls, spec: ModelSpec, data_dir: Path) -> list[Path]:
-        return weights_in(cls.model_dir(spec))
+    def _encode_batch(self, texts: list[str]) -> list[_Item]:
+        raise NotImplementedError
 
-    def load(self) -> None:
-        self._path = self.model_dir(self.spec)
-        self._host = ModelHost(self.spec.id, _MODEL, str(self._path), self.spec.threads)
-        self._max_tokens = int(self._host.describe["max_tokens"])
+    def _start_batching(self) -> None:
         self._batcher = MicroBatcher(
             self._encode_batch,
             name=self.spec.id,
@@ -107,6 +105,58 @@ class SentenceTransformerEngine(EmbeddingEngine):
             window_s=self.spec.batch_window_ms / 1000,
             max_queue=self.spec.max_queue * self.spec.batch_size,
         )
+
+    async def embed(self, texts: list[str], *, truncate: bool = False) -> Embeddings:
+        if self._batcher is None:
+            raise NotReady(f"model {self.spec.id} is not loaded")
+        # A WordPiece token covers at least one character, so only long texts can overflow;
+        # count those off the loop before spending a forward pass on them. The encoders truncate
+        # to _max_tokens themselves, so with ``truncate`` there is nothing to check.
+        long_texts = [(i, t) for i, t in enumerate(texts) if len(t) + 2 > self._max_tokens]
+        if long_texts and not truncate:
+            counts = await asyncio.to_thread(self.count_tokens, [t for _, t in long_texts])
+            for (index, _), n in zip(long_texts, counts, strict=True):
+                if n > self._max_tokens:
+                    raise ContextLengthExceeded(
+                        f"input[{index}] has {n} tokens; this model's maximum is {self._max_tokens}",
+                        param="input",
+                    )
+        if len(texts) == 1:  # the common case: no gather, which would wrap it in a task
+            results = [await self._batcher.submit(texts[0])]
+        else:
+            results = await asyncio.gather(*(self._batcher.submit(t) for t in texts))
+        return Embeddings(np.stack([v for v, _ in results]), [n for _, n in results])
+
+    def activity(self) -> EngineActivity:
+        return self._batcher.activity() if self._batcher is not None else EngineActivity()
+
+    def close(self) -> None:
+        if self._batcher is not None:
+            self._batcher.close()
+            self._batcher = None
+
+
+def sentence_transformers_dir(spec: ModelSpec) -> Path:
+    """The sentence-transformers directory a spec names: a model package's, or a local one."""
+    if pypi_package(spec.source):
+        package: Any = import_model_package(spec.source)
+        return Path(package.get_model_path())
+    return local_path(spec.source, want_dir=True)
+
+
+class SentenceTransformerEngine(BatchedEmbeddingEngine):
+    worker_model = _MODEL
+    _host: ModelHost | None = None
+
+    @classmethod
+    def weight_files(cls, spec: ModelSpec, data_dir: Path) -> list[Path]:
+        return weights_in(sentence_transformers_dir(spec))
+
+    def load(self) -> None:
+        self._path = sentence_transformers_dir(self.spec)
+        self._host = ModelHost(self.spec.id, _MODEL, str(self._path), self.spec.threads)
+        self._max_tokens = int(self._host.describe["max_tokens"])
+        self._start_batching()
 
     @property
     def dimensions(self) -> int:
@@ -125,27 +175,6 @@ class SentenceTransformerEngine(EmbeddingEngine):
         items: list[_Item] = self._loaded().call("encode", texts)
         return items
 
-    async def embed(self, texts: list[str], *, truncate: bool = False) -> Embeddings:
-        if self._batcher is None:
-            raise NotReady(f"model {self.spec.id} is not loaded")
-        # A WordPiece token covers at least one character, so only long texts can overflow;
-        # count those off the loop before spending a forward pass on them. sentence-transformers
-        # truncates to max_seq_length itself, so with ``truncate`` there is nothing to check.
-        long_texts = [(i, t) for i, t in enumerate(texts) if len(t) + 2 > self._max_tokens]
-        if long_texts and not truncate:
-            counts = await asyncio.to_thread(self.count_tokens, [t for _, t in long_texts])
-            for (index, _), n in zip(long_texts, counts, strict=True):
-                if n > self._max_tokens:
-                    raise ContextLengthExceeded(
-                        f"input[{index}] has {n} tokens; this model's maximum is {self._max_tokens}",
-                        param="input",
-                    )
-        if len(texts) == 1:  # the common case: no gather, which would wrap it in a task
-            results = [await self._batcher.submit(texts[0])]
-        else:
-            results = await asyncio.gather(*(self._batcher.submit(t) for t in texts))
-        return Embeddings(np.stack([v for v, _ in results]), [n for _, n in results])
-
     def info(self) -> ModelInfo:
         params = self._loaded().describe["parameters"]
         size = sum(f.stat().st_size for f in self._path.rglob("*") if f.is_file())
@@ -160,16 +189,11 @@ class SentenceTransformerEngine(EmbeddingEngine):
             extra={"dimensions": self.dimensions, "max_batch": self.spec.batch_size},
         )
 
-    def activity(self) -> EngineActivity:
-        return self._batcher.activity() if self._batcher is not None else EngineActivity()
-
     def failure(self) -> str | None:
         return self._host.failure if self._host is not None else None
 
     def close(self) -> None:
-        if self._batcher is not None:
-            self._batcher.close()
-            self._batcher = None
+        super().close()
         if self._host is not None:
             self._host.close()
             self._host = None

@@ -32,6 +32,7 @@ log = logging.getLogger("hearth.engines")
 
 _BACKENDS: dict[tuple[str, ModelKind], str] = {
     ("llama.cpp", ModelKind.CHAT): "hearth.engines.llama:LlamaEngine",
+    ("llama.cpp", ModelKind.EMBEDDING): "hearth.engines.llama.embedding:LlamaEmbeddingEngine",
     ("sentence-transformers", ModelKind.EMBEDDING): "hearth.engines.embeddings:SentenceTransformerEngine",
     ("efficientnet", ModelKind.IMAGE_CLASSIFICATION): "hearth.engines.vision:EfficientNetEngine",
     ("fake", ModelKind.CHAT): "hearth.engines.fake:FakeChatEngine",
@@ -55,9 +56,9 @@ def engine_class(spec: ModelSpec) -> type[Engine]:
 def prestart_worker(specs: list[ModelSpec], mode: worker.Mode) -> None:
     """Start the torch worker process, and its imports, for the models that will run in it."""
     worker.MODE = mode
-    # Chat engines (llama.cpp) never run in the worker, and importing theirs takes 0.3 s: look
-    # at the others first, and start the worker on the first model found, not after the loop.
-    for spec in sorted(specs, key=lambda s: s.kind == ModelKind.CHAT):
+    # llama.cpp engines never run in the worker, and importing theirs takes 0.3 s: look at the
+    # others first, and start the worker on the first model found, not after the loop.
+    for spec in sorted(specs, key=lambda s: s.backend == "llama.cpp"):
         try:
             model = engine_class(spec).worker_model
         except (ValueError, ImportError):

@@ -1,7 +1,8 @@
 """Torch models in a child process of their own, as vLLM runs its engine core apart from its API server.
 
-The embedding and image models run on torch, whose imports (torch, transformers,
-sentence-transformers: about 5 s of CPU on a small machine) and whose Python-side work per batch
+The image model, and embedding models served by sentence-transformers, run on torch, whose
+imports (torch alone ~1.8 s of CPU on a small machine; with transformers and
+sentence-transformers ~6 s) and whose Python-side work per batch
 hold the GIL. In the server's process they stall the event loop and llama.cpp's scheduler: at
 start-up the imports serialise with everything else, and under a mixed load every embedding batch
 takes the GIL from the decode loop. One worker process holds every torch model instead; the
