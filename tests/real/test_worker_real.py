@@ -14,7 +14,13 @@ import openai
 from hearth.config import default_models
 from tests.live import LiveServer
 
-MINILM = [s.model_dump(mode="json") for s in default_models() if s.id == "all-minilm-l6-v2"]
+# MiniLM on sentence-transformers (the default serves it on llama.cpp): torch and transformers in
+# the worker, the heaviest thing it holds.
+MINILM = [
+    {**s.model_dump(mode="json"), "backend": "sentence-transformers"}
+    for s in default_models()
+    if s.id == "all-minilm-l6-v2"
+]
 
 
 def worker_pids(server_pid: int) -> list[int]:
