@@ -26,7 +26,7 @@ from hearth.engines.base import ModelInfo
 from hearth.engines.embeddings import BatchedEmbeddingEngine, sentence_transformers_dir
 from hearth.engines.llama import native
 from hearth.engines.llama.bert_gguf import SentenceBertLayout, converted_gguf
-from hearth.engines.llama.threadpool import ThreadPool
+from hearth.engines.llama.threadpool import PoolLease, no_turn
 from hearth.engines.weights import weights_in
 from hearth.errors import EngineFailure, NotReady
 
@@ -40,7 +40,7 @@ _Item = tuple[np.ndarray, int]
 class LlamaEmbeddingEngine(BatchedEmbeddingEngine):
     _model: Any = None
     _ctx: Any = None
-    _pool: ThreadPool | None = None
+    _pool: PoolLease | None = None
     _batch: Any = None
 
     def __init__(self, spec: ModelSpec, data_dir: Any) -> None:
@@ -87,10 +87,9 @@ class LlamaEmbeddingEngine(BatchedEmbeddingEngine):
             if not self._ctx:
                 raise EngineFailure(f"llama.cpp could not create a context: {' '.join(lines[-3:])}")
         if not native.openmp_compiled():
-            # Idle workers sleep at once (poll 0): embedding batches come in bursts, and a pool
-            # spinning between them would take the cores the chat models decode on.
-            poll = self.spec.options.get("ggml_poll", 0)
-            self._pool = ThreadPool(threads, int(poll))
+            # The pool the chat models decode on, taking turns with them (see threadpool.py).
+            poll = self.spec.options.get("ggml_poll")
+            self._pool = PoolLease(threads, None if poll is None else int(poll))
             self._pool.attach(self._ctx)
         self._dimensions = int(llama_cpp.llama_model_n_embd(self._model))
         self._batch = llama_cpp.llama_batch_init(self._n_tokens, 0, self._n_seq)
@@ -146,7 +145,9 @@ class LlamaEmbeddingEngine(BatchedEmbeddingEngine):
                 batch.logits[n] = True  # every token feeds the pooled vector
                 n += 1
         batch.n_tokens = n
-        if llama_cpp.llama_encode(self._ctx, batch) != 0:
+        with self._pool.turn() if self._pool is not None else no_turn():
+            failed = llama_cpp.llama_encode(self._ctx, batch) != 0
+        if failed:
             raise EngineFailure(f"llama.cpp failed to encode a batch of {len(sequences)} texts")
         width = self._dimensions
         for seq in range(len(sequences)):
@@ -188,7 +189,7 @@ class LlamaEmbeddingEngine(BatchedEmbeddingEngine):
             llama_cpp.llama_free(self._ctx)
             self._ctx = None
         if self._pool is not None:  # after the context that used it
-            self._pool.free()
+            self._pool.release()
             self._pool = None
         if self._model:
             llama_cpp.llama_model_free(self._model)

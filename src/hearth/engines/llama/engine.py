@@ -43,7 +43,7 @@ from hearth.engines.llama.model_file import gguf_files, resolve_gguf
 from hearth.engines.llama.sampling import Sampler, build_sampler
 from hearth.engines.llama.scheduler import Scheduler
 from hearth.engines.llama.sequence import Runtime, Sequence
-from hearth.engines.llama.threadpool import ThreadPool
+from hearth.engines.llama.threadpool import PoolLease, no_turn
 from hearth.errors import EngineFailure, NotReady
 from hearth.inference.types import Message, Tool
 
@@ -60,7 +60,7 @@ class LlamaEngine(ChatEngine):
     _model: Any = None
     _ctx: Any = None
     _scheduler: Scheduler | None = None
-    _pool: ThreadPool | None = None
+    _pool: PoolLease | None = None
 
     # ---- loading ---------------------------------------------------------------------------
 
@@ -162,7 +162,7 @@ class LlamaEngine(ChatEngine):
         if not native.openmp_compiled():
             # Without one, ggml starts and joins new threads on every decode (see threadpool.py).
             poll = self.spec.options.get("ggml_poll")
-            self._pool = ThreadPool(self._threads, None if poll is None else int(poll))
+            self._pool = PoolLease(self._threads, None if poll is None else int(poll))
             self._pool.attach(self._ctx)
         elif self._threads > 1:
             log.warning(
@@ -188,6 +188,7 @@ class LlamaEngine(ChatEngine):
             n_ctx_total=self._n_ctx_total,
             unified=self._unified,
             n_swa=int(llama_cpp.llama_model_n_swa(self._model)),
+            turn=self._pool.turn if self._pool is not None else no_turn,
         )
         self._grammars = Grammars(self._vocab, self._n_vocab)
         self._scheduler = Scheduler(runtime, PieceTable(self._vocab), warm_up=self._warm_up)
@@ -216,7 +217,9 @@ class LlamaEngine(ChatEngine):
         token = self._bos if self._bos >= 0 else 0
         arr = (llama_cpp.llama_token * 1)(token)
         batch = llama_cpp.llama_batch_get_one(arr, 1)
-        if llama_cpp.llama_decode(self._ctx, batch) != 0:
+        with self._pool.turn() if self._pool is not None else no_turn():
+            failed = llama_cpp.llama_decode(self._ctx, batch) != 0
+        if failed:
             raise EngineFailure("llama.cpp failed the warm-up decode")
         llama_cpp.llama_memory_clear(llama_cpp.llama_get_memory(self._ctx), True)
 
@@ -228,7 +231,7 @@ class LlamaEngine(ChatEngine):
             llama_cpp.llama_free(self._ctx)
             self._ctx = None
         if self._pool is not None:  # after the context that used it
-            self._pool.free()
+            self._pool.release()
             self._pool = None
         if self._model:
             llama_cpp.llama_model_free(self._model)

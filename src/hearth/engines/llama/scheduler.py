@@ -181,7 +181,7 @@ class Scheduler:
             return
         n_tokens = sum(take for _, take in plan)
         self._batch.batch.n_tokens = n_tokens
-        with CPU.turn():
+        with CPU.turn(), self.rt.turn():
             rc = llama_cpp.llama_decode(self.rt.ctx, self._batch.batch)
         self.steps += 1
         self.batched_tokens += n_tokens

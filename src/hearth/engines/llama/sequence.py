@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import ctypes
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,6 +19,7 @@ from hearth.engines.base import SamplingParams
 from hearth.engines.llama.detokenize import IncrementalDetokenizer
 from hearth.engines.llama.sampling import Sampler
 from hearth.engines.llama.stops import StopFilter
+from hearth.engines.llama.threadpool import no_turn
 from hearth.inference.events import GenerationEvent
 
 Event = GenerationEvent | BaseException
@@ -37,6 +39,8 @@ class Runtime:
     n_ctx_total: int  # KV cells in the context (shared by all slots when unified)
     unified: bool
     n_swa: int  # sliding window of SWA layers; 0 when the model has none
+    # Held around every decode: the context's turn on the thread pool it shares (threadpool.py).
+    turn: Callable[[], AbstractContextManager[None]] = no_turn
 
 
 class Sequence:
