@@ -185,12 +185,5 @@ class LlamaEmbeddingEngine(BatchedEmbeddingEngine):
         if self._batch is not None:
             llama_cpp.llama_batch_free(self._batch)
             self._batch = None
-        if self._ctx:
-            llama_cpp.llama_free(self._ctx)
-            self._ctx = None
-        if self._pool is not None:  # after the context that used it
-            self._pool.release()
-            self._pool = None
-        if self._model:
-            llama_cpp.llama_model_free(self._model)
-            self._model = None
+        native.free_loaded(self._ctx, self._pool, self._model)
+        self._ctx = self._pool = self._model = None

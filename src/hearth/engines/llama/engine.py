@@ -227,15 +227,8 @@ class LlamaEngine(ChatEngine):
         if self._scheduler is not None:
             self._scheduler.close()
             self._scheduler = None
-        if self._ctx:
-            llama_cpp.llama_free(self._ctx)
-            self._ctx = None
-        if self._pool is not None:  # after the context that used it
-            self._pool.release()
-            self._pool = None
-        if self._model:
-            llama_cpp.llama_model_free(self._model)
-            self._model = None
+        native.free_loaded(self._ctx, self._pool, self._model)
+        self._ctx = self._pool = self._model = None
 
     # ---- ChatEngine ------------------------------------------------------------------------
 

@@ -20,6 +20,7 @@ from typing import Any
 import llama_cpp
 
 from hearth.cpu_topology import physical_cores_of
+from hearth.engines.llama.threadpool import PoolLease
 
 log = logging.getLogger("hearth.llama.native")
 
@@ -65,6 +66,16 @@ def ensure_backend() -> None:
         llama_cpp.llama_log_set(_on_log_c, ctypes.c_void_p(0))
         llama_cpp.llama_backend_init()
         _backend_ready = True
+
+
+def free_loaded(ctx: Any, pool: PoolLease | None, model: Any) -> None:
+    """Free what a load made, in the order llama.cpp needs: the context, its pool share, the model."""
+    if ctx:
+        llama_cpp.llama_free(ctx)
+    if pool is not None:
+        pool.release()
+    if model:
+        llama_cpp.llama_model_free(model)
 
 
 def system_info() -> str:
