@@ -59,7 +59,7 @@ async def started(app: FastAPI) -> None:
     asyncio.get_running_loop().create_task(app(scope, queue.get, send))  # type: ignore[arg-type]
     await up.wait()
     # The lifespan loads models in a background task that exposes no event to wait on.
-    while not all(slot.state == "ready" for slot in app.state.registry.slots):  # noqa: ASYNC110
+    while not all(slot.state == "ready" for slot in app.state.registry.entries):  # noqa: ASYNC110
         await asyncio.sleep(0.01)
 
 

@@ -44,6 +44,7 @@ import llama_cpp
 import numpy as np
 from llama_cpp.llama_grammar import json_schema_to_gbnf
 
+from hearth.engines.context import EngineContext
 from hearth.config import ModelKind, ModelSpec
 from hearth.engines import constraints
 from hearth.engines.base import GenerationDone, SamplingParams, TextDelta
@@ -239,7 +240,7 @@ def bench_model(name: str, args: argparse.Namespace) -> list[str]:
         id=name, kind=ModelKind.CHAT, backend="llama.cpp", source=model_source(name), context_length=2048,
         threads=args.threads, slots=max(args.concurrency), max_queue=64,
     )  # fmt: skip
-    engine = LlamaEngine(spec, args.data_dir)
+    engine = LlamaEngine(spec, EngineContext(args.data_dir))
     engine.load()
     try:
         started = time.perf_counter()

@@ -25,6 +25,7 @@ import httpx
 from bench.load import PROMPTS
 from hearth.config import ModelKind, ModelSpec
 from hearth.engines.base import GenerationDone, SamplingParams
+from hearth.engines.context import EngineContext
 from hearth.engines.llama import LlamaEngine
 
 
@@ -93,7 +94,7 @@ def main() -> None:
         options={k: json.loads(v) for k, v in (o.split("=", 1) for o in args.option)},
     )  # fmt: skip
     started = time.perf_counter()
-    engine = LlamaEngine(spec, data_dir)
+    engine = LlamaEngine(spec, EngineContext(data_dir))
     engine.load()
     load_s = time.perf_counter() - started
 

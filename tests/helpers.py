@@ -60,7 +60,7 @@ def bearer(secret: str) -> dict[str, str]:
 
 
 def flush_ledger(client: TestClient) -> None:
-    assert client.app.state.gateway.db.ledger.flush(10)  # type: ignore[attr-defined]
+    assert client.app.state.root.database.ledger.flush(10)  # type: ignore[attr-defined]
 
 
 def sse_events(text: str) -> list[str]:

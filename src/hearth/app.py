@@ -1,37 +1,56 @@
-"""``build_app()``: the composition root. It builds the database, the engines, the limiter and the
-gateway, hands them down, and mounts every API family's routes and the middleware."""
+"""``build_app()``: the composition root. It builds every service once (the engines' shared
+context, the registry, the database, the limiter, the resolver, the gateway and the services the
+routes use), hands them down, runs their background work, and mounts every API family's routes
+and the middleware. Nothing here is a process global: two apps in one process share nothing.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
+from dataclasses import dataclass
+from typing import Any
 
 from fastapi import FastAPI, Request
 from starlette.responses import Response
 
 from hearth import __version__
 from hearth.api.anthropic import routes as anthropic_routes
-from hearth.api.anthropic.errors import AnthropicAdapter
+from hearth.api.anthropic.errors import ANTHROPIC
+from hearth.api.deps import Services
 from hearth.api.disconnect import ClientDisconnected
 from hearth.api.errors import install_error_handlers
-from hearth.api.families import OPENAI, register
+from hearth.api.families import Families
+from hearth.api.hearth import admin, admin_models, classify, health, tokenize, usage, web
+from hearth.api.hearth.errors import HEARTH
+from hearth.api.hearth.errors import PREFIXES as HEARTH_PREFIXES
 from hearth.api.middleware import CLIENT_CLOSED, BodyLimitMiddleware, CallMiddleware
 from hearth.api.oip import routes as oip_routes
-from hearth.api.oip.errors import OIPAdapter
+from hearth.api.oip.errors import OIP
 from hearth.api.ollama import routes as ollama_routes
-from hearth.api.ollama.errors import OllamaAdapter
+from hearth.api.ollama.errors import OLLAMA
 from hearth.api.openai import routes as openai_routes
+from hearth.api.openai.errors import OPENAI
 from hearth.api.openai.responses import routes as responses_routes
+from hearth.api.openai.responses.errors import RESPONSES
 from hearth.api.openapi import install_openapi
-from hearth.api.routes import admin, admin_models, classify, health, tokenize, usage, web
 from hearth.config import Settings
-from hearth.engines import worker
-from hearth.engines.compute import CPU
+from hearth.engines.context import EngineContext
 from hearth.engines.registry import ModelRegistry
+from hearth.gateway.accounts import Accounts
 from hearth.gateway.auth import AdminSecret
+from hearth.gateway.catalog import Catalog
+from hearth.gateway.health import Readiness
+from hearth.gateway.keyring import KeyRing
+from hearth.gateway.limits import Limiter
+from hearth.gateway.replica_sync import ReplicaSync
+from hearth.gateway.resolver import Resolver
+from hearth.gateway.responses import Responses
+from hearth.gateway.routing import RouteTable
 from hearth.gateway.service import Gateway
+from hearth.gateway.shadow import ShadowRunner
 from hearth.logs import AccessLogMiddleware
 from hearth.metrics import Metrics
 from hearth.store.database import Database
@@ -56,62 +75,146 @@ ROUTERS = (
     web.router,
 )
 
-# Which family's error shape and headers each path prefix gets (OpenAI's is the default).
-register("/v1/messages", AnthropicAdapter())
-register("/v1/responses", OPENAI)
-register("/v2", OIPAdapter())
-register("/api", OllamaAdapter())
-
+# Which family's error shape, words and headers each path prefix gets (OpenAI's is the default).
+FAMILIES = Families(
+    OPENAI,
+    [
+        ("/v1/messages", ANTHROPIC),
+        ("/v1/responses", RESPONSES),
+        ("/v2", OIP),
+        ("/api", OLLAMA),
+        *((prefix, HEARTH) for prefix in HEARTH_PREFIXES),
+    ],
+)
+KEEP_ALIVE_SWEEP_S = 1.0
 
 ReadyHook = Callable[[FastAPI], None]
+
+
+@dataclass(frozen=True)
+class Root:
+    """Everything the app is built from, before it is an app: what ``running`` starts and stops,
+    and what tools and tests reach for when they look inside."""
+
+    settings: Settings
+    registry: ModelRegistry
+    database: Database
+    limiter: Limiter
+    shadows: ShadowRunner
+    replicas: ReplicaSync
+    responses: Responses
+    services: Services
+
+    @property
+    def gateway(self) -> Gateway:
+        return self.services.gateway
+
+
+def build_root(settings: Settings, registry: ModelRegistry | None = None) -> Root:
+    """Build every service once and hand each its collaborators."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    registry = registry or ModelRegistry(settings.models, EngineContext.of(settings))
+    database = Database(settings.resolved_database_url)
+    keys = KeyRing(database)
+    limiter = Limiter(settings.redis_url, keys.month_usage)
+    routes = RouteTable()
+    resolver = Resolver(registry, routes)
+    shadows = ShadowRunner()
+    gateway = Gateway(settings, keys, limiter, resolver, database.ledger, shadows)
+    replicas = ReplicaSync(database, registry, routes, settings.routes, settings.redis_url)
+    responses = Responses(
+        gateway, database, settings.responses_heartbeat_s, settings.responses_retention_days
+    )
+    metrics = Metrics()
+    metrics.watch(
+        registry.activities,
+        models_ready=lambda: sum(1 for e in registry.entries if e.state == "ready"),
+        ledger_pending=lambda: database.ledger.pending,
+        ledger_lag=lambda: database.ledger.lag_seconds,
+        shadow_waiting=lambda: shadows.waiting,
+    )
+    shadows.observers.append(metrics.observe_shadow)
+    gateway.observers.append(metrics.observe)
+    services = Services(
+        settings=settings,
+        gateway=gateway,
+        catalog=Catalog(registry, resolver),
+        accounts=Accounts(database, keys.forget),
+        responses=responses,
+        replicas=replicas,
+        readiness=Readiness(registry, database, limiter),
+        admin_secret=AdminSecret(settings.data_dir, settings.admin_key, database),
+        metrics=metrics,
+        families=FAMILIES,
+    )
+    return Root(settings, registry, database, limiter, shadows, replicas, responses, services)
+
+
+@contextlib.asynccontextmanager
+async def running(root: Root, on_ready: Callable[[], None] = lambda: None) -> AsyncIterator[None]:
+    """Run the root's background work: models and the database come up in the background (so
+    /health answers at once, /ready once every model has loaded and the database is migrated);
+    ``on_ready`` runs once both are up. On exit, everything stops and the ledger is drained."""
+    registry, database, replicas = root.registry, root.database, root.replicas
+    tasks: list[asyncio.Task[None]] = []
+
+    def spawn(work: Coroutine[Any, Any, None], name: str) -> None:
+        tasks.append(asyncio.create_task(work, name=name))
+
+    async def unload_idle() -> None:
+        while True:
+            await asyncio.sleep(KEEP_ALIVE_SWEEP_S)
+            await registry.unload_idle()
+
+    async def connect_store() -> None:
+        """The database, then what lives in it: shared routes and models, stored responses."""
+        replicas.load_config_routes()
+        await database.connect()
+        await replicas.sync()
+        await root.responses.start()
+        spawn(replicas.run(), "replica-sync")
+        spawn(unload_idle(), "keep-alive")
+
+    loading = asyncio.create_task(registry.load_all(), name="load-models")
+    connecting = asyncio.create_task(connect_store(), name="connect-store")
+    tasks += [loading, connecting]
+
+    async def announce() -> None:
+        await asyncio.gather(loading, connecting)
+        # The database is up: settle the bootstrap admin secret now, not on the first call.
+        with contextlib.suppress(Exception):
+            await root.services.admin_secret.agree()
+        on_ready()
+
+    spawn(announce(), "announce-ready")
+    spawn(root.shadows.run(root.gateway.run_shadow), "shadow-worker")
+    try:
+        yield
+    finally:
+        await root.responses.close()  # background work still running ends failed, with a reason
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        # Graceful shutdown (SIGTERM) drains every ledger row before the process exits.
+        await asyncio.to_thread(database.close, 30.0)
+        await root.limiter.close()
+        registry.close()
 
 
 def build_app(
     settings: Settings, registry: ModelRegistry | None = None, on_ready: Sequence[ReadyHook] = ()
 ) -> FastAPI:
     """The app; ``on_ready`` hooks run once every model has loaded (or failed) and the database is up."""
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    CPU.enabled = settings.takes_cpu_turns
-    worker.MODE = settings.torch_engines
-    registry = registry or ModelRegistry(settings.models, settings.data_dir)
-    database = Database(settings.resolved_database_url)
-    gateway = Gateway(settings, registry, database)
-    metrics = Metrics()
-    metrics.watch(
-        registry.activities,
-        models_ready=lambda: sum(1 for s in registry.slots if s.state == "ready"),
-        ledger_pending=lambda: database.ledger.pending,
-        ledger_lag=lambda: database.ledger.lag_seconds,
-        shadow_waiting=lambda: gateway.shadows.waiting,
-    )
-    gateway.shadows.observers.append(metrics.observe_shadow)
+    root = build_root(settings, registry)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        # Models and the database come up in the background: /health answers at once,
-        # /ready once every model has loaded and the database is migrated.
-        tasks = [
-            asyncio.create_task(registry.load_all(), name="load-models"),
-            asyncio.create_task(gateway.start(), name="connect-store"),
-        ]
-
-        async def announce(startup: list[asyncio.Task[None]]) -> None:
-            await asyncio.gather(*startup)
-            # The database is up: settle the bootstrap admin secret now, not on the first call.
-            with contextlib.suppress(Exception):
-                await app.state.admin_secret.agree(gateway.db)
+        def ready() -> None:
             for hook in on_ready:
                 hook(app)
 
-        tasks.append(asyncio.create_task(announce(list(tasks)), name="announce-ready"))
-        try:
+        async with running(root, ready):
             yield
-        finally:
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-            await gateway.close()
-            registry.close()
 
     app = FastAPI(
         title="Hearth",
@@ -120,13 +223,11 @@ def build_app(
         "APIs, with keys, limits and a usage ledger.",
         lifespan=lifespan,
     )
-    app.state.settings = settings
-    app.state.gateway = gateway
-    app.state.registry = registry
-    app.state.metrics = metrics
-    app.state.admin_secret = AdminSecret(settings.data_dir, settings.admin_key)
+    app.state.services = root.services
+    app.state.root = root  # for tools and tests that look inside
+    app.state.registry = root.registry
 
-    install_error_handlers(app)
+    install_error_handlers(app, FAMILIES)
     install_openapi(app)
 
     @app.exception_handler(ClientDisconnected)
@@ -136,10 +237,18 @@ def build_app(
     for router in ROUTERS:
         app.include_router(router)
 
-    gateway.observers.append(metrics.observe)
-    app.add_middleware(CallMiddleware, gateway=gateway)
     app.add_middleware(
-        BodyLimitMiddleware, max_bytes=settings.max_body_bytes, max_header_bytes=settings.max_header_bytes
+        CallMiddleware,
+        gateway=root.gateway,
+        families=FAMILIES,
+        trusted_id_header=settings.trusted_request_id_header,
+        durable=settings.ledger_durable,
+    )
+    app.add_middleware(
+        BodyLimitMiddleware,
+        families=FAMILIES,
+        max_bytes=settings.max_body_bytes,
+        max_header_bytes=settings.max_header_bytes,
     )
     # Outermost: the request id every other layer uses, and (JSON logs) the access line.
     app.add_middleware(AccessLogMiddleware, enabled=settings.log_format == "json")

@@ -1,9 +1,7 @@
-"""Every error Hearth reports to a client, in one hierarchy, with a neutral kind.
+"""Every error Hearth reports to a client, in one hierarchy, in neutral words.
 
 Library errors (llama.cpp, PIL, SQLAlchemy, redis) are mapped to these at the boundary where
-they occur (``raise ... from exc``), so the API layer renders exactly one kind of exception.
-Each API family renders an error in its own shape from ``kind``, ``status_code``, ``message``,
-``param``, ``code`` and the numbers a client needs (``retry_after``, ``limits``):
+they occur (``raise ... from exc``), so the API layer renders exactly one kind of exception:
 
     HearthError                      500 internal
     ├── InvalidRequest               400 invalid_request
@@ -13,18 +11,30 @@ Each API family renders an error in its own shape from ``kind``, ``status_code``
     ├── AuthenticationFailed         401 authentication
     ├── PermissionDenied             403 permission
     ├── NotFound                     404 not_found
-    │   └── ModelNotFound            404 model_not_found
+    │   └── ModelNotFound            404 model_not_found (+ the names the caller may use)
     ├── PayloadTooLarge              413 request_too_large
     ├── RateLimited                  429 rate_limited (+ Retry-After, limits)
     │   └── QuotaExceeded            429 quota_exceeded
     ├── Overloaded                   503 overloaded (+ Retry-After)
     │   └── NotReady                 503 not_ready
     └── EngineFailure                500 engine_failure
+
+The core speaks of the request in its own terms: an error says which ``Subject`` of the request
+it is about (the prompt, the output limit, the output format ...), and its message writes that
+subject as a placeholder such as ``{output_limit}``. Each API family's adapter renders the
+error in its own shape and words: ``{output_limit}`` becomes ``max_tokens`` for OpenAI chat,
+``max_output_tokens`` for the Responses API and ``options.num_predict`` for Ollama, and the
+subject becomes the family's ``param``. A family mapper that knows the exact field (a tool's
+schema at ``tools[2].function.parameters``) passes it as ``param``, in its own words already.
+``reason`` is a finer machine-readable cause than the kind, in Hearth's words; the families map
+kinds to their own codes.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -47,6 +57,52 @@ class ErrorKind(StrEnum):
     ENGINE_FAILURE = "engine_failure"
 
 
+class Subject(StrEnum):
+    """The parts of a request the core can find fault with, named in no family's words."""
+
+    MODEL = "model"
+    PROMPT = "prompt"  # the conversation, or the prompt text
+    OUTPUT_LIMIT = "output_limit"  # the most tokens to generate
+    OUTPUT_FORMAT = "output_format"  # JSON of any shape, or JSON valid against a schema
+    CONTEXT_WINDOW = "context_window"  # a per-request context size (Ollama's num_ctx)
+    TOOLS = "tools"
+    TOOL_CHOICE = "tool_choice"
+    LOGIT_BIAS = "logit_bias"
+    IMAGES = "images"  # images inside the prompt
+    IMAGE = "image"  # the one image of a classification
+    INPUT = "input"  # the texts to embed
+    DIMENSIONS = "dimensions"
+    STORE = "store"
+    RESPONSE = "response"  # a stored response named by id
+    PREVIOUS_RESPONSE = "previous_response"  # the stored response a new one continues
+
+
+# How a message names a subject when no family has a word for it.
+PLAIN_WORDS: Mapping[Subject, str] = {
+    Subject.MODEL: "the model",
+    Subject.PROMPT: "the prompt",
+    Subject.OUTPUT_LIMIT: "the output limit",
+    Subject.OUTPUT_FORMAT: "the output format",
+    Subject.CONTEXT_WINDOW: "the context window",
+    Subject.TOOLS: "the tools",
+    Subject.TOOL_CHOICE: "the tool choice",
+    Subject.LOGIT_BIAS: "the logit bias",
+    Subject.IMAGES: "the images",
+    Subject.IMAGE: "the image",
+    Subject.INPUT: "the input",
+    Subject.DIMENSIONS: "the dimensions",
+    Subject.STORE: "store",
+    Subject.RESPONSE: "the response id",
+    Subject.PREVIOUS_RESPONSE: "the previous response id",
+}
+_PLACEHOLDER = re.compile(r"\{(" + "|".join(s.value for s in Subject) + r")\}")
+
+
+def in_words(text: str, names: Mapping[Subject, str]) -> str:
+    """``text`` with each ``{subject}`` placeholder written as ``names`` (else plain words) say."""
+    return _PLACEHOLDER.sub(lambda m: names.get(Subject(m[1])) or PLAIN_WORDS[Subject(m[1])], text)
+
+
 @dataclass(frozen=True, slots=True)
 class RateLimitState:
     """A key's windows as numbers; each family formats its own headers from them."""
@@ -67,24 +123,31 @@ class RateLimitState:
 class HearthError(Exception):
     status_code: int = 500
     kind: ErrorKind = ErrorKind.INTERNAL
-    code: str | None = "internal_error"  # a finer machine-readable reason (OpenAI's ``code``)
+    reason: str | None = None  # a finer cause than ``kind``, in Hearth's words
 
     def __init__(
         self,
         message: str,
         *,
+        subject: Subject | None = None,
         param: str | None = None,
-        code: str | None = None,
+        reason: str | None = None,
         retry_after: float | None = None,
         limits: RateLimitState | None = None,
     ) -> None:
         super().__init__(message)
-        self.message = message
-        self.param = param
-        if code is not None:
-            self.code = code
+        self.message = message  # may hold ``{subject}`` placeholders: render with ``in_words``
+        self.subject = subject
+        self.param = param  # the exact request field, in the family's words (from its mapper)
+        if reason is not None:
+            self.reason = reason
         self.retry_after = retry_after
         self.limits = limits
+
+    @property
+    def label(self) -> str:
+        """What the usage row and the metrics record: the reason, else the kind."""
+        return self.reason or self.kind.value
 
     @property
     def retry_after_header(self) -> str | None:
@@ -97,79 +160,81 @@ class HearthError(Exception):
 class InvalidRequest(HearthError):
     status_code = 400
     kind = ErrorKind.INVALID_REQUEST
-    code = "invalid_value"
 
 
 class ContextLengthExceeded(InvalidRequest):
     kind = ErrorKind.CONTEXT_LENGTH
-    code = "context_length_exceeded"
 
 
 class InvalidImage(InvalidRequest):
     kind = ErrorKind.INVALID_IMAGE
-    code = "invalid_image"
 
 
 class Unsupported(InvalidRequest):
     kind = ErrorKind.UNSUPPORTED
-    code = "unsupported"
 
 
 class AuthenticationFailed(HearthError):
     status_code = 401
     kind = ErrorKind.AUTHENTICATION
-    code = "invalid_api_key"
 
 
 class PermissionDenied(HearthError):
     status_code = 403
     kind = ErrorKind.PERMISSION
-    code = "model_not_allowed"
 
 
 class NotFound(HearthError):
     status_code = 404
     kind = ErrorKind.NOT_FOUND
-    code = "not_found"
 
 
 class ModelNotFound(NotFound):
+    """An unknown model; ``name`` as the caller asked, ``usable`` the names it may use instead."""
+
     kind = ErrorKind.MODEL_NOT_FOUND
-    code = "model_not_found"
+
+    def __init__(self, name: str, usable: Sequence[str] | None = None, *, message: str | None = None) -> None:
+        self.name = name
+        self.usable = None if usable is None else tuple(usable)
+        super().__init__(message or f"the model {name!r} does not exist", subject=Subject.MODEL)
+
+    @property
+    def hint(self) -> str | None:
+        """What the caller may ask for instead, for the end of the message."""
+        if self.usable is None:
+            return None
+        if not self.usable:
+            return "this API key may use no model on this server"
+        return "the models you may use: " + ", ".join(self.usable)
 
 
 class PayloadTooLarge(HearthError):
     status_code = 413
     kind = ErrorKind.TOO_LARGE
-    code = "request_too_large"
 
 
 class RateLimited(HearthError):
     status_code = 429
     kind = ErrorKind.RATE_LIMITED
-    code = "rate_limit_exceeded"
 
 
 class QuotaExceeded(RateLimited):
     kind = ErrorKind.QUOTA_EXCEEDED
-    code = "insufficient_quota"
 
 
 class Overloaded(HearthError):
     status_code = 503
     kind = ErrorKind.OVERLOADED
-    code = "server_overloaded"
 
 
 class NotReady(Overloaded):
     kind = ErrorKind.NOT_READY
-    code = "not_ready"
 
 
 class EngineFailure(HearthError):
     status_code = 500
     kind = ErrorKind.ENGINE_FAILURE
-    code = "engine_error"
 
 
 def as_hearth_error(exc: BaseException) -> HearthError:

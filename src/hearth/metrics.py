@@ -16,6 +16,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from hearth.engines.base import EngineActivity
+from hearth.errors import ErrorKind
 from hearth.gateway.call import Call
 from hearth.gateway.shadow import ShadowOutcome
 
@@ -25,6 +26,13 @@ CountSource = Callable[[], int]
 UNKNOWN = "-"  # the model/variant label of a request whose model never resolved
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
+
+
+# The refusal reasons as the metric has always named them (docs/deploy/observability.md).
+_REFUSALS = {
+    ErrorKind.RATE_LIMITED.value: "rate_limit_exceeded",
+    ErrorKind.QUOTA_EXCEEDED.value: "insufficient_quota",
+}
 
 
 class Metrics:
@@ -131,20 +139,21 @@ class Metrics:
             self.shadow_latency.labels(outcome.alias, outcome.shadow_model).observe(outcome.latency_s)
 
     def observe(self, call: Call, status: int, error_kind: str | None = None) -> None:
-        model = call.model if call.resolved and call.model else UNKNOWN
-        variant = call.variant or UNKNOWN
-        route = bounded_route(call.route)
-        self.requests.labels(call.family, route, model, variant, str(status)).inc()
-        self.latency.labels(call.family, route, model, variant).observe(call.latency_ms() / 1000)
+        served, meter, family = call.resolution, call.metering, call.identity.family
+        model = served.model if served.resolved and served.model else UNKNOWN
+        variant = served.variant or UNKNOWN
+        route = bounded_route(call.identity.route)
+        self.requests.labels(family, route, model, variant, str(status)).inc()
+        self.latency.labels(family, route, model, variant).observe(call.latency_ms() / 1000)
         if status == 429:
-            reason = error_kind if error_kind in ("rate_limit_exceeded", "insufficient_quota") else "other"
-            self.refusals.labels(call.family, reason).inc()
-        if call.prompt_tokens:
-            self.tokens.labels(model, variant, "prompt").inc(call.prompt_tokens)
-        if call.completion_tokens:
-            self.tokens.labels(model, variant, "completion").inc(call.completion_tokens)
-        if call.images:
-            self.images.labels(model).inc(call.images)
+            reason = _REFUSALS.get(error_kind or "", "other")
+            self.refusals.labels(family, reason).inc()
+        if meter.prompt_tokens:
+            self.tokens.labels(model, variant, "prompt").inc(meter.prompt_tokens)
+        if meter.completion_tokens:
+            self.tokens.labels(model, variant, "completion").inc(meter.completion_tokens)
+        if meter.images:
+            self.images.labels(model).inc(meter.images)
         if call.ttft_ms is not None:
             self.ttft.labels(model, variant).observe(call.ttft_ms / 1000)
 

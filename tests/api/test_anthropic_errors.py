@@ -194,9 +194,9 @@ def test_usage_rows_say_anthropic(keyed: TestClient) -> None:
     keyed.post("/v1/messages", json={**MESSAGE, "model": "nope"}, headers=headers)
     chat = {"model": "fake-chat", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 2}
     keyed.post("/v1/chat/completions", json=chat, headers=headers)
-    gateway = keyed.app.state.gateway  # type: ignore[attr-defined]
-    assert gateway.db.ledger.flush(10)
-    with gateway.db.engine.connect() as conn:
+    database = keyed.app.state.root.database  # type: ignore[attr-defined]
+    assert database.ledger.flush(10)
+    with database.engine.connect() as conn:
         rows = [dict(r._mapping) for r in conn.execute(sa.text("SELECT * FROM usage_records ORDER BY id"))]
     summary = [(r["family"], r["route"], r["status_code"], r["stream"], r["completion_tokens"]) for r in rows]
     assert summary == [

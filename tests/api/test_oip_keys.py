@@ -37,9 +37,9 @@ def bearer(secret: str) -> dict[str, str]:
 
 
 def rows(client: TestClient) -> list[dict[str, Any]]:
-    gateway = client.app.state.gateway  # type: ignore[attr-defined]
-    assert gateway.db.ledger.flush(10)
-    with gateway.db.engine.connect() as conn:
+    database = client.app.state.root.database  # type: ignore[attr-defined]
+    assert database.ledger.flush(10)
+    with database.engine.connect() as conn:
         return [dict(r._mapping) for r in conn.execute(sa.text("SELECT * FROM usage_records ORDER BY id"))]
 
 

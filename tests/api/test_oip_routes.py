@@ -345,7 +345,7 @@ def test_chat_parameters_are_checked(client: TestClient) -> None:
 
 
 def test_a_model_that_is_not_ready_is_503(client: TestClient) -> None:
-    slot = client.app.state.registry.slot("fake-embed")  # type: ignore[attr-defined]
+    slot = client.app.state.registry.entry("fake-embed")  # type: ignore[attr-defined]
     engine, slot.engine, slot.state = slot.engine, None, "loading"
     try:
         reply = client.get("/v2/health/ready")

@@ -321,7 +321,8 @@ def test_empty_requests_only_load_the_model(client: TestClient) -> None:
         "load",
         "fake-chat:latest",
     )
-    assert client.post("/api/generate", json={"model": "nope"}).json() == {"error": "model 'nope' not found"}
+    missing = client.post("/api/generate", json={"model": "nope"}).json()
+    assert missing == {"error": "model 'nope' not found; the models you may use: fake-chat (fc), fake-embed, fake-vision"}
     wrong = client.post("/api/chat", json={"model": "fake-embed"})
     assert wrong.status_code == 400 and wrong.json() == {"error": '"fake-embed" does not support chat'}
 

@@ -9,6 +9,7 @@ import time
 import pytest
 
 from hearth.engines.batching import MicroBatcher
+from hearth.engines.compute import ComputeTurns
 from hearth.errors import Overloaded
 
 
@@ -45,6 +46,7 @@ def batcher(
         max_batch=max_batch,
         window_s=window_s,
         max_queue=max_queue,
+        compute=ComputeTurns(),
         alone_after_s=alone_after_s,
     )
 

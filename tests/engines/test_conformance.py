@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from hearth.engines.context import EngineContext
 from hearth.config import ModelKind, ModelSpec
 from hearth.engines.base import ChatEngine, GenerationDone, GenerationEvent, SamplingParams, TextDelta
 from hearth.errors import ContextLengthExceeded, InvalidRequest, Overloaded
@@ -38,7 +39,7 @@ def engine(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
     from hearth.engines.registry import engine_class
 
     spec = _spec(request.param)
-    loaded = engine_class(spec)(spec, tmp_path_factory.mktemp("conformance"))
+    loaded = engine_class(spec)(spec, EngineContext(tmp_path_factory.mktemp("conformance")))
     assert isinstance(loaded, ChatEngine)
     loaded.load()
     yield loaded

@@ -10,19 +10,21 @@ import datetime
 import json
 import random
 import re
+from pathlib import Path
 from typing import Any
 
 import jsonschema
 import llguidance
 import pytest
 
+from hearth.engines.context import EngineContext
 from hearth.config import ModelKind, ModelSpec
 from hearth.engines import constraints
 from hearth.engines.base import GenerationDone, SamplingParams, TextDelta
 from hearth.engines.constraints import HERMES, Tool, ToolCallFormat
 from hearth.engines.fake import FakeChatEngine
 from hearth.engines.grammar_walk import byte_tokenizer, walk
-from hearth.errors import InvalidRequest
+from hearth.errors import InvalidRequest, Subject
 
 FORMATS = jsonschema.FormatChecker()
 
@@ -208,9 +210,10 @@ def test_json_object_and_compact_separators() -> None:
 )
 def test_unenforceable_features_are_refused_by_name(schema: dict[str, Any], keyword: str) -> None:
     with pytest.raises(InvalidRequest) as caught:
-        constraints.json_schema(schema, param="response_format.json_schema.schema")
+        constraints.json_schema(schema, at=constraints.At(Subject.OUTPUT_FORMAT, "response_format.json_schema.schema"))
     assert keyword in caught.value.message
     assert caught.value.param == "response_format.json_schema.schema"
+    assert caught.value.subject is Subject.OUTPUT_FORMAT
 
 
 def test_refusal_says_where_the_keyword_is() -> None:
@@ -241,7 +244,7 @@ def test_lark_grammars() -> None:
     c = constraints.lark('start: "yes" | "no"')
     assert {walk(c, random.Random(s), max_bytes=10)[0] for s in range(20)} == {b"yes", b"no"}
     with pytest.raises(InvalidRequest, match="grammar"):
-        constraints.lark("start: undefined_rule", param="grammar")
+        constraints.lark("start: undefined_rule")
 
 
 # ---- tool calls ---------------------------------------------------------------------------------
@@ -317,28 +320,30 @@ def test_parse_tool_calls_text_and_cut_calls() -> None:
 
 
 @pytest.mark.parametrize(
-    ("tools", "kwargs", "param"),
+    ("tools", "kwargs", "subject", "param"),
     [
-        ([], {"mode": "required"}, "tools"),
-        ([WEATHER], {"mode": "named", "name": "nope"}, "tool_choice"),
-        ([WEATHER, WEATHER], {"mode": "auto"}, "tools[1]"),
-        ([Tool("", {})], {"mode": "auto"}, "tools[0]"),
-        ([WEATHER, Tool("bad", {"type": "array", "uniqueItems": True})], {"mode": "auto"}, "tools[1]"),
+        ([], {"mode": "required"}, Subject.TOOL_CHOICE, None),
+        ([WEATHER], {"mode": "named", "name": "nope"}, Subject.TOOL_CHOICE, None),
+        ([WEATHER, WEATHER], {"mode": "auto"}, Subject.TOOLS, None),
+        ([Tool("", {})], {"mode": "auto"}, Subject.TOOLS, None),
+        ([WEATHER, Tool("bad", {"type": "array", "uniqueItems": True}, param="tools[1]")], {"mode": "auto"},
+         Subject.TOOLS, "tools[1]"),
         ([Tool("bad", {"type": "nope"}, param="tools[0].function.parameters")], {"mode": "auto"},
-         "tools[0].function.parameters"),
+         Subject.TOOLS, "tools[0].function.parameters"),
     ],
 )  # fmt: skip
-def test_bad_tools_are_refused(tools: list[Tool], kwargs: dict[str, Any], param: str) -> None:
+def test_bad_tools_are_refused(tools: list[Tool], kwargs: dict[str, Any], subject: Subject, param: str | None) -> None:
+    """The core names the subject; the exact field is only ever the one the family's mapper gave."""
     with pytest.raises(InvalidRequest) as caught:
         constraints.tool_calls(tools, **kwargs)
-    assert caught.value.param == param
+    assert (caught.value.subject, caught.value.param) == (subject, param)
 
 
 # ---- the fake engine ----------------------------------------------------------------------------
 
 
 async def _fake(params: SamplingParams) -> tuple[str, GenerationDone]:
-    engine = FakeChatEngine(ModelSpec(id="f", kind=ModelKind.CHAT, backend="fake", source="-"), None)
+    engine = FakeChatEngine(ModelSpec(id="f", kind=ModelKind.CHAT, backend="fake", source="-"), EngineContext(Path("-")))
     engine.load()
     text, done = "", None
     async for event in engine.generate([1, 2, 3], params):

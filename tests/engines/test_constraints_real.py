@@ -20,6 +20,7 @@ from typing import Any
 import jsonschema
 import pytest
 
+from hearth.engines.context import EngineContext
 from hearth.config import ModelKind, ModelSpec
 from hearth.engines import constraints
 from hearth.engines.base import GenerationDone, SamplingParams, TextDelta
@@ -71,7 +72,7 @@ def engine(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
         id=request.param, kind=ModelKind.CHAT, backend="llama.cpp", source=_source(request.param),
         context_length=1024, slots=8, max_queue=128, threads=1,
     )  # fmt: skip
-    engine = LlamaEngine(spec, tmp_path_factory.mktemp("constraints-real"))
+    engine = LlamaEngine(spec, EngineContext(tmp_path_factory.mktemp("constraints-real")))
     engine.load()
     yield engine
     engine.close()

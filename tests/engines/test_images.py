@@ -66,7 +66,7 @@ def test_truncated_png_is_invalid() -> None:
 def test_random_bytes_are_invalid() -> None:
     with pytest.raises(InvalidImage, match="not an image") as info:
         decode_image(os.urandom(4096), LIMIT)
-    assert info.value.code == "invalid_image"
+    assert info.value.label == "invalid_image"
     assert info.value.status_code == 400
     assert info.value.__cause__ is not None
 

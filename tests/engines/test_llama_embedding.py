@@ -19,6 +19,7 @@ from safetensors.numpy import save_file
 from tokenizers import Tokenizer, normalizers, pre_tokenizers, processors
 from tokenizers.models import WordPiece
 
+from hearth.engines.context import EngineContext
 from hearth.config import ModelKind, ModelSpec
 from hearth.engines.llama.bert_gguf import SentenceBertLayout, converted_gguf
 from hearth.engines.llama.embedding import LlamaEmbeddingEngine
@@ -149,7 +150,7 @@ def _add_module(directory: Path, kind: str) -> None:
 def test_engine_embeds_batches_truncates_and_refuses_overlong(tiny: Path, tmp_path: Path) -> None:
     spec = spec_for(tiny)
     assert engine_class(spec) is LlamaEmbeddingEngine
-    engine = LlamaEmbeddingEngine(spec, tmp_path / "data")
+    engine = LlamaEmbeddingEngine(spec, EngineContext(tmp_path / "data"))
     engine.load()
     try:
         texts = ["the cat sat on the mat", "a dog ran far", "the cat sat on the mat", "cats"]
@@ -182,7 +183,7 @@ def test_cls_pooling_differs_from_mean(tmp_path: Path) -> None:
     vectors = {}
     for pooling in ("mean", "cls"):
         directory = write_tiny_bert(tmp_path / pooling, pooling=pooling)
-        engine = LlamaEmbeddingEngine(spec_for(directory), tmp_path / "data")
+        engine = LlamaEmbeddingEngine(spec_for(directory), EngineContext(tmp_path / "data"))
         engine.load()
         try:
             vectors[pooling] = asyncio.run(engine.embed(["the cat sat"])).vectors[0]
@@ -212,7 +213,7 @@ def test_real_minilm_on_llama_cpp_matches_sentence_transformers(tmp_path: Path) 
         "word " * 400,  # past max_seq_length (256): truncated, as sentence-transformers does
         "",
     ]
-    engine = LlamaEmbeddingEngine(spec, tmp_path)
+    engine = LlamaEmbeddingEngine(spec, EngineContext(tmp_path))
     engine.load()
     try:
         ours = asyncio.run(engine.embed(texts, truncate=True))

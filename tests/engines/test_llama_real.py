@@ -19,6 +19,7 @@ import llama_cpp
 import numpy as np
 import pytest
 
+from hearth.engines.context import EngineContext
 from hearth.config import ModelKind, ModelSpec
 from hearth.engines.base import GenerationDone, GenerationEvent, SamplingParams, TextDelta
 from hearth.engines.llama import LlamaEngine
@@ -58,7 +59,7 @@ def _engine(data_dir: Path, **overrides: Any) -> LlamaEngine:
         }
         | overrides
     )
-    engine = LlamaEngine(spec, data_dir)
+    engine = LlamaEngine(spec, EngineContext(data_dir))
     engine.load()
     return engine
 

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from hearth.engines.context import EngineContext
 from hearth.config import ModelKind, ModelSpec
 from hearth.engines.base import GenerationDone, SamplingParams
 from hearth.engines.llama import LlamaEngine, native
@@ -62,7 +63,7 @@ def test_torch_threads_do_not_make_decode_sleep_at_barriers(tmp_path: Path) -> N
         threads=2,
         slots=1,
     )
-    engine = LlamaEngine(spec, tmp_path)
+    engine = LlamaEngine(spec, EngineContext(tmp_path))
     engine.load()
     torch_thread = concurrent.futures.ThreadPoolExecutor(1)  # kept alive, like a batcher thread
     try:

@@ -10,6 +10,7 @@ import pytest
 import skimage.data
 from PIL import Image
 
+from hearth.engines.context import EngineContext
 from hearth.config import default_models
 from hearth.engines.images import decode_image
 from hearth.engines.vision.engine import EfficientNetEngine
@@ -26,7 +27,7 @@ def _photo(name: str) -> Image.Image:
 @pytest.fixture(scope="module")
 def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EfficientNetEngine]:
     spec = next(s for s in default_models() if s.id == "efficientnet-lite0")
-    engine = EfficientNetEngine(spec, tmp_path_factory.mktemp("data"))
+    engine = EfficientNetEngine(spec, EngineContext(tmp_path_factory.mktemp("data")))
     engine.load()
     yield engine
     engine.close()

@@ -13,6 +13,7 @@ import pytest
 import torch
 from PIL import Image
 
+from hearth.engines.context import EngineContext
 from hearth.config import ModelKind, ModelSpec
 from hearth.engines.vision.engine import EfficientNetEngine, load_labels, preprocess, resolve_source
 from hearth.engines.vision.model import EfficientNetLite, SameConv2d
@@ -78,13 +79,13 @@ def test_resolve_source_errors(tmp_path: Path) -> None:
 def test_load_rejects_mismatched_weights(tmp_path: Path) -> None:
     path = tmp_path / "bad.pth"
     torch.save({"_fc.weight": torch.zeros(3, 3)}, path)
-    engine = EfficientNetEngine(_spec(str(path)), tmp_path)
+    engine = EfficientNetEngine(_spec(str(path)), EngineContext(tmp_path))
     with pytest.raises(EngineFailure, match="could not load"):
         engine.load()
 
 
 async def test_classify_before_load_is_not_ready(tmp_path: Path) -> None:
-    engine = EfficientNetEngine(_spec(str(tmp_path / "x.pth")), tmp_path)
+    engine = EfficientNetEngine(_spec(str(tmp_path / "x.pth")), EngineContext(tmp_path))
     with pytest.raises(NotReady):
         await engine.classify(Image.new("RGB", (8, 8)), 5)
 
@@ -92,7 +93,7 @@ async def test_classify_before_load_is_not_ready(tmp_path: Path) -> None:
 @pytest.fixture
 def engine(random_weights: Path, tmp_path: Path) -> Iterator[EfficientNetEngine]:
     # A wide window so that the gathered requests below surely land in one batch.
-    engine = EfficientNetEngine(_spec(str(random_weights), batch_window_ms=50.0), tmp_path)
+    engine = EfficientNetEngine(_spec(str(random_weights), batch_window_ms=50.0), EngineContext(tmp_path))
     engine.load()
     yield engine
     engine.close()

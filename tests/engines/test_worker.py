@@ -17,6 +17,7 @@ import pytest
 
 from hearth.config import default_models
 from hearth.engines import worker
+from hearth.engines.context import EngineContext
 from hearth.engines.embeddings import SentenceTransformerEngine
 from hearth.errors import EngineFailure
 
@@ -162,15 +163,11 @@ def test_minilm_in_the_worker_gives_the_vectors_it_gives_in_process(tmp_path: Pa
     texts = ["The cat sat on the mat.", "Hearth serves models on your own machine.", "短い文"]
     vectors = {}
     for mode in ("process", "inline"):
-        worker.MODE = mode
-        try:
-            engine = SentenceTransformerEngine(MINILM, tmp_path)
-            engine.load()
-            vectors[mode] = embed(engine, texts)
-            assert engine.dimensions == 384 and engine.count_tokens(["The cat sat"]) == [5]
-            engine.close()
-        finally:
-            worker.MODE = "process"
+        engine = SentenceTransformerEngine(MINILM, EngineContext(tmp_path, torch_engines=mode))
+        engine.load()
+        vectors[mode] = embed(engine, texts)
+        assert engine.dimensions == 384 and engine.count_tokens(["The cat sat"]) == [5]
+        engine.close()
     np.testing.assert_allclose(vectors["process"], vectors["inline"], atol=1e-5)
 
 
@@ -180,9 +177,10 @@ def test_the_server_process_never_imports_torch_in_process_mode(tmp_path: Path) 
         import asyncio, sys
         from pathlib import Path
         from hearth.config import ModelSpec
+        from hearth.engines.context import EngineContext
         from hearth.engines.embeddings import SentenceTransformerEngine
         spec = ModelSpec.model_validate_json({MINILM.model_dump_json()!r})
-        engine = SentenceTransformerEngine(spec, Path({str(tmp_path)!r}))
+        engine = SentenceTransformerEngine(spec, EngineContext(Path({str(tmp_path)!r})))
         engine.load()
         assert asyncio.run(engine.embed(["hello"])).vectors.shape == (1, 384)
         engine.close()

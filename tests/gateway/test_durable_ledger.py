@@ -28,7 +28,7 @@ def durable(tmp_path: Path) -> Iterator[TestClient]:
 
 def committed(client: TestClient) -> list[dict[str, Any]]:
     """Rows in the database right now: no flush, so only what was committed already."""
-    with client.app.state.gateway.db.engine.connect() as conn:  # type: ignore[attr-defined]
+    with client.app.state.root.database.engine.connect() as conn:  # type: ignore[attr-defined]
         return [dict(r._mapping) for r in conn.execute(sa.text("SELECT * FROM usage_records ORDER BY id"))]
 
 
@@ -51,13 +51,13 @@ def test_a_retried_request_is_recorded_once(durable: TestClient) -> None:
     durable.post("/v1/chat/completions", json=CHAT, headers={LB: "lb-43"})
     rows = committed(durable)
     assert [r["dedupe_key"] for r in rows] == ["lb-42", "lb-43"]
-    assert durable.app.state.gateway.db.ledger.deduplicated == 1  # type: ignore[attr-defined]
+    assert durable.app.state.root.database.ledger.deduplicated == 1  # type: ignore[attr-defined]
 
 
 def test_without_the_setting_the_header_is_not_trusted(client: TestClient) -> None:
     for _ in range(2):
         client.post("/v1/chat/completions", json=CHAT, headers={LB: "lb-42"})
-    assert client.app.state.gateway.db.ledger.flush(10)  # type: ignore[attr-defined]
-    with client.app.state.gateway.db.engine.connect() as conn:  # type: ignore[attr-defined]
+    assert client.app.state.root.database.ledger.flush(10)  # type: ignore[attr-defined]
+    with client.app.state.root.database.engine.connect() as conn:  # type: ignore[attr-defined]
         keys = [r[0] for r in conn.execute(sa.text("SELECT dedupe_key FROM usage_records"))]
     assert keys == [None, None]

@@ -6,16 +6,17 @@ from pathlib import Path
 
 import pytest
 
+from hearth.engines.context import EngineContext
 from hearth.config import ModelKind, ModelSpec
 from hearth.engines.fake import FakeChatEngine
-from hearth.errors import ContextLengthExceeded
+from hearth.errors import ContextLengthExceeded, Subject
 from hearth.gateway.planning import plan
 from hearth.inference.types import SamplingOptions
 
 
 def engine(tmp_path: Path) -> FakeChatEngine:
     spec = ModelSpec(id="c", kind=ModelKind.CHAT, backend="fake", source="-", context_length=100)
-    fake = FakeChatEngine(spec, tmp_path)
+    fake = FakeChatEngine(spec, EngineContext(tmp_path))
     fake.load()
     return fake
 
@@ -38,7 +39,8 @@ def test_chat_adds_template_stops_after_the_callers(tmp_path: Path) -> None:
 def test_prompt_plus_max_tokens_over_context(tmp_path: Path) -> None:
     with pytest.raises(ContextLengthExceeded) as exc:
         plan(engine(tmp_path), [[1] * 60], SamplingOptions(max_tokens=41))
-    assert exc.value.param == "max_tokens"
+    assert exc.value.subject is Subject.OUTPUT_LIMIT and exc.value.param is None
+    assert "{output_limit} (41)" in exc.value.message  # each family writes its own field name
     with pytest.raises(ContextLengthExceeded):
         plan(engine(tmp_path), [[1] * 100], SamplingOptions(max_tokens=1))
 
@@ -46,5 +48,5 @@ def test_prompt_plus_max_tokens_over_context(tmp_path: Path) -> None:
 def test_num_ctx_narrows_the_context(tmp_path: Path) -> None:
     with pytest.raises(ContextLengthExceeded) as exc:
         plan(engine(tmp_path), [[1] * 30], SamplingOptions(max_tokens=30), context_limit=50)
-    assert exc.value.param == "num_ctx"
+    assert exc.value.subject is Subject.CONTEXT_WINDOW
     assert plan(engine(tmp_path), [[1] * 30], SamplingOptions(), context_limit=50).params.max_tokens == 20

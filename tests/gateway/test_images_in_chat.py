@@ -56,8 +56,8 @@ def test_openai_image_parts_become_the_classifiers_labels(seen: tuple[TestClient
     assert reply.status_code == 200, reply.text
     assert "What is this?" in prompts[-1] and "an image classifier (fake-vision) labels it:" in prompts[-1]
     assert any(label in prompts[-1] for label in ("tabby cat", "coffee mug", "rocket", "astronaut"))
-    assert client.app.state.gateway.db.ledger.flush(10)  # type: ignore[attr-defined]
-    with client.app.state.gateway.db.engine.connect() as conn:  # type: ignore[attr-defined]
+    assert client.app.state.root.database.ledger.flush(10)  # type: ignore[attr-defined]
+    with client.app.state.root.database.engine.connect() as conn:  # type: ignore[attr-defined]
         assert conn.execute(sa.text("SELECT images FROM usage_records")).scalar_one() == 1
 
 

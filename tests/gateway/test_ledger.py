@@ -14,7 +14,7 @@ CHAT = {"model": "fake-chat", "messages": [{"role": "user", "content": "hi"}], "
 
 def rows(client: TestClient) -> list[dict[str, Any]]:
     flush_ledger(client)
-    with client.app.state.gateway.db.engine.connect() as conn:  # type: ignore[attr-defined]
+    with client.app.state.root.database.engine.connect() as conn:  # type: ignore[attr-defined]
         result = conn.execute(sa.text("SELECT * FROM usage_records ORDER BY id"))
         return [dict(r._mapping) for r in result]
 
@@ -57,7 +57,7 @@ def test_rows_for_success_stream_and_errors(gw: TestClient, make_key: MakeKey) -
     assert missing["model"] == "nope"  # what was asked for, so operators see it
     assert too_long["status_code"] == 400 and too_long["error_type"] == "context_length_exceeded"
     assert embed["model"] == "fake-embed" and embed["prompt_tokens"] == 5
-    assert failed["error_type"] == "engine_error" and failed["completion_tokens"] == 2
+    assert failed["error_type"] == "engine_failure" and failed["completion_tokens"] == 2
     assert failed["status_code"] == 500  # the 200 was sent, but the stream failed
     assert anonymous["status_code"] == 401 and anonymous["key_id"] is None
 

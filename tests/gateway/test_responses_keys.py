@@ -95,7 +95,7 @@ def test_a_cancelled_background_response_writes_its_row(
     assert cancelled["status"] == "cancelled"
     time.sleep(0.1)
     work = [r for r in rows(gw) if r["route"] == "POST /v1/responses (background)"]
-    assert [(r["status_code"], r["error_type"]) for r in work] == [(500, "engine_error"), (499, "cancelled")]
+    assert [(r["status_code"], r["error_type"]) for r in work] == [(500, "engine_failure"), (499, "cancelled")]
     assert work[1]["completion_tokens"] == cancelled["usage"]["output_tokens"] > 0
     assert len([r for r in rows(gw) if r["route"] == "POST /v1/responses"]) == 0  # handed off, no rows
 
@@ -123,7 +123,7 @@ def test_max_concurrent_bounds_background_work_which_can_still_be_polled(
 def test_admin_purges_by_age(gw: TestClient, make_key: MakeKey) -> None:
     secret = make_key("purge")
     old, new = create(gw, secret), create(gw, secret)
-    engine = gw.app.state.gateway.db.engine  # type: ignore[attr-defined]
+    engine = gw.app.state.root.database.engine  # type: ignore[attr-defined]
     with engine.begin() as conn:
         conn.execute(
             sa.text("UPDATE responses SET created_at = :t WHERE id = :id"),

@@ -153,11 +153,11 @@ def test_shadow_answers_off_the_request_path_and_records_agreement(
     ]
     assert {r.headers["x-hearth-variant"] for r in replies} == {"fake-chat"}
     deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and gw_app.state.gateway.shadows.waiting:
+    while time.monotonic() < deadline and gw_app.state.root.shadows.waiting:
         time.sleep(0.05)
     time.sleep(0.2)
     flush_ledger(gw)
-    with gw_app.state.gateway.db.engine.connect() as conn:
+    with gw_app.state.root.database.engine.connect() as conn:
         rows = [
             dict(r._mapping)
             for r in conn.execute(sa.text("SELECT * FROM usage_records WHERE shadow_of IS NOT NULL"))
@@ -183,7 +183,7 @@ def test_a_full_shadow_queue_drops_copies_and_counts_them(
     slow.token_delay_s = 0.2  # each shadow takes ~0.6 s: the queue of 16 fills up
     for _ in range(24):
         assert variant_of(gw, secret) == "fake-chat"
-    assert gw_app.state.gateway.shadows.dropped >= 4
+    assert gw_app.state.root.shadows.dropped >= 4
     assert (
         'hearth_shadow_requests_total{outcome="dropped",route="chat",shadow="fake-chat-2"}'
         in gw.get("/metrics").text
@@ -263,12 +263,12 @@ def test_keep_alive_unloads_an_idle_model_and_the_next_call_loads_it(
     load(gw, {**SECOND, "keep_alive_s": 0.3})
     assert variant_of(gw, secret, "fake-chat-2") == "fake-chat-2"
     deadline = time.monotonic() + 5
-    while time.monotonic() < deadline and gw_app.state.registry.slot("fake-chat-2").state != "unloaded":
+    while time.monotonic() < deadline and gw_app.state.registry.entry("fake-chat-2").state != "unloaded":
         time.sleep(0.1)
-    assert gw_app.state.registry.slot("fake-chat-2").state == "unloaded"
+    assert gw_app.state.registry.entry("fake-chat-2").state == "unloaded"
     assert gw.get("/ready").status_code == 200
     assert variant_of(gw, secret, "fake-chat-2") == "fake-chat-2"  # loaded again on demand
-    assert gw_app.state.registry.slot("fake-chat-2").state == "ready"
+    assert gw_app.state.registry.entry("fake-chat-2").state == "ready"
 
 
 def test_usage_compares_variants(gw: TestClient, make_key: MakeKey) -> None:
@@ -304,10 +304,10 @@ def test_a_route_change_reaches_another_replica_within_a_second(tmp_path: Path) 
         assert load(first)["state"] == "ready"
         deadline = time.monotonic() + 5
         while time.monotonic() < deadline and "fake-chat-2" not in {
-            s.spec.id for s in apps[1].state.registry.slots
+            s.spec.id for s in apps[1].state.registry.entries
         }:
             time.sleep(0.05)
-        assert apps[1].state.registry.slot("fake-chat-2").state in ("loading", "ready")
+        assert apps[1].state.registry.entry("fake-chat-2").state in ("loading", "ready")
         time.sleep(0.2)
         body = {
             "strategy": "blue-green",
@@ -315,7 +315,7 @@ def test_a_route_change_reaches_another_replica_within_a_second(tmp_path: Path) 
         }
         assert put_route(first, "chat", **body).status_code == 200
         changed = time.monotonic()
-        while time.monotonic() - changed < 2 and "chat" not in apps[1].state.gateway.cluster.routes:
+        while time.monotonic() - changed < 2 and "chat" not in apps[1].state.root.replicas.routes:
             time.sleep(0.02)
         assert time.monotonic() - changed < 1.0
         route = second.get("/admin/routes/chat", headers=admin_headers()).json()

@@ -19,7 +19,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import NullPool
 
-from hearth.store.db import create_db_engine, session_factory
+from hearth.store.connection import create_db_engine, session_factory
 from hearth.store.keys import KeyStore
 from hearth.store.migrate import upgrade
 

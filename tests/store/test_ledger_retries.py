@@ -9,7 +9,7 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from hearth.store.db import create_db_engine
+from hearth.store.connection import create_db_engine
 from hearth.store.ledger import LedgerWriter, UsageEvent
 from hearth.store.tables import UsageRecord
 

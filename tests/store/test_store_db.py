@@ -6,7 +6,7 @@ from pathlib import Path
 from sqlalchemy import Engine, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
-from hearth.store.db import create_db_engine, is_postgresql, is_sqlite, sqlite_path
+from hearth.store.connection import create_db_engine, is_postgresql, is_sqlite, sqlite_path
 from hearth.store.tables import ApiKey
 
 

@@ -135,7 +135,7 @@ def test_duplicate_name(keys: KeyStore) -> None:
     keys.create("frank")
     with pytest.raises(KeyNameTaken) as info:
         keys.create("frank")
-    assert info.value.status_code == 400 and info.value.code == "key_name_taken"
+    assert info.value.status_code == 400 and info.value.reason == "key_name_taken"
     assert len(keys.list()) == 1
 
 

@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import Engine, event, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from hearth.store.db import create_db_engine
+from hearth.store.connection import create_db_engine
 from hearth.store.keys import KeyStore
 from hearth.store.ledger import LedgerWriter, UsageEvent
 from hearth.store.tables import UsageRecord

@@ -17,7 +17,7 @@ from sqlalchemy import Engine, event, text
 from sqlalchemy.orm import Session
 from sqlalchemy.schema import AddConstraint, DropConstraint
 
-from hearth.store.db import create_db_engine, session_factory
+from hearth.store.connection import create_db_engine, session_factory
 from hearth.store.migrate import upgrade
 from hearth.store.tables import Base
 from hearth.store.usage import tokens_used_since, usage_summary

@@ -7,7 +7,11 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from hearth.api.routes.web import _default_chat_model, is_loopback
+from hearth.engines.context import EngineContext
+from hearth.gateway.catalog import Catalog
+from hearth.gateway.resolver import Resolver
+from hearth.gateway.routing import RouteTable
+from hearth.guide import is_loopback
 from hearth.app import build_app
 from hearth.cli.banner import hearth_command, key_command
 from hearth.config import ModelKind, ModelSpec, default_models
@@ -82,8 +86,12 @@ def test_wildcard_bind_is_not_loopback(tmp_path: Path) -> None:
     assert body["loopback"] is False and body["auth"] is True
 
 
+def _catalog(specs: list[ModelSpec], tmp_path: Path) -> Catalog:
+    registry = ModelRegistry(specs, EngineContext(tmp_path))
+    return Catalog(registry, Resolver(registry, RouteTable()))
+
+
 def test_default_chat_model_follows_the_alias(tmp_path: Path) -> None:
-    registry = ModelRegistry(default_models(), tmp_path)
-    assert _default_chat_model(registry) == "smollm2-135m-instruct"
+    assert _catalog(default_models(), tmp_path).default_chat_model() == "smollm2-135m-instruct"
     embed_only = [ModelSpec(id="e", kind=ModelKind.EMBEDDING, backend="fake", source="-")]
-    assert _default_chat_model(ModelRegistry(embed_only, tmp_path)) is None
+    assert _catalog(embed_only, tmp_path).default_chat_model() is None

@@ -1,4 +1,8 @@
-"""``Annotated`` dependencies shared by the routes of every family."""
+"""``Annotated`` dependencies shared by the routes of every family: one per service.
+
+``app.py`` builds the services once (``Services``) and keeps them on the app; each route asks
+for the ones it uses (``GatewayDep``, ``CatalogDep``, ``ResponsesDep`` ...) and nothing else.
+"""
 
 from __future__ import annotations
 
@@ -8,62 +12,113 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from hearth.api.families import family_for_path
+from hearth.api.families import Families
+from hearth.config import Settings
 from hearth.errors import AuthenticationFailed
+from hearth.gateway.accounts import Accounts
 from hearth.gateway.auth import AdminSecret, presented_secret
 from hearth.gateway.call import Call
+from hearth.gateway.catalog import Catalog
+from hearth.gateway.health import Readiness
+from hearth.gateway.replica_sync import ReplicaSync
+from hearth.gateway.responses import Responses
 from hearth.gateway.service import Gateway
-
-# The providers are ``async def`` although some never await: FastAPI runs a plain ``def``
-# dependency in a worker thread, two thread hops per request that cost more than an embedding.
-
-
-async def get_gateway(request: Request) -> Gateway:
-    gateway: Gateway = request.app.state.gateway
-    return gateway
-
-
-GatewayDep = Annotated[Gateway, Depends(get_gateway)]
+from hearth.metrics import Metrics
 
 
 @dataclass(frozen=True)
-class ApiCall:
-    """An authenticated API request, admitted under its key's limits: what the routes work with."""
+class Services:
+    """What the routes use, built by ``app.build_app`` and kept as ``app.state.services``."""
 
+    settings: Settings
     gateway: Gateway
-    call: Call
+    catalog: Catalog
+    accounts: Accounts
+    responses: Responses
+    replicas: ReplicaSync
+    readiness: Readiness
+    admin_secret: AdminSecret
+    metrics: Metrics
+    families: Families
 
 
-async def authorized_call(request: Request) -> ApiCall:
+# The providers are ``async def`` although they never await: FastAPI runs a plain ``def``
+# dependency in a worker thread, two thread hops per request that cost more than an embedding.
+
+
+def services(request: Request) -> Services:
+    found: Services = request.app.state.services
+    return found
+
+
+async def _gateway(request: Request) -> Gateway:
+    return services(request).gateway
+
+
+async def _catalog(request: Request) -> Catalog:
+    return services(request).catalog
+
+
+async def _accounts(request: Request) -> Accounts:
+    return services(request).accounts
+
+
+async def _responses(request: Request) -> Responses:
+    return services(request).responses
+
+
+async def _replicas(request: Request) -> ReplicaSync:
+    return services(request).replicas
+
+
+async def _readiness(request: Request) -> Readiness:
+    return services(request).readiness
+
+
+async def _settings(request: Request) -> Settings:
+    return services(request).settings
+
+
+GatewayDep = Annotated[Gateway, Depends(_gateway)]
+CatalogDep = Annotated[Catalog, Depends(_catalog)]
+AccountsDep = Annotated[Accounts, Depends(_accounts)]
+ResponsesDep = Annotated[Responses, Depends(_responses)]
+ReplicasDep = Annotated[ReplicaSync, Depends(_replicas)]
+ReadinessDep = Annotated[Readiness, Depends(_readiness)]
+SettingsDep = Annotated[Settings, Depends(_settings)]
+
+
+async def authorized_call(request: Request) -> Call:
     """Authenticate the caller and admit the request under its key's limits.
 
     The key headers are read here rather than declared as ``Header()`` parameters: FastAPI's
     parameter extraction for them cost about a fifth of a short request's CPU (measured). The
     OpenAPI document still names them, as security schemes (``hearth.api.openapi``).
     """
-    gateway = await get_gateway(request)
+    found = services(request)
+    gateway = found.gateway
     call: Call | None = getattr(request.state, "call", None)
     if call is None:  # outside the API prefixes (never in practice): a call of its own
         path = request.url.path
-        call = gateway.open_call(f"req_{uuid.uuid4().hex}", family_for_path(path).name, path)
+        call = gateway.open_call(f"req_{uuid.uuid4().hex}", found.families.for_path(path).name, path)
         request.state.call = call
     headers = request.headers
     await gateway.authorize(call, headers.get("authorization"), headers.get("x-api-key"))
-    return ApiCall(gateway, call)
+    return call
 
 
 # Routers also list ``authorized_call`` as a router dependency, so no route can skip it; FastAPI
 # caches it per request, so a route that takes ``CallDep`` as well runs it once.
-CallDep = Annotated[ApiCall, Depends(authorized_call)]
+CallDep = Annotated[Call, Depends(authorized_call)]
 REQUIRE_KEY = Depends(authorized_call)
 
 
 async def require_admin(request: Request) -> None:
     secret = presented_secret(request.headers.get("authorization"), request.headers.get("x-api-key"))
-    admin: AdminSecret = request.app.state.admin_secret
-    await admin.agree(request.app.state.gateway.db)
+    admin = services(request).admin_secret
+    await admin.agree()
     if not admin.matches(secret):
-        raise AuthenticationFailed("incorrect admin key provided")
+        raise AuthenticationFailed(f"incorrect admin key provided; {admin.where_to_find}")
 
 
 AdminDep = Depends(require_admin)

@@ -1,20 +1,22 @@
-"""Render every failure in the calling family's own error shape, with the right status.
+"""Render every failure in the calling family's own error shape, words and status.
 
-Never FastAPI's 422: validation errors are 400s that name the field. The kind of the error is
-left in the request's state for the middleware, which reports it when the call closes.
+Never FastAPI's 422: validation errors are 400s that name the request field. The error's label
+is left in the request's state for the middleware, which reports it when the call closes.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Sequence
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
-from hearth.api.families import family_for_path
+from hearth.api.families import Families
 from hearth.errors import ErrorKind, HearthError, InvalidRequest, NotFound
 
 log = logging.getLogger("hearth.api")
@@ -29,11 +31,38 @@ _STATUS_KINDS = {
     415: ErrorKind.INVALID_REQUEST,
     429: ErrorKind.RATE_LIMITED,
 }
+_STATUS_REASONS = {405: "method_not_allowed", 415: "unsupported_media_type"}
 
 
-def render(request: Request, error: HearthError) -> Response:
-    request.state.error_kind = error.code or error.kind.value
-    return family_for_path(request.url.path).error_response(error)
+def request_field(loc: Sequence[Any], body: Any, missing: bool) -> str | None:
+    """Where in the request a validation error is, as ``messages[0].content``.
+
+    Pydantic's location also names the union members it tried (``input.str``) and the tags of
+    tagged unions; only the parts that are in the request body are kept. A missing field is
+    not in the body, so it is kept as the last part.
+    """
+    parts = [p for p in loc if p not in ("body", "query", "path", "header")]
+    node: Any = body
+    kept: list[str | int] = []
+    for index, part in enumerate(parts):
+        found, child = _child(node, part)
+        if found:
+            node = child
+        elif not (missing and index == len(parts) - 1 and isinstance(part, str)):
+            continue  # a union member or tag pydantic tried, not a field of the request
+        kept.append(part)
+    if body is None and parts:  # no body to walk (query or path parameters): the location as given
+        kept = parts
+    text = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in kept).lstrip(".")
+    return text or None
+
+
+def _child(node: Any, part: object) -> tuple[bool, Any]:
+    if isinstance(node, dict) and isinstance(part, str) and part in node:
+        return True, node[part]
+    if isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+        return True, node[part]
+    return False, None
 
 
 def validation_error(exc: RequestValidationError) -> InvalidRequest:
@@ -41,20 +70,25 @@ def validation_error(exc: RequestValidationError) -> InvalidRequest:
     if not errors:
         return InvalidRequest("invalid request")
     first = errors[0]
-    loc = [str(p) for p in first.get("loc", ()) if p not in ("body", "query", "path", "header")]
     if first.get("type") == "json_invalid":
         return InvalidRequest("could not parse the JSON body of your request: " + str(first.get("msg", "")))
-    if not loc and first.get("type") in ("model_attributes_type", "dict_type"):
+    missing = first.get("type") == "missing"
+    param = request_field(first.get("loc", ()), exc.body, missing)
+    if param is None and first.get("type") in ("model_attributes_type", "dict_type"):
         return InvalidRequest("the request body must be a JSON object (Content-Type: application/json)")
-    param = ".".join(loc) or None
-    msg = str(first.get("msg", "invalid value"))
-    if first.get("type") == "missing":
-        msg = "field required"
+    msg = "field required" if missing else str(first.get("msg", "invalid value"))
     more = f" (and {len(errors) - 1} more errors)" if len(errors) > 1 else ""
     return InvalidRequest(f"{param}: {msg}{more}" if param else msg + more, param=param)
 
 
-def install_error_handlers(app: FastAPI) -> None:
+def install_error_handlers(app: FastAPI, families: Families) -> None:
+    def render(request: Request, error: HearthError) -> Response:
+        request.state.error_label = error.label
+        path = request.url.path
+        # A route may have said which of its fields this request used (``request.state.words``).
+        words = getattr(request.state, "words", None)
+        return families.for_path(path).error_response(error, path, words)
+
     @app.exception_handler(HearthError)
     async def _hearth(request: Request, exc: HearthError) -> Response:
         return render(request, exc)
@@ -68,8 +102,7 @@ def install_error_handlers(app: FastAPI) -> None:
         if exc.status_code == 404:
             error: HearthError = NotFound(f"no route for {request.method} {request.url.path}")
         else:
-            error = HearthError(str(exc.detail))
-            error.code = None
+            error = HearthError(str(exc.detail), reason=_STATUS_REASONS.get(exc.status_code))
             error.status_code = exc.status_code
             error.kind = _STATUS_KINDS.get(exc.status_code, ErrorKind.INTERNAL)
         response = render(request, error)

@@ -1,26 +1,23 @@
-"""Which API family a path belongs to, and so whose error shape and headers it gets."""
+"""Which API family a path belongs to, and so whose error shape, words and headers it gets.
+
+``app.py`` builds one table from the family packages' prefixes; the middleware and the error
+handlers ask it. The longest matching prefix wins; anything else is OpenAI's (``/v1``).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from hearth.api.adapter import FamilyAdapter
-from hearth.api.openai.errors import HearthAdapter, OpenAIAdapter
-
-OPENAI = OpenAIAdapter()
-HEARTH = HearthAdapter()
-_HEARTH_PATHS = ("/v1/classify", "/v1/usage", "/v1/tokenize", "/v1/detokenize", "/admin")
-_BY_PREFIX: list[tuple[str, FamilyAdapter]] = []
 
 
-def register(prefix: str, adapter: FamilyAdapter) -> None:
-    """A family package claims the paths under ``prefix`` (longest prefixes are tried first)."""
-    _BY_PREFIX.append((prefix, adapter))
-    _BY_PREFIX.sort(key=lambda item: -len(item[0]))
+class Families:
+    def __init__(self, default: FamilyAdapter, prefixes: Iterable[tuple[str, FamilyAdapter]]) -> None:
+        self._default = default
+        self._by_prefix = sorted(prefixes, key=lambda item: -len(item[0]))
 
-
-def family_for_path(path: str) -> FamilyAdapter:
-    for prefix, adapter in _BY_PREFIX:
-        if path == prefix or path.startswith(prefix + "/") or path.startswith(prefix + "?"):
-            return adapter
-    if path.startswith(_HEARTH_PATHS):
-        return HEARTH
-    return OPENAI
+    def for_path(self, path: str) -> FamilyAdapter:
+        for prefix, adapter in self._by_prefix:
+            if path == prefix or path.startswith(prefix + "/") or path.startswith(prefix + "?"):
+                return adapter
+        return self._default

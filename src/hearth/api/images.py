@@ -27,9 +27,9 @@ def image_from_url(url: str, param: str) -> ImagePart:
         media_type = header.removeprefix("data:").split(";")[0] or None
         if ";base64" not in header:
             raise InvalidImage("image data URLs must be base64 (data:image/png;base64,...)", param=param)
-        return ImagePart(data=decode_base64(data, param), media_type=media_type)
+        return ImagePart(data=decode_base64(data, param), media_type=media_type, origin=param)
     if url.startswith(("http://", "https://")):
-        return ImagePart(url=url)
+        return ImagePart(url=url, origin=param)
     raise InvalidImage("an image URL must be a data: URL or an http(s) URL", param=param)
 
 
@@ -37,4 +37,4 @@ def image_from_base64(data: str, param: str, media_type: str | None = None) -> I
     """Bare base64 (Anthropic's ``source.data``, Ollama's ``images``), or a data: URL sent as such."""
     if data.startswith("data:"):
         return image_from_url(data, param)
-    return ImagePart(data=decode_base64(data, param), media_type=media_type)
+    return ImagePart(data=decode_base64(data, param), media_type=media_type, origin=param)

@@ -11,7 +11,7 @@ import re
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from hearth.api.families import family_for_path
+from hearth.api.families import Families
 from hearth.api.ids import request_id
 from hearth.errors import HearthError, InvalidRequest, PayloadTooLarge
 from hearth.gateway.service import Gateway
@@ -25,8 +25,11 @@ CLIENT_CLOSED = 499  # nginx's code for "client closed request"
 class BodyLimitMiddleware:
     """413 for bodies over ``max_bytes``; 431 for request headers over ``max_header_bytes``."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int, max_header_bytes: int = 32 * 1024) -> None:
+    def __init__(
+        self, app: ASGIApp, families: Families, max_bytes: int, max_header_bytes: int = 32 * 1024
+    ) -> None:
         self.app = app
+        self.families = families
         self.max_bytes = max_bytes
         self.max_header_bytes = max_header_bytes
 
@@ -38,14 +41,14 @@ class BodyLimitMiddleware:
         if sum(len(name) + len(value) for name, value in headers) > self.max_header_bytes:
             error = InvalidRequest(
                 f"request headers too large: the limit is {self.max_header_bytes} bytes",
-                code="headers_too_large",
+                reason="headers_too_large",
             )
             error.status_code = 431
-            await _send_error(scope, send, error)
+            await self._refuse(scope, send, error)
             return
         for name, value in headers:
             if name == b"content-length" and value.isdigit() and int(value) > self.max_bytes:
-                await _send_error(scope, send, PayloadTooLarge(self._message()))
+                await self._refuse(scope, send, PayloadTooLarge(self._message()))
                 return
         # Bodies without a content-length (chunked) are read here, up to the limit, and replayed:
         # an error raised from inside receive() would be masked by the framework's body parser.
@@ -59,7 +62,7 @@ class BodyLimitMiddleware:
             chunk = message.get("body", b"")
             seen += len(chunk)
             if seen > self.max_bytes:
-                await _send_error(scope, send, PayloadTooLarge(self._message()))
+                await self._refuse(scope, send, PayloadTooLarge(self._message()))
                 return
             chunks.append(chunk)
             if not message.get("more_body", False):
@@ -70,6 +73,25 @@ class BodyLimitMiddleware:
 
     def _message(self) -> str:
         return f"request body too large: the limit is {self.max_bytes} bytes"
+
+    async def _refuse(self, scope: Scope, send: Send, error: HearthError) -> None:
+        """Refused before a call is opened, but still with a request id, as every response has."""
+        path = scope.get("path", "")
+        adapter = self.families.for_path(path)
+        payload = json.dumps(adapter.error_body(error, path)).encode()
+        ids = adapter.id_headers(request_id(scope.get("headers", [])))
+        await send(
+            {
+                "type": "http.response.start",
+                "status": adapter.error_status(error),
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(payload)).encode()),
+                    *((k.encode(), v.encode()) for k, v in ids.items()),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": payload})
 
 
 _NOT_DECLARED_JSON = (None, b"application/x-www-form-urlencoded", b"text/plain")
@@ -105,25 +127,6 @@ def _replay(messages: list[Message], receive: Receive) -> Receive:
     return replay_receive
 
 
-async def _send_error(scope: Scope, send: Send, error: HearthError) -> None:
-    adapter = family_for_path(scope.get("path", ""))
-    payload = json.dumps(adapter.error_body(error)).encode()
-    # Refused before a call is opened, but still with a request id, as every response has.
-    ids = adapter.id_headers(request_id(scope.get("headers", [])))
-    await send(
-        {
-            "type": "http.response.start",
-            "status": adapter.error_status(error),
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(payload)).encode()),
-                *((k.encode(), v.encode()) for k, v in ids.items()),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": payload})
-
-
 class CallMiddleware:
     """Opens a gateway ``Call`` for every API request and closes it once the response is done.
 
@@ -132,34 +135,45 @@ class CallMiddleware:
     handlers noted are what the call closes with.
     """
 
-    def __init__(self, app: ASGIApp, gateway: Gateway) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        gateway: Gateway,
+        families: Families,
+        trusted_id_header: str | None,
+        durable: bool,
+    ) -> None:
         self.app = app
         self.gateway = gateway
+        self.families = families
+        # The load balancer's id for a client request, the same on a retry (HA deduplication).
+        self.trusted_id_header = trusted_id_header.lower().encode() if trusted_id_header else None
+        self.durable = durable
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path: str = scope.get("path", "")
         if scope["type"] != "http" or not path.startswith(API_PREFIXES) or path.startswith(PROBE_PREFIXES):
             await self.app(scope, receive, send)
             return
-        adapter = family_for_path(path)
+        adapter = self.families.for_path(path)
+        dedupe_key = None
+        if self.trusted_id_header is not None:
+            dedupe_key = (_header(scope, self.trusted_id_header) or "")[:64] or None
         call = self.gateway.open_call(
-            request_id(scope.get("headers", [])), adapter.name, f"{scope['method']} {path}"[:128]
+            request_id(scope.get("headers", [])), adapter.name, f"{scope['method']} {path}"[:128], dedupe_key
         )
-        trusted = self.gateway.settings.trusted_request_id_header
-        if trusted:  # the load balancer's id for this client request, the same on a retry
-            call.dedupe_key = (_header(scope, trusted.lower().encode()) or "")[:64] or None
-        durable = self.gateway.settings.ledger_durable
+        durable = self.durable
         state = scope.setdefault("state", {})
         state["call"] = call
         status = 500
         completed = False
         held: Message | None = None  # a whole (non-streaming) response's start, held in durable mode
 
-        def name_route() -> None:
+        def route() -> str:
             # The matched route's template, not the raw path: ids in paths would make the route
             # an unbounded metric label.
             template = getattr(scope.get("route"), "path", None) or "unmatched"
-            call.route = f"{scope['method']} {template}"[:128]
+            return f"{scope['method']} {template}"[:128]
 
         async def tracking_send(message: Message) -> None:
             nonlocal status, completed, held
@@ -179,8 +193,7 @@ class CallMiddleware:
                 if durable:
                     # The row is committed before the client can see the answer: a replica killed
                     # now loses nothing, and a retry elsewhere is deduplicated by its key.
-                    name_route()
-                    await self.gateway.close_call(call, status, state.get("error_kind"))
+                    await self.gateway.close_call(call, status, state.get("error_label"), route())
             if held is not None:
                 start, held = held, None
                 await send(start)
@@ -189,9 +202,8 @@ class CallMiddleware:
         try:
             await self.app(scope, receive, tracking_send)
         finally:
-            name_route()
             await self.gateway.close_call(
-                call, status if completed else CLIENT_CLOSED, state.get("error_kind")
+                call, status if completed else CLIENT_CLOSED, state.get("error_label"), route()
             )
 
 

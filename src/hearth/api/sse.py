@@ -40,12 +40,12 @@ def ndjson_line(payload: object) -> bytes:
     return json.dumps(payload, separators=(",", ":")).encode() + b"\n"
 
 
-def sse_response(body: AsyncIterator[bytes]) -> StreamingResponse:
-    return StreamingResponse(body, media_type="text/event-stream", headers=_STREAM_HEADERS)
+SSE = "text/event-stream"
+NDJSON = "application/x-ndjson"
 
 
-def ndjson_response(body: AsyncIterator[bytes]) -> StreamingResponse:
-    return StreamingResponse(body, media_type="application/x-ndjson", headers=_STREAM_HEADERS)
+def stream_response(body: AsyncIterator[bytes], media_type: str = SSE) -> StreamingResponse:
+    return StreamingResponse(body, media_type=media_type, headers=_STREAM_HEADERS)
 
 
 async def guarded(

@@ -100,10 +100,10 @@ def _model_line(model: LoadedModel) -> str:
     return f"{model.id} ({kind}{default})"
 
 
-def degraded_notes(slots: Sequence[object]) -> list[str]:
+def degraded_notes(entries: Sequence[object]) -> list[str]:
     """What makes this server slower or smaller than it should be, beyond failed models."""
     notes = []
-    if any(getattr(getattr(s, "spec", None), "backend", "") == "llama.cpp" for s in slots):
+    if any(getattr(getattr(e, "spec", None), "backend", "") == "llama.cpp" for e in entries):
         try:
             from hearth.engines.llama import native
 

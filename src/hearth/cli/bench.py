@@ -286,15 +286,17 @@ def gpu_rows(spec: ModelSpec, settings: Settings, support: GpuSupport, sizes: di
 async def run_bench(
     settings: Settings, specs: list[ModelSpec], sizes: dict[str, int], quiet: bool
 ) -> list[Row]:
+    from hearth.engines.context import EngineContext
     from hearth.engines.registry import engine_class
 
     steps = {ModelKind.CHAT: sizes["runs"], ModelKind.EMBEDDING: 2, ModelKind.IMAGE_CLASSIFICATION: 2}
     rows: list[Row] = []
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    context = EngineContext.of(settings)
     with Progress(*columns, console=console, disable=quiet, transient=False) as progress:
         for spec in specs:
             task = progress.add_task(f"{spec.id}: loading", total=steps[spec.kind] + 1)
-            engine = engine_class(spec)(spec, settings.data_dir)
+            engine = engine_class(spec)(spec, context)
             await asyncio.to_thread(engine.load)
             progress.update(task, advance=1, description=f"{spec.id}: measuring")
 

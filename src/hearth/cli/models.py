@@ -27,6 +27,7 @@ def models_list(config: ConfigOpt = None) -> None:
 @models_app.command("info")
 def models_info(model_id: str, config: ConfigOpt = None) -> None:
     """Load one model and show its kind, size, parameters, quantisation, context and device."""
+    from hearth.engines.context import EngineContext
     from hearth.engines.registry import engine_class
 
     settings = settings_or_exit(config)
@@ -35,7 +36,7 @@ def models_info(model_id: str, config: ConfigOpt = None) -> None:
         console.print(f"[red]no model {model_id!r}[/red]; see `hearth models list`")
         raise typer.Exit(1)
     with console.status(f"loading {spec.id}..."):
-        engine = engine_class(spec)(spec, settings.data_dir)
+        engine = engine_class(spec)(spec, EngineContext.of(settings))
         engine.load()
     info = engine.info()
     engine.close()

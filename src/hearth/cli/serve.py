@@ -32,12 +32,12 @@ def announce(settings: Settings, app: FastAPI) -> None:
     """Print the start-up banner (once the server is ready)."""
     from hearth.gateway.auth import ADMIN_KEY_FILE  # here: sqlalchemy stays off serve's first second
 
-    gateway = app.state.gateway
+    entries = app.state.services.catalog.entries
     models = [
-        LoadedModel(s.spec.id, s.spec.kind, tuple(s.spec.aliases), s.error if s.state == "failed" else None)
-        for s in gateway.registry.slots
+        LoadedModel(e.spec.id, e.spec.kind, tuple(e.spec.aliases), e.error if e.state == "failed" else None)
+        for e in entries
     ]
-    problems = degraded_notes(gateway.registry.slots)
+    problems = degraded_notes(entries)
     admin_file = None if settings.admin_key else Path(settings.data_dir) / ADMIN_KEY_FILE
     print_banner(render(settings, models, admin_key_file=admin_file, problems=problems))
 
@@ -102,7 +102,7 @@ def serve(
     # Held for the process's life: `hearth db restore` refuses a SQLite database a server uses.
     serving = hold_serving_lock(settings.resolved_database_url)
     try:
-        DrainingServer(server_config, app.state.gateway, settings.shutdown_delay_s).run()
+        DrainingServer(server_config, app.state.services.readiness, settings.shutdown_delay_s).run()
     finally:
         if serving is not None:
             serving.close()

@@ -14,8 +14,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from hearth.config import ModelKind, ModelSpec
+from hearth.engines.context import EngineContext
 from hearth.engines.weights import parameters_of, weights_in
-from hearth.errors import ContextLengthExceeded, InvalidRequest
+from hearth.errors import ContextLengthExceeded, InvalidRequest, Subject
 from hearth.inference.events import GenerationDone, GenerationEvent, Prediction, TextDelta
 from hearth.inference.types import Message, Tool
 
@@ -108,9 +109,13 @@ class Engine(abc.ABC):
     # its ``prepare()`` imports what the model needs, so ``hearth serve`` starts that at once.
     worker_model: ClassVar[str | None] = None
 
-    def __init__(self, spec: ModelSpec, data_dir: Any) -> None:
+    def __init__(self, spec: ModelSpec, context: EngineContext) -> None:
         self.spec = spec
-        self.data_dir = data_dir
+        self.context = context
+
+    @property
+    def data_dir(self) -> Path:
+        return self.context.data_dir
 
     @abc.abstractmethod
     def load(self) -> None: ...
@@ -156,7 +161,6 @@ class ChatEngine(Engine):
     """Text generation: serves chat and completions."""
 
     kind = ModelKind.CHAT
-    supports_logit_bias: ClassVar[bool] = True
     supports_constraints: ClassVar[bool] = False  # honours SamplingParams.constraint
 
     @property
@@ -193,36 +197,34 @@ class ChatEngine(Engine):
         """
         return ()
 
-    def validate(
-        self, prompt: Sequence[int], params: SamplingParams, *, prompt_param: str = "prompt"
-    ) -> None:
+    def validate(self, prompt: Sequence[int], params: SamplingParams) -> None:
         """The one check of a generation against this model; the gateway and ``generate`` call it."""
         ctx = self.context_length
         if not prompt:
-            raise InvalidRequest("the prompt is empty", param=prompt_param)
+            raise InvalidRequest("the prompt is empty", subject=Subject.PROMPT)
         if len(prompt) >= ctx:
             raise ContextLengthExceeded(
                 f"this model's maximum context length is {ctx} tokens, but the prompt has "
                 f"{len(prompt)} tokens",
-                param=prompt_param,
+                subject=Subject.PROMPT,
             )
         if params.max_tokens < 1:
-            raise InvalidRequest("max_tokens must be at least 1", param="max_tokens")
+            raise InvalidRequest("{output_limit} must be at least 1", subject=Subject.OUTPUT_LIMIT)
         if len(prompt) + params.max_tokens > ctx:
             raise ContextLengthExceeded(
                 f"this model's maximum context length is {ctx} tokens; the prompt ({len(prompt)} "
-                f"tokens) plus max_tokens ({params.max_tokens}) exceeds it. Reduce the prompt or "
-                "max_tokens.",
-                param="max_tokens",
+                f"tokens) plus {{output_limit}} ({params.max_tokens}) exceeds it. Reduce the prompt or "
+                "{output_limit}.",
+                subject=Subject.OUTPUT_LIMIT,
             )
-        if params.logit_bias and not self.supports_logit_bias:
-            raise InvalidRequest("this model does not support logit_bias", param="logit_bias")
         vocab = self.n_vocab
         if vocab is not None:
             if min(prompt) < 0 or max(prompt) >= vocab:
-                raise InvalidRequest(f"prompt token ids must be in [0, {vocab})", param=prompt_param)
+                raise InvalidRequest(f"prompt token ids must be in [0, {vocab})", subject=Subject.PROMPT)
             if any(not 0 <= token < vocab for token in params.logit_bias):
-                raise InvalidRequest(f"logit_bias token ids must be in [0, {vocab})", param="logit_bias")
+                raise InvalidRequest(
+                    f"{{logit_bias}} token ids must be in [0, {vocab})", subject=Subject.LOGIT_BIAS
+                )
 
     @abc.abstractmethod
     def generate(self, prompt: list[int], params: SamplingParams) -> AsyncGenerator[GenerationEvent, None]:

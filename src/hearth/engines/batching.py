@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 from hearth.engines.base import EngineActivity
-from hearth.engines.compute import CPU
+from hearth.engines.compute import ComputeTurns
 from hearth.errors import Overloaded
 
 In = TypeVar("In")
@@ -40,9 +40,11 @@ class MicroBatcher(Generic[In, Out]):
         max_batch: int,
         window_s: float,
         max_queue: int,
+        compute: ComputeTurns,
         alone_after_s: float = 1.0,
     ) -> None:
         self._run_batch = run_batch
+        self._compute = compute
         self._max_batch = max_batch
         self._window_s = window_s
         self._max_queue = max_queue
@@ -115,7 +117,7 @@ class MicroBatcher(Generic[In, Out]):
                     p.future.set_result(result)
 
     def _run_on_cpu(self, items: list[In]) -> Sequence[Out]:
-        with CPU.turn():  # taking turns with the other engines' passes (compute.py)
+        with self._compute.turn():  # taking turns with the other engines' passes (compute.py)
             return self._run_batch(items)
 
     def _alone(self, queue: asyncio.Queue[_Pending[In, Out]]) -> bool:

@@ -9,7 +9,8 @@ ticket keeps either side from starving the other: a decode step and an embedding
 milliseconds, so a turn is never long.
 
 ``parallel`` mode (``HEARTH_COMPUTE_SHARING=parallel``) turns this off, for machines with cores
-to spare for every engine's threads.
+to spare for every engine's threads. The app builds one ``ComputeTurns`` and hands it to every
+engine through their ``EngineContext``.
 """
 
 from __future__ import annotations
@@ -22,8 +23,8 @@ from contextlib import contextmanager
 class ComputeTurns:
     """A fair (first come, first served) lock around forward passes."""
 
-    def __init__(self) -> None:
-        self.enabled = True
+    def __init__(self, enabled: bool = True) -> None:
+        self.enabled = enabled
         self._cond = threading.Condition()
         self._next_ticket = 0
         self._now_serving = 0
@@ -46,6 +47,3 @@ class ComputeTurns:
                 self._now_serving += 1
                 self.turns += 1
                 self._cond.notify_all()
-
-
-CPU = ComputeTurns()

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import llguidance
 
-from hearth.errors import InvalidRequest
+from hearth.errors import InvalidRequest, Subject
 
 if TYPE_CHECKING:
     from llguidance._lib import JsonCompileOptions
@@ -57,6 +57,24 @@ UNSUPPORTED = frozenset(
         "not", "if", "then", "else", "$dynamicRef", "$recursiveRef", "extends", "disallow", "divisibleBy",
     }
 )  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class At:
+    """What a schema or grammar is in the request: its subject, and its field if the family named it."""
+
+    subject: Subject
+    param: str | None = None
+
+
+OUTPUT_FORMAT = At(Subject.OUTPUT_FORMAT)
+TOOLS = At(Subject.TOOLS)
+
+
+def _refused(message: str, at: At) -> InvalidRequest:
+    return InvalidRequest(message, subject=at.subject, param=at.param)
+
+
 FORMATS = frozenset({"date-time", "time", "date", "duration", "email", "hostname", "ipv4", "ipv6", "uuid"})
 _SCHEMA_MAPS = ("properties", "$defs", "definitions")
 _SCHEMA_LISTS = ("anyOf", "oneOf", "allOf", "prefixItems")
@@ -73,38 +91,38 @@ class Constraint:
     schema: Mapping[str, Any] | None = field(default=None, compare=False)
 
 
-def json_schema(schema: object, *, param: str = "response_format") -> Constraint:
+def json_schema(schema: object, *, at: At = OUTPUT_FORMAT) -> Constraint:
     """Output is one JSON value valid against ``schema``; refuses what it can't enforce.
 
     Cached by the schema's JSON text: a client usually sends the same schema every time.
     """
     if not isinstance(schema, dict):
-        raise InvalidRequest("the JSON schema must be an object", param=param)
+        raise _refused("the JSON schema must be an object", at)
     try:
         text = json.dumps(schema, allow_nan=False)
     except (TypeError, ValueError) as exc:
-        raise InvalidRequest(f"the JSON schema is not JSON: {exc}", param=param) from exc
-    return _schema_constraint(text, param)
+        raise _refused(f"the JSON schema is not JSON: {exc}", at) from exc
+    return _schema_constraint(text, at)
 
 
 @functools.lru_cache(maxsize=256)
-def _schema_constraint(text: str, param: str) -> Constraint:
-    checked = check_schema(json.loads(text), param=param)
+def _schema_constraint(text: str, at: At) -> Constraint:
+    checked = check_schema(json.loads(text), at=at)
     grammar_schema = json.dumps(for_doubles(checked), allow_nan=False)
-    return Constraint(_compile_schema(grammar_schema, param), "json_schema", checked)
+    return Constraint(_compile_schema(grammar_schema, at), "json_schema", checked)
 
 
-def json_object(*, param: str = "response_format") -> Constraint:
+def json_object(*, at: At = OUTPUT_FORMAT) -> Constraint:
     """Output is one JSON object, any keys."""
-    return json_schema({"type": "object"}, param=param)
+    return json_schema({"type": "object"}, at=at)
 
 
-def lark(grammar: str, *, param: str = "grammar") -> Constraint:
+def lark(grammar: str, *, at: At = OUTPUT_FORMAT) -> Constraint:
     """Output matches a grammar in llguidance's Lark dialect (``%json {...}`` inlines a schema)."""
-    return Constraint(_compile_lark(grammar, param), "grammar")
+    return Constraint(_compile_lark(grammar, at), "grammar")
 
 
-def check_schema(schema: object, *, param: str) -> dict[str, Any]:
+def check_schema(schema: object, *, at: At) -> dict[str, Any]:
     """``schema`` itself, once it is a valid JSON schema whose every validation keyword we enforce.
 
     Its shape is checked against draft 7's metaschema unless it names another (``$schema``):
@@ -115,68 +133,66 @@ def check_schema(schema: object, *, param: str) -> dict[str, Any]:
     import jsonschema  # here: it takes a few hundred ms to import, and only requests need it
 
     if not isinstance(schema, dict):
-        raise InvalidRequest("the JSON schema must be an object", param=param)
+        raise _refused("the JSON schema must be an object", at)
     try:
         json.dumps(schema, allow_nan=False)
         validator = jsonschema.validators.validator_for(schema, default=jsonschema.Draft7Validator)
         validator.check_schema(schema)
     except jsonschema.SchemaError as exc:
         where = _pointer(list(exc.absolute_path))
-        raise InvalidRequest(f"invalid JSON schema at {where}: {exc.message}", param=param) from exc
+        raise _refused(f"invalid JSON schema at {where}: {exc.message}", at) from exc
     except (TypeError, ValueError) as exc:
-        raise InvalidRequest(f"the JSON schema is not JSON: {exc}", param=param) from exc
-    _walk(schema, [], param)
+        raise _refused(f"the JSON schema is not JSON: {exc}", at) from exc
+    _walk(schema, [], at)
     return schema
 
 
-def _walk(node: object, path: list[str | int], param: str) -> None:
+def _walk(node: object, path: list[str | int], at: At) -> None:
     if isinstance(node, bool):
         return  # true (anything) and false (nothing) are enforceable as they are
     if not isinstance(node, dict):
-        raise InvalidRequest(f"a JSON schema at {_pointer(path)} must be an object or a boolean", param=param)
+        raise _refused(f"a JSON schema at {_pointer(path)} must be an object or a boolean", at)
     for key, value in node.items():
         where = _pointer([*path, key])
         if key in UNSUPPORTED:
-            raise InvalidRequest(
+            raise _refused(
                 f"JSON schema keyword {key!r} (at {where}) is not supported: structured output "
                 "cannot enforce it, and it is refused rather than ignored",
-                param=param,
+                at,
             )
         if key == "format" and value not in FORMATS:
-            raise InvalidRequest(
+            raise _refused(
                 f"JSON schema format {value!r} (at {where}) is not supported; supported formats: "
                 + ", ".join(sorted(FORMATS)),
-                param=param,
+                at,
             )
         if key in ("exclusiveMinimum", "exclusiveMaximum") and isinstance(value, bool):
-            raise InvalidRequest(
+            raise _refused(
                 f"JSON schema {key!r} (at {where}) must be a number (the draft-4 boolean form is not supported)",
-                param=param,
+                at,
             )
         if key == "items" and isinstance(value, list):
-            raise InvalidRequest(
+            raise _refused(
                 f"JSON schema 'items' as an array (at {where}) is not supported; use 'prefixItems'",
-                param=param,
+                at,
             )
         if key == "$ref" and not (isinstance(value, str) and value.startswith("#")):
-            raise InvalidRequest(
+            raise _refused(
                 f"JSON schema $ref {value!r} (at {where}) is not supported: only local refs (#/...) resolve",
-                param=param,
+                at,
             )
         if key in _SCHEMA_MAPS:
             if not isinstance(value, dict):
-                raise InvalidRequest(f"JSON schema {key!r} (at {where}) must be an object", param=param)
+                raise _refused(f"JSON schema {key!r} (at {where}) must be an object", at)
             for name, sub in value.items():
-                _walk(sub, [*path, key, name], param)
+                _walk(sub, [*path, key, name], at)
         elif key in _SCHEMA_LISTS:
             if not isinstance(value, list) or not value:
-                raise InvalidRequest(
-                    f"JSON schema {key!r} (at {where}) must be a non-empty array", param=param
-                )
+                raise _refused(f"JSON schema {key!r} (at {where}) must be a non-empty array", at)
             for i, sub in enumerate(value):
-                _walk(sub, [*path, key, i], param)
+                _walk(sub, [*path, key, i], at)
         elif key in _SCHEMA_ONE:
-            _walk(value, [*path, key], param)
+            _walk(value, [*path, key], at)
 
 
 def for_doubles(node: Any) -> Any:
@@ -214,23 +230,23 @@ def _pointer(path: Sequence[str | int]) -> str:
 
 
 @functools.lru_cache(maxsize=256)
-def _compile_schema(schema_json: str, param: str) -> str:
+def _compile_schema(schema_json: str, at: At) -> str:
     grammar = llguidance.LLMatcher.grammar_from_json_schema(schema_json, overrides=JSON_OPTIONS)
-    _validate(grammar, "JSON schema", param)
+    _validate(grammar, "JSON schema", at)
     return grammar
 
 
 @functools.lru_cache(maxsize=256)
-def _compile_lark(text: str, param: str) -> str:
+def _compile_lark(text: str, at: At) -> str:
     grammar = llguidance.LLMatcher.grammar_from_lark(text)
-    _validate(grammar, "grammar", param)
+    _validate(grammar, "grammar", at)
     return grammar
 
 
-def _validate(grammar: str, what: str, param: str) -> None:
+def _validate(grammar: str, what: str, at: At) -> None:
     is_error, messages = llguidance.LLMatcher.validate_grammar_with_warnings(grammar)
     if is_error:
-        raise InvalidRequest(f"{what} not supported: {messages[0] if messages else 'invalid'}", param=param)
+        raise _refused(f"{what} not supported: {messages[0] if messages else 'invalid'}", at)
 
 
 # ---- tool calls ---------------------------------------------------------------------------------
@@ -238,7 +254,7 @@ def _validate(grammar: str, what: str, param: str) -> None:
 
 @dataclass(frozen=True)
 class Tool:
-    """A function the model may call; ``param`` names it in errors (e.g. ``tools[2].function``)."""
+    """A function the model may call; ``param`` is where the request holds its schema (errors)."""
 
     name: str
     parameters: Mapping[str, Any] = field(default_factory=lambda: {"type": "object"})
@@ -273,7 +289,7 @@ def tool_calls(
     name: str | None = None,
     parallel: bool = True,
     fmt: ToolCallFormat = HERMES,
-    param: str = "tools",
+    tools_at: At = TOOLS,
 ) -> Constraint:
     """Free text or tool calls (``auto``); one or more calls of any tool (``required``); or calls
     of the tool ``name`` only (``named``). ``parallel=False`` allows exactly one call.
@@ -282,19 +298,19 @@ def tool_calls(
     or calls, each of whose JSON follows that tool's parameters schema.
     """
     if not tools:
-        raise InvalidRequest(f"tool choice {mode!r} needs at least one tool", param=param)
+        raise InvalidRequest(f"tool choice {mode!r} needs at least one tool", subject=Subject.TOOL_CHOICE)
     by_name: dict[str, Tool] = {}
     for i, tool in enumerate(tools):
-        where = tool.param or f"{param}[{i}]"
+        where = At(Subject.TOOLS, tool.param)
         if not tool.name:
-            raise InvalidRequest("a tool needs a non-empty name", param=where)
+            raise _refused(f"tool {i} needs a non-empty name", where)
         if tool.name in by_name:
-            raise InvalidRequest(f"two tools are named {tool.name!r}", param=where)
+            raise _refused(f"two tools are named {tool.name!r}", where)
         by_name[tool.name] = tool
     if mode == "named":
         if name not in by_name:
             raise InvalidRequest(
-                f"tool choice names {name!r}, which is not among the tools", param="tool_choice"
+                f"{{tool_choice}} names {name!r}, which is not among the tools", subject=Subject.TOOL_CHOICE
             )
         chosen = [by_name[name]]
     else:
@@ -305,13 +321,13 @@ def tool_calls(
             "properties": {
                 "name": {"const": tool.name},
                 fmt.arguments_key: for_doubles(
-                    check_schema(dict(tool.parameters), param=tool.param or f"{param}[{i}]")
+                    check_schema(dict(tool.parameters), at=At(Subject.TOOLS, tool.param))
                 ),
             },
             "required": ["name", fmt.arguments_key],
             "additionalProperties": False,
         }
-        for i, tool in enumerate(chosen)
+        for tool in chosen
     ]
     body = {"anyOf": shapes, "x-guidance": JSON_OPTIONS}  # one %json: llguidance wants anyOf, not rule|rule
     open_term = fmt.open_lark or json.dumps(fmt.open)
@@ -328,7 +344,7 @@ def tool_calls(
         lines.append(
             rf"TEXT: /(?s:.+)/ & ~/(?s:.*{_regex_literal(marker)}.*)/" if marker else r"TEXT: /(?s:.+)/"
         )
-    return Constraint(_compile_lark("\n".join(lines), param), "tool_calls")
+    return Constraint(_compile_lark("\n".join(lines), tools_at), "tool_calls")
 
 
 def parse_tool_calls(text: str, fmt: ToolCallFormat = HERMES) -> list[tuple[str, dict[str, Any]]] | None:

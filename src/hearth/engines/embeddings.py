@@ -20,7 +20,7 @@ from hearth.engines.import_shims import deferred_sklearn_metrics
 from hearth.engines.sources import import_model_package, local_path, pypi_package
 from hearth.engines.weights import weights_in
 from hearth.engines.worker import ModelHost
-from hearth.errors import ContextLengthExceeded, NotReady
+from hearth.errors import ContextLengthExceeded, NotReady, Subject
 
 _Item = tuple[np.ndarray, int]
 
@@ -104,6 +104,7 @@ class BatchedEmbeddingEngine(EmbeddingEngine):
             max_batch=self.spec.batch_size,
             window_s=self.spec.batch_window_ms / 1000,
             max_queue=self.spec.max_queue * self.spec.batch_size,
+            compute=self.context.compute,
         )
 
     async def embed(self, texts: list[str], *, truncate: bool = False) -> Embeddings:
@@ -118,8 +119,8 @@ class BatchedEmbeddingEngine(EmbeddingEngine):
             for (index, _), n in zip(long_texts, counts, strict=True):
                 if n > self._max_tokens:
                     raise ContextLengthExceeded(
-                        f"input[{index}] has {n} tokens; this model's maximum is {self._max_tokens}",
-                        param="input",
+                        f"text {index} of {{input}} has {n} tokens; this model's maximum is {self._max_tokens}",
+                        subject=Subject.INPUT,
                     )
         if len(texts) == 1:  # the common case: no gather, which would wrap it in a task
             results = [await self._batcher.submit(texts[0])]
@@ -154,7 +155,9 @@ class SentenceTransformerEngine(BatchedEmbeddingEngine):
 
     def load(self) -> None:
         self._path = sentence_transformers_dir(self.spec)
-        self._host = ModelHost(self.spec.id, _MODEL, str(self._path), self.spec.threads)
+        self._host = ModelHost(
+            self.spec.id, _MODEL, str(self._path), self.spec.threads, mode=self.context.torch_engines
+        )
         self._max_tokens = int(self._host.describe["max_tokens"])
         self._start_batching()
 

@@ -10,7 +10,7 @@ import warnings
 
 from PIL import Image, UnidentifiedImageError
 
-from hearth.errors import InvalidImage
+from hearth.errors import InvalidImage, Subject
 
 
 def decode_image(data: bytes, max_pixels: int) -> Image.Image:
@@ -20,7 +20,7 @@ def decode_image(data: bytes, max_pixels: int) -> Image.Image:
     images with more than ``max_pixels`` pixels (decompression bombs).
     """
     if not data:
-        raise InvalidImage("the image is empty", param="image")
+        raise InvalidImage("the image is empty", subject=Subject.IMAGE)
     try:
         with warnings.catch_warnings():
             # PIL only warns between MAX_IMAGE_PIXELS and twice that; we apply our own limit below.
@@ -29,11 +29,11 @@ def decode_image(data: bytes, max_pixels: int) -> Image.Image:
         # The header gives the size before any pixel is decoded, so check it before ``load()``.
         width, height = image.size
         if width <= 0 or height <= 0:
-            raise InvalidImage("the image has no pixels", param="image")
+            raise InvalidImage("the image has no pixels", subject=Subject.IMAGE)
         if width * height > max_pixels:
             raise InvalidImage(
                 f"the image is too large: {width}x{height} pixels, the limit is {max_pixels}",
-                param="image",
+                subject=Subject.IMAGE,
             )
         # Lazy decoding would hide truncation until later; ``load()`` forces it here.
         image.load()
@@ -41,13 +41,13 @@ def decode_image(data: bytes, max_pixels: int) -> Image.Image:
     except InvalidImage:
         raise
     except UnidentifiedImageError as exc:
-        raise InvalidImage("the data is not an image in a supported format", param="image") from exc
+        raise InvalidImage("the data is not an image in a supported format", subject=Subject.IMAGE) from exc
     except Image.DecompressionBombError as exc:
-        raise InvalidImage(f"the image is too large: {exc}", param="image") from exc
+        raise InvalidImage(f"the image is too large: {exc}", subject=Subject.IMAGE) from exc
     except (OSError, ValueError, SyntaxError, EOFError, MemoryError) as exc:
         # OSError covers "image file is truncated" and broken data streams; the others come from
         # malformed headers in various PIL plugins.
-        raise InvalidImage(f"the image could not be decoded: {exc}", param="image") from exc
+        raise InvalidImage(f"the image could not be decoded: {exc}", subject=Subject.IMAGE) from exc
 
 
 def _to_rgb(image: Image.Image) -> Image.Image:

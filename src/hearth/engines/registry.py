@@ -3,12 +3,12 @@
 Engine classes are imported lazily so that a server configured with only GGUF models never
 imports torch, and tests with fake engines import neither.
 
-A model's slot goes ``pending -> loading -> ready`` (or ``failed``, which leaves the others
+A model's entry goes ``pending -> loading -> ready`` (or ``failed``, which leaves the others
 serving). Models from the config load at start-up and decide readiness; models added at run
-time (``add``) do not. ``remove`` drains: the slot refuses new requests, waits for the ones it
+time (``add``) do not. ``remove`` drains: the entry refuses new requests, waits for the ones it
 is serving (``acquire``/``release`` count them), then closes the engine. A model with
 ``keep_alive_s`` is unloaded after that long without a request (``unloaded``) and loads again
-on the next one, as Ollama's ``keep_alive`` does.
+on the next one, as Ollama's ``keep_alive`` does; ``unload`` lets it go at once (``keep_alive: 0``).
 """
 
 from __future__ import annotations
@@ -20,13 +20,13 @@ import importlib
 import logging
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Literal, TypeVar
 
 from hearth.config import ModelKind, ModelSpec
 from hearth.engines import worker
 from hearth.engines.base import Engine, EngineActivity
-from hearth.errors import InvalidRequest, ModelNotFound, NotReady
+from hearth.engines.context import EngineContext
+from hearth.errors import InvalidRequest, ModelNotFound, NotReady, Subject
 
 log = logging.getLogger("hearth.engines")
 
@@ -55,7 +55,6 @@ def engine_class(spec: ModelSpec) -> type[Engine]:
 
 def prestart_worker(specs: list[ModelSpec], mode: worker.Mode) -> None:
     """Start the torch worker process, and its imports, for the models that will run in it."""
-    worker.MODE = mode
     # llama.cpp engines never run in the worker, and importing theirs takes 0.3 s: look at the
     # others first, and start the worker on the first model found, not after the loop.
     for spec in sorted(specs, key=lambda s: s.backend == "llama.cpp"):
@@ -64,11 +63,13 @@ def prestart_worker(specs: list[ModelSpec], mode: worker.Mode) -> None:
         except (ValueError, ImportError):
             continue  # the registry reports it when it loads the model
         if model is not None:
-            worker.prestart(model)
+            worker.prestart(model, mode)
 
 
 @dataclass
-class Slot:
+class ModelEntry:
+    """One model of the registry and its life cycle: loaded or not, and the requests it serves."""
+
     spec: ModelSpec
     origin: Literal["config", "runtime"] = "config"
     state: LoadState = "pending"
@@ -96,14 +97,13 @@ class Slot:
 
 
 class ModelRegistry:
-    def __init__(self, specs: list[ModelSpec], data_dir: Path) -> None:
-        self.data_dir = data_dir
-        self._slots: dict[str, Slot] = {}
+    def __init__(self, specs: list[ModelSpec], context: EngineContext) -> None:
+        self.context = context
+        self._entries: dict[str, ModelEntry] = {}
         self._names: dict[str, str] = {}
         for spec in specs:
             self._claim(spec)
-            self._slots[spec.id] = Slot(spec)
-        self.changes = 0  # bumped on every add/remove, for listeners that cache views
+            self._entries[spec.id] = ModelEntry(spec)
 
     def _claim(self, spec: ModelSpec) -> None:
         for name in (spec.id, *spec.aliases):
@@ -113,166 +113,188 @@ class ModelRegistry:
             self._names[name] = spec.id
 
     @property
-    def slots(self) -> list[Slot]:
-        return list(self._slots.values())
+    def entries(self) -> list[ModelEntry]:
+        return list(self._entries.values())
 
     def names(self) -> dict[str, str]:
         """Every model name (id or alias) and the id it stands for."""
         return dict(self._names)
 
-    def spec(self, name: str) -> ModelSpec:
+    def lookup(self, name: str) -> ModelEntry | None:
+        """The model an id or alias names, or None."""
         model_id = self._names.get(name)
-        if model_id is None:
-            raise ModelNotFound(f"the model {name!r} does not exist", param="model")
-        return self._slots[model_id].spec
+        return None if model_id is None else self._entries[model_id]
 
-    def slot(self, model_id: str) -> Slot:
-        return self._slots[model_id]
+    def entry(self, model_id: str) -> ModelEntry:
+        return self._entries[model_id]
 
     def get(self, name: str, cls: type[E]) -> E:
         """The loaded engine for ``name`` (id or alias), checked to serve ``cls``'s capability."""
-        slot = self._slots[self.spec(name).id]
-        if slot.engine is None or slot.state == "draining":
-            raise NotReady(f"the model {slot.spec.id!r} {_unavailable(slot)}", retry_after=2)
-        if not isinstance(slot.engine, cls):
+        entry = self.lookup(name)
+        if entry is None:
+            raise ModelNotFound(name)
+        if entry.engine is None or entry.state == "draining":
+            raise NotReady(f"the model {entry.spec.id!r} {_unavailable(entry)}", retry_after=2)
+        if not isinstance(entry.engine, cls):
             raise InvalidRequest(
-                f"the model {slot.spec.id!r} is a {slot.spec.kind.value} model and cannot serve this route",
-                param="model",
-                code="model_not_supported",
+                f"the model {entry.spec.id!r} is a {entry.spec.kind.value} model and cannot serve this route",
+                subject=Subject.MODEL,
+                reason="model_not_supported",
             )
-        return slot.engine
+        return entry.engine
 
-    async def acquire(self, name: str, cls: type[E]) -> tuple[Slot, E]:
-        """The engine for ``name``, loading it first if keep_alive had unloaded it, counted in flight."""
-        slot = self._slots[self.spec(name).id]
-        if slot.state == "unloaded":
-            await self._reload(slot)
-        engine = self.get(name, cls)
-        slot.in_flight += 1
-        slot.last_used = time.monotonic()
-        if slot.idle is not None:
-            slot.idle.clear()
-        return slot, engine
+    async def acquire(self, model_id: str, cls: type[E]) -> tuple[ModelEntry, E]:
+        """The engine of ``model_id``, loading it first if keep_alive had unloaded it, counted in flight."""
+        entry = self._entries[model_id]
+        await self.load(entry, first=False)  # a first load (start-up) answers 503 until it ends
+        engine = self.get(model_id, cls)
+        entry.in_flight += 1
+        entry.last_used = time.monotonic()
+        if entry.idle is not None:
+            entry.idle.clear()
+        return entry, engine
 
-    def release(self, slot: Slot) -> None:
-        slot.in_flight = max(0, slot.in_flight - 1)
-        slot.last_used = time.monotonic()
-        if slot.in_flight == 0 and slot.idle is not None:
-            slot.idle.set()
+    def release(self, entry: ModelEntry) -> None:
+        entry.in_flight = max(0, entry.in_flight - 1)
+        entry.last_used = time.monotonic()
+        if entry.in_flight == 0 and entry.idle is not None:
+            entry.idle.set()
 
     def first_of_kind(self, kind: ModelKind) -> ModelSpec | None:
-        return next((s.spec for s in self._slots.values() if s.spec.kind == kind), None)
+        return next((e.spec for e in self._entries.values() if e.spec.kind == kind), None)
 
     def activities(self) -> dict[str, EngineActivity]:
-        return {s.spec.id: s.engine.activity() for s in self._slots.values() if s.engine is not None}
+        return {e.spec.id: e.engine.activity() for e in self._entries.values() if e.engine is not None}
 
     def not_ready_reasons(self) -> list[str]:
         """Why the server is not ready: a config model not (yet) serving. Run-time models don't count."""
         reasons = []
-        for slot in self._slots.values():
-            if slot.origin != "config":
+        for entry in self._entries.values():
+            if entry.origin != "config":
                 continue
-            if slot.state not in ("ready", "unloaded"):
-                reasons.append(f"{slot.spec.id}: {slot.state}" + (f" ({slot.error})" if slot.error else ""))
-            elif (failure := slot.engine.failure() if slot.engine is not None else None) is not None:
-                reasons.append(f"{slot.spec.id}: {failure} (loading it again)")
+            if entry.state not in ("ready", "unloaded"):
+                reasons.append(
+                    f"{entry.spec.id}: {entry.state}" + (f" ({entry.error})" if entry.error else "")
+                )
+            elif (failure := entry.engine.failure() if entry.engine is not None else None) is not None:
+                reasons.append(f"{entry.spec.id}: {failure} (loading it again)")
         return reasons
 
     # -- loading -------------------------------------------------------------------------------
 
     async def load_all(self) -> None:
         """Load every model in parallel worker threads; a failure marks that model, not the server."""
-        await asyncio.gather(*(self._load_slot(slot) for slot in self._slots.values()))
+        await asyncio.gather(*(self._load_entry(entry) for entry in self._entries.values()))
 
-    async def add(self, spec: ModelSpec) -> Slot:
-        """Load a model at run time; returns its slot, ``ready`` or ``failed`` with the reason."""
+    async def load(self, entry: ModelEntry, *, first: bool = True) -> float:
+        """Have the model loaded: load it again if keep_alive (or an unload) let it go, or wait
+        for a load under way (with ``first``, its first load too). Returns the seconds this call
+        waited for a load (0 when the model was loaded)."""
+        if entry.state == "unloaded":
+            started = time.perf_counter()
+            await self._load_entry(entry)
+            return time.perf_counter() - started
+        reload = entry.load_seconds is not None
+        if entry.state == "loading" and entry.loaded is not None and (first or reload):
+            started = time.perf_counter()
+            await entry.loaded.wait()
+            return time.perf_counter() - started
+        return 0.0
+
+    async def unload(self, entry: ModelEntry) -> None:
+        """Let the model go now (Ollama's ``keep_alive: 0``); one serving requests goes once they end."""
+        if entry.state != "ready":
+            return
+        if entry.in_flight:
+            entry.keep_alive_s = 0  # the idle sweep takes it once its requests have finished
+            return
+        await self._unload(entry)
+
+    async def add(self, spec: ModelSpec) -> ModelEntry:
+        """Load a model at run time; returns its entry, ``ready`` or ``failed`` with the reason."""
         self._claim(spec)
-        slot = Slot(spec, origin="runtime")
-        self._slots[spec.id] = slot
-        self.changes += 1
-        await self._load_slot(slot)
-        return slot
+        entry = ModelEntry(spec, origin="runtime")
+        self._entries[spec.id] = entry
+        await self._load_entry(entry)
+        return entry
 
     async def remove(self, model_id: str, timeout_s: float = 300.0) -> None:
         """Unload a model once the requests it is serving have finished (new ones are refused)."""
-        slot = self._slots.get(model_id)
-        if slot is None:
-            raise ModelNotFound(f"the model {model_id!r} does not exist", param="model")
-        if slot.loaded is not None and slot.state == "loading":
-            await slot.loaded.wait()
-        slot.state = "draining"
-        if slot.in_flight:
-            slot.idle = slot.idle or asyncio.Event()
-            if slot.in_flight:
-                slot.idle.clear()
-                await asyncio.wait_for(slot.idle.wait(), timeout_s)
-        await asyncio.to_thread(self._close_engine, slot)
-        for name in (slot.spec.id, *slot.spec.aliases):
+        entry = self._entries.get(model_id)
+        if entry is None:
+            raise ModelNotFound(model_id)
+        if entry.loaded is not None and entry.state == "loading":
+            await entry.loaded.wait()
+        entry.state = "draining"
+        if entry.in_flight:
+            entry.idle = entry.idle or asyncio.Event()
+            if entry.in_flight:
+                entry.idle.clear()
+                await asyncio.wait_for(entry.idle.wait(), timeout_s)
+        await asyncio.to_thread(self._close_engine, entry)
+        for name in (entry.spec.id, *entry.spec.aliases):
             self._names.pop(name, None)
-        self._slots.pop(model_id, None)
-        self.changes += 1
+        self._entries.pop(model_id, None)
 
     async def unload_idle(self, now: float | None = None) -> list[str]:
         """Unload the models whose keep_alive has passed with nothing in flight; their ids."""
         now = time.monotonic() if now is None else now
         done = []
-        for slot in list(self._slots.values()):
-            keep = slot.keep_alive()
-            if keep is None or slot.state != "ready" or slot.in_flight or now - slot.last_used < keep:
+        for entry in list(self._entries.values()):
+            keep = entry.keep_alive()
+            if keep is None or entry.state != "ready" or entry.in_flight or now - entry.last_used < keep:
                 continue
-            slot.state = "unloaded"
-            await asyncio.to_thread(self._close_engine, slot)
-            log.info("model %s unloaded after %.0fs idle (keep_alive)", slot.spec.id, keep)
-            done.append(slot.spec.id)
+            await self._unload(entry)
+            log.info("model %s unloaded after %.0fs idle (keep_alive)", entry.spec.id, keep)
+            done.append(entry.spec.id)
         return done
 
-    async def _reload(self, slot: Slot) -> None:
-        if slot.state == "unloaded":
-            await self._load_slot(slot)
-        elif slot.loaded is not None:
-            await slot.loaded.wait()
+    async def _unload(self, entry: ModelEntry) -> None:
+        entry.state = "unloaded"
+        entry.keep_alive_s = None  # the next load starts from the model's own keep_alive
+        await asyncio.to_thread(self._close_engine, entry)
 
-    async def _load_slot(self, slot: Slot) -> None:
-        slot.loaded = asyncio.Event()
-        slot.idle = slot.idle or asyncio.Event()
-        slot.state = "loading"
+    async def _load_entry(self, entry: ModelEntry) -> None:
+        entry.loaded = asyncio.Event()
+        entry.idle = entry.idle or asyncio.Event()
+        entry.state = "loading"
         try:
-            await asyncio.to_thread(self._load, slot)
+            await asyncio.to_thread(self._load, entry)
         finally:
-            slot.loaded.set()
+            entry.loaded.set()
 
-    def _load(self, slot: Slot) -> None:
+    def _load(self, entry: ModelEntry) -> None:
         started = time.perf_counter()
         try:
-            engine = engine_class(slot.spec)(slot.spec, self.data_dir)
+            engine = engine_class(entry.spec)(entry.spec, self.context)
             engine.load()
         except Exception as exc:
-            slot.state, slot.error = "failed", f"{type(exc).__name__}: {exc}"
-            log.exception("model %s failed to load", slot.spec.id)
+            entry.state, entry.error = "failed", f"{type(exc).__name__}: {exc}"
+            log.exception("model %s failed to load", entry.spec.id)
             return
-        slot.engine, slot.state, slot.error = engine, "ready", None
-        slot.load_seconds = time.perf_counter() - started
-        slot.last_used = time.monotonic()
-        log.info("model %s ready in %.2fs", slot.spec.id, slot.load_seconds)
+        entry.engine, entry.state, entry.error = engine, "ready", None
+        entry.load_seconds = time.perf_counter() - started
+        entry.last_used = time.monotonic()
+        log.info("model %s ready in %.2fs", entry.spec.id, entry.load_seconds)
 
     @staticmethod
-    def _close_engine(slot: Slot) -> None:
-        engine, slot.engine = slot.engine, None
+    def _close_engine(entry: ModelEntry) -> None:
+        engine, entry.engine = entry.engine, None
         if engine is not None:
             engine.close()
             del engine
             _return_memory()
 
     def close(self) -> None:
-        for slot in self._slots.values():
-            if slot.engine is not None:
-                slot.engine.close()
+        for entry in self._entries.values():
+            if entry.engine is not None:
+                entry.engine.close()
 
 
-def _unavailable(slot: Slot) -> str:
-    if slot.state == "failed":
-        return f"failed to load: {slot.error}"
-    if slot.state == "draining":
+def _unavailable(entry: ModelEntry) -> str:
+    if entry.state == "failed":
+        return f"failed to load: {entry.error}"
+    if entry.state == "draining":
         return "is being unloaded"
     return "is still loading"
 

@@ -21,10 +21,9 @@ class Accounts:
 
     async def my_usage(self, call: Call, since: datetime | None) -> dict[str, Any]:
         """The caller's own usage, with its limits and what remains of its monthly budget."""
-        key = call.key
+        key = call.identity.key
         if key is None:
             raise InvalidRequest("usage is per API key, and this server runs without keys (--no-auth)")
-        call.model = "-"
 
         def query() -> dict[str, Any]:
             summary = self._db.usage(key.id, since).to_dict()

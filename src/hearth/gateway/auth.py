@@ -17,15 +17,16 @@ from typing import TYPE_CHECKING
 
 from hearth.errors import AuthenticationFailed, NotReady
 from hearth.store.admin import claim_admin_secret
-from hearth.store.keys import hash_secret
+from hearth.store.keys import MAX_SECRET_LEN, hash_secret
 
 if TYPE_CHECKING:
     from hearth.store.database import Database
 
 log = logging.getLogger("hearth.auth")
 
-MAX_SECRET_LENGTH = 256
 ADMIN_KEY_FILE = "admin.key"
+# What the 401 of every family says a caller without a working key should do.
+GET_A_KEY = "to get a key, run `hearth keys create NAME` where the server runs, or ask the server's operator"
 
 
 def presented_secret(authorization: str | None, x_api_key: str | None) -> str:
@@ -40,10 +41,11 @@ def presented_secret(authorization: str | None, x_api_key: str | None) -> str:
         secret = x_api_key.strip()
     if not secret:
         raise AuthenticationFailed(
-            "you didn't provide an API key: send 'Authorization: Bearer <key>' or 'x-api-key: <key>'"
+            "you didn't provide an API key: send 'Authorization: Bearer <key>' or 'x-api-key: <key>'; "
+            + GET_A_KEY
         )
-    if len(secret) > MAX_SECRET_LENGTH or not secret.isascii() or not secret.isprintable():
-        raise AuthenticationFailed("the API key provided is malformed")
+    if len(secret) > MAX_SECRET_LEN or not secret.isascii() or not secret.isprintable():
+        raise AuthenticationFailed(f"the API key provided is malformed; {GET_A_KEY}")
     return secret
 
 
@@ -68,7 +70,9 @@ def _bootstrap_secret(data_dir: Path) -> tuple[str, bool]:
 class AdminSecret:
     """Which admin secret this replica accepts: the configured one, or the database's bootstrap one."""
 
-    def __init__(self, data_dir: Path, configured: str | None) -> None:
+    def __init__(self, data_dir: Path, configured: str | None, db: Database) -> None:
+        self._db = db
+        self._configured = bool(configured)
         self._path = data_dir / ADMIN_KEY_FILE
         if configured:
             self._hash, self._created, self._agreed = hash_secret(configured), False, True
@@ -77,8 +81,16 @@ class AdminSecret:
             self._hash, self._agreed = hash_secret(secret), False
         self._lock = asyncio.Lock()
 
-    async def agree(self, db: Database) -> None:
+    @property
+    def where_to_find(self) -> str:
+        """Where an operator finds the admin key (never the key itself)."""
+        if self._configured:
+            return "the admin key is the server's HEARTH_ADMIN_KEY"
+        return f"the admin key is in {ADMIN_KEY_FILE} in the server's data directory ({self._path.parent})"
+
+    async def agree(self) -> None:
         """Adopt the database's bootstrap secret (storing ours if it has none); once per process."""
+        db = self._db
         if self._agreed:
             return
         async with self._lock:

@@ -1,8 +1,16 @@
-"""One API request as the gateway sees it: who called, through which family, and what it used.
+"""One API request as the gateway sees it: who called, which model served it, what it used.
 
-A ``Call`` is opened for every API request and closed exactly once, when the response has been
-sent (or the client has gone); closing writes its one ledger row. Only the gateway writes to
-it. The API layer reads what it renders: the request id and the caller's rate-limit numbers.
+A ``Call`` is opened for every API request (``Gateway.open_call``) and closed exactly once
+(``Gateway.close_call``), when the response has been sent or the client has gone; closing writes
+its one ledger row. Its three parts are written by the gateway alone, each at one stage:
+
+- ``identity``: who is calling, through which family and route; set when the call opens and
+  when it is authorized.
+- ``resolution``: which model serves it; set by the resolver.
+- ``metering``: what it used and how it went; counted as the response is produced.
+
+The API layer only reads a call: the request id, the model that served it and the caller's
+rate-limit numbers for its headers, and the usage and timings it renders.
 """
 
 from __future__ import annotations
@@ -16,66 +24,92 @@ from hearth.inference.events import Usage
 from hearth.inference.types import Family
 
 if TYPE_CHECKING:
-    from hearth.engines.registry import Slot
+    from hearth.engines.registry import ModelEntry
     from hearth.gateway.limits import Admission
     from hearth.store.keys import ApiKeyView
 
 
 @dataclass
-class Call:
+class Identity:
     request_id: str
     family: Family
-    route: str
-    started: float = field(default_factory=time.perf_counter)
+    route: str  # "POST /v1/chat/completions": the route's template once it has matched
+    dedupe_key: str | None = None  # the load balancer's id for the client request (HA)
     key: ApiKeyView | None = None
-    admission: Admission | None = None
+    admission: Admission | None = None  # what the call holds under its key's limits
     authorized: bool = False
-    # What the usage row will say; written by the gateway as the request goes.
-    model: str | None = (
-        None  # as asked until it resolves, then the public id (a route's alias, or the model's)
-    )
+
+
+@dataclass
+class Resolution:
+    # As asked until it resolves, then the public id (a route's alias, or the model's).
+    model: str | None = None
     resolved: bool = False  # ``model`` is a configured id or route (safe as a metric label)
     variant: str | None = None  # the id of the model that really served it
-    slot: Slot | None = None  # the model slot it holds while in flight
+    entry: ModelEntry | None = None  # the model it holds while in flight
     shadow: str | None = None  # a shadow route's candidate model, mirrored once this call ends well
     shadow_of: str | None = None  # a shadow call: the live request it mirrors
-    agreement: float | None = None
-    exact_match: bool | None = None
-    dedupe_key: str | None = None  # the load balancer's id for the client request (HA)
+
+
+@dataclass
+class Metering:
     stream: bool = False
     prompt_tokens: int = 0
     completion_tokens: int = 0
     cached_tokens: int = 0
     images: int = 0
+    load_seconds: float = 0.0  # time spent loading the model for this call (keep_alive reloads)
     first_token_at: float | None = None
-    error_kind: str | None = None
-    failed_status: int | None = None  # a stream that failed after its 200 was sent
+    agreement: float | None = None  # a shadow call: how far its answer agreed with the live one
+    exact_match: bool | None = None
+    error_label: str | None = None  # a stream that failed after its 200 was sent: why
+    failed_status: int | None = None  # ... and the status it would have had
+
+
+@dataclass
+class Call:
+    identity: Identity
+    resolution: Resolution = field(default_factory=Resolution)
+    metering: Metering = field(default_factory=Metering)
+    started: float = field(default_factory=time.perf_counter)
     closed: bool = False
     handed_off: bool = False  # its work (and usage row) continues in another call: Gateway.hand_off
 
     @property
+    def request_id(self) -> str:
+        return self.identity.request_id
+
+    @property
     def key_id(self) -> int | None:
-        return None if self.key is None else self.key.id
+        key = self.identity.key
+        return None if key is None else key.id
 
     @property
     def rate_limits(self) -> RateLimitState | None:
-        return None if self.admission is None else self.admission.state
+        admission = self.identity.admission
+        return None if admission is None else admission.state
+
+    @property
+    def variant(self) -> str | None:
+        return self.resolution.variant
 
     @property
     def usage(self) -> Usage:
-        return Usage(self.prompt_tokens, self.completion_tokens, self.cached_tokens)
+        m = self.metering
+        return Usage(m.prompt_tokens, m.completion_tokens, m.cached_tokens)
 
     @property
     def total_tokens(self) -> int:
-        return self.prompt_tokens + self.completion_tokens
+        return self.metering.prompt_tokens + self.metering.completion_tokens
 
     def mark_first_token(self) -> None:
-        if self.first_token_at is None:
-            self.first_token_at = time.perf_counter()
+        if self.metering.first_token_at is None:
+            self.metering.first_token_at = time.perf_counter()
 
     @property
     def ttft_ms(self) -> float | None:
-        return None if self.first_token_at is None else (self.first_token_at - self.started) * 1000
+        first = self.metering.first_token_at
+        return None if first is None else (first - self.started) * 1000
 
     def latency_ms(self) -> float:
         return (time.perf_counter() - self.started) * 1000

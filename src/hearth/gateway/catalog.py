@@ -1,4 +1,8 @@
-"""The models a caller may see, with what each can do: every family's model listing uses it."""
+"""The models a caller may see, with what each can do: every family's model listing uses it.
+
+A name is looked up through the resolver, so a rollout route's alias shows the model that
+stands for it (its primary variant), under the same scope rules as a request to it.
+"""
 
 from __future__ import annotations
 
@@ -9,9 +13,9 @@ from typing import Any
 
 from hearth.config import ModelKind
 from hearth.engines.base import ChatEngine
-from hearth.engines.registry import ModelRegistry, Slot
-from hearth.errors import PermissionDenied
+from hearth.engines.registry import ModelEntry, ModelRegistry
 from hearth.gateway.call import Call
+from hearth.gateway.resolver import Resolver
 
 _CAPABILITIES = {
     ModelKind.CHAT: ["chat", "completions"],
@@ -40,8 +44,9 @@ class ModelView:
 
 
 class Catalog:
-    def __init__(self, registry: ModelRegistry) -> None:
+    def __init__(self, registry: ModelRegistry, resolver: Resolver) -> None:
         self._registry = registry
+        self._resolver = resolver
         self._created = int(time.time())
         # An engine's info is fixed once it has loaded; turning it into a dict (asdict deep-copies)
         # was a quarter of a /v1/models request's CPU. One entry per model id, replaced when the
@@ -56,18 +61,18 @@ class Catalog:
             self._details[model_id] = cached
         return cached[1]
 
-    def view(self, slot: Slot) -> ModelView:
-        spec = slot.spec
-        details: dict[str, Any] = {"state": slot.state, "backend": spec.backend, "error": slot.error}
+    def view(self, entry: ModelEntry) -> ModelView:
+        spec = entry.spec
+        details: dict[str, Any] = {"state": entry.state, "backend": spec.backend, "error": entry.error}
         capabilities = list(_CAPABILITIES[spec.kind])
         if spec.image_model is not None:
             # Not a vision-language model: images reach it as an image classifier's labels.
             capabilities.append("vision:classifier-labels")
             details["image_model"] = spec.image_model
-        if slot.engine is not None:
-            details.update(self._engine_details(spec.id, slot.engine, slot.engine.info))
-            if isinstance(slot.engine, ChatEngine):
-                capabilities.extend(slot.engine.extra_capabilities())
+        if entry.engine is not None:
+            details.update(self._engine_details(spec.id, entry.engine, entry.engine.info))
+            if isinstance(entry.engine, ChatEngine):
+                capabilities.extend(entry.engine.extra_capabilities())
         return ModelView(
             id=spec.id,
             kind=spec.kind.value,
@@ -75,22 +80,43 @@ class Catalog:
             aliases=list(spec.aliases),
             description=spec.description,
             capabilities=capabilities,
-            ready=slot.state == "ready",
-            state=slot.state,
+            ready=entry.state == "ready",
+            state=entry.state,
             created=self._created,
-            error=slot.error,
+            error=entry.error,
             details=details,
-            expires_in_s=slot.expires_in(),
+            expires_in_s=entry.expires_in(),
             sampling=spec.sampling.model_dump(exclude_none=True),
             system_prompt=spec.system_prompt,
         )
 
+    @property
+    def entries(self) -> list[ModelEntry]:
+        """Every model, whatever its state (operators' listings)."""
+        return self._registry.entries
+
     def visible(self, call: Call) -> list[ModelView]:
-        key = call.key
-        return [self.view(s) for s in self._registry.slots if key is None or key.allows_model(s.spec.id)]
+        key = call.identity.key
+        return [self.view(e) for e in self._registry.entries if key is None or key.allows_model(e.spec.id)]
 
     def get(self, call: Call, name: str) -> ModelView:
-        spec = self._registry.spec(name)
-        if call.key is not None and not call.key.allows_model(spec.id):
-            raise PermissionDenied(f"this API key may not use the model {spec.id!r}", param="model")
-        return self.view(self._registry.slot(spec.id))
+        """The model ``name`` stands for (an id, an alias or a route), if the caller may use it."""
+        return self.view(self._resolver.target(call.identity.key, name).entry)
+
+    async def load(self, call: Call, name: str, keep_alive_s: float | None = None) -> ModelView:
+        """Have the model loaded, waiting for it, without generating (Ollama's empty request)."""
+        target = await self._resolver.load(call.identity.key, name, keep_alive_s)
+        self._resolver.note(call, target)
+        return self.view(target.entry)
+
+    async def unload(self, call: Call, name: str) -> ModelView:
+        """Let the model go now; its next request loads it again (Ollama's ``keep_alive: 0``)."""
+        target = await self._resolver.unload(call.identity.key, name)
+        self._resolver.note(call, target)
+        return self.view(target.entry)
+
+    def default_chat_model(self) -> str | None:
+        """The chat model named ``default``, else the first chat model (what the web UI starts on)."""
+        chats = [e.spec.id for e in self._registry.entries if e.spec.kind == ModelKind.CHAT]
+        default = self._registry.names().get("default")
+        return default if default in chats else (chats[0] if chats else None)

@@ -12,6 +12,7 @@ Images arrive as bytes (data URLs, base64) or as http(s) URLs, which are fetched
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import Sequence
 
 import httpx
@@ -19,24 +20,25 @@ import httpx
 from hearth.config import Settings
 from hearth.engines.base import ClassifierEngine
 from hearth.engines.images import decode_image
-from hearth.errors import InvalidImage, InvalidRequest
+from hearth.errors import InvalidImage, InvalidRequest, Subject
 from hearth.inference.events import Prediction
 from hearth.inference.types import ImagePart, Message, Part, TextPart
 
 TOP_LABELS = 3
 
 
-async def image_bytes(image: ImagePart, settings: Settings, param: str) -> bytes:
+async def image_bytes(image: ImagePart, settings: Settings) -> bytes:
     if image.data is not None:
         return image.data
     if not image.url:
-        raise InvalidImage("the image has neither data nor a URL", param=param)
+        raise InvalidImage("the image has neither data nor a URL", subject=Subject.IMAGES, param=image.origin)
     if not settings.fetch_image_urls:
         raise InvalidRequest(
             "image URLs are not fetched by this server (fetch_image_urls is off): send the image as a "
             "data: URL or base64",
-            param=param,
-            code="image_url_not_allowed",
+            reason="image_url_not_allowed",
+            subject=Subject.IMAGES,
+            param=image.origin,
         )
     limit = settings.max_image_fetch_bytes
     try:
@@ -45,15 +47,27 @@ async def image_bytes(image: ImagePart, settings: Settings, param: str) -> bytes
             client.stream("GET", image.url) as reply,
         ):
             if reply.status_code != 200:
-                raise InvalidImage(f"fetching the image URL gave HTTP {reply.status_code}", param=param)
+                raise InvalidImage(
+                    f"fetching the image URL gave HTTP {reply.status_code}",
+                    subject=Subject.IMAGES,
+                    param=image.origin,
+                )
             chunks, seen = [], 0
             async for chunk in reply.aiter_bytes():
                 seen += len(chunk)
                 if seen > limit:
-                    raise InvalidImage(f"the image at the URL is larger than {limit} bytes", param=param)
+                    raise InvalidImage(
+                        f"the image at the URL is larger than {limit} bytes",
+                        subject=Subject.IMAGES,
+                        param=image.origin,
+                    )
                 chunks.append(chunk)
     except httpx.HTTPError as exc:
-        raise InvalidImage(f"the image URL could not be fetched: {type(exc).__name__}", param=param) from exc
+        raise InvalidImage(
+            f"the image URL could not be fetched: {type(exc).__name__}",
+            subject=Subject.IMAGES,
+            param=image.origin,
+        ) from exc
     return b"".join(chunks)
 
 
@@ -71,22 +85,22 @@ async def describe_images(
     """The messages with every image replaced by the classifier's labels, and how many there were."""
     out: list[Message] = []
     count = 0
-    for index, message in enumerate(messages):
+    for message in messages:
         if not message.images:
             out.append(message)
             continue
         parts: list[Part] = []
-        for j, part in enumerate(message.parts):
+        for part in message.parts:
             if not isinstance(part, ImagePart):
                 parts.append(part)
                 continue
-            param = f"messages[{index}].content[{j}]"
-            data = await image_bytes(part, settings, param)
-            image = await asyncio.to_thread(decode_image, data, settings.max_image_pixels)
+            data = await image_bytes(part, settings)
+            try:
+                image = await asyncio.to_thread(decode_image, data, settings.max_image_pixels)
+            except InvalidImage as exc:  # an image inside the prompt, not the route's one image
+                raise InvalidImage(exc.message, subject=Subject.IMAGES, param=part.origin) from exc
             predictions = await classifier.classify(image, TOP_LABELS)
             parts.append(TextPart(describe(classifier.spec.id, predictions)))
             count += 1
-        out.append(
-            Message(message.role, tuple(parts), message.tool_calls, message.tool_call_id, message.name)
-        )
+        out.append(dataclasses.replace(message, parts=tuple(parts)))
     return out, count

@@ -16,7 +16,7 @@ from typing import TypeVar
 from hearth.config import SamplingDefaults
 from hearth.engines.base import ChatEngine, SamplingParams
 from hearth.engines.constraints import Constraint
-from hearth.errors import ContextLengthExceeded
+from hearth.errors import ContextLengthExceeded, Subject
 from hearth.inference.types import Message, SamplingOptions, Tool
 
 T = TypeVar("T")
@@ -62,7 +62,7 @@ def _truncated(
     raise ContextLengthExceeded(
         f"even the last message alone does not fit this model's context of {engine.context_length} "
         "tokens with room for the answer",
-        param="messages",
+        subject=Subject.PROMPT,
     )
 
 
@@ -127,13 +127,12 @@ def plan(
     options: SamplingOptions,
     *,
     chat: bool = False,
-    prompt_param: str = "prompt",
     context_limit: int | None = None,
     family_defaults: SamplingOptions | None = None,
     constraint: Constraint | None = None,
     tool_calls: bool = False,
 ) -> GenerationJob:
-    """Choose max_tokens (default: the rest of the context), add template stops, and check it all.
+    """Choose the output limit (default: the rest of the context), add template stops, check it all.
 
     ``context_limit`` narrows the context for this request (Ollama's ``num_ctx``), never widens it.
     """
@@ -148,9 +147,10 @@ def plan(
         params = dataclasses.replace(params, stop=stops)
     if context_limit is not None and len(longest) + max_tokens > ctx:
         raise ContextLengthExceeded(
-            f"the prompt ({len(longest)} tokens) plus max_tokens ({max_tokens}) exceeds num_ctx ({ctx})",
-            param="num_ctx",
+            f"the prompt ({len(longest)} tokens) plus {{output_limit}} ({max_tokens}) exceeds "
+            f"{{context_window}} ({ctx})",
+            subject=Subject.CONTEXT_WINDOW,
         )
     for prompt in {tuple(p) for p in prompts}:
-        engine.validate(prompt, params, prompt_param=prompt_param)
+        engine.validate(prompt, params)
     return GenerationJob(engine, prompts, params, options.stop, tool_calls)

@@ -97,10 +97,6 @@ def conclude(record: ResponseRecord, done: GenerationDone) -> None:
     """The response's status from how its generation ended."""
     if done.finish_reason == "length":
         record.status, record.incomplete_reason = "incomplete", "max_output_tokens"
-    elif done.finish_reason == "cancelled":
-        record.status = "cancelled"
-    elif done.finish_reason == "error":
-        fail(record, HearthError("generation failed"))
     else:
         record.status = "completed"
     record.completed_at = datetime.now(UTC)
@@ -108,7 +104,7 @@ def conclude(record: ResponseRecord, done: GenerationDone) -> None:
 
 def fail(record: ResponseRecord, error: HearthError) -> None:
     record.status = "failed"
-    record.error = ResponseError(error.kind.value, error.code, error.message)
+    record.error = ResponseError(error.kind.value, error.reason, error.message)
     record.completed_at = datetime.now(UTC)
     for item in record.output:
         if item.status == "in_progress":

@@ -150,7 +150,7 @@ async def run_background(
         run.finishing = True
         builder.close("incomplete")
         if run.stop_reason == "shutdown":
-            fail(record, HearthError(STOPPED_MESSAGE, code="server_error"))
+            fail(record, HearthError(STOPPED_MESSAGE, reason="server_stopped"))
             status, kind = 503, "server_stopped"
         else:
             record.status, record.completed_at = "cancelled", datetime.now(UTC)
@@ -159,7 +159,7 @@ async def run_background(
         run.finishing = True
         error = as_hearth_error(exc)
         fail(record, error)
-        status, kind = error.status_code, error.code or error.kind.value
+        status, kind = error.status_code, error.label
     run.finishing = True
     record.usage = record.usage or call.usage
     try:

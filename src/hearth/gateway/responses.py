@@ -1,5 +1,8 @@
 """Stored, chained and background responses (OpenAI's Responses API) over ``Gateway.chat``.
 
+A client of the gateway, as the API families are: ``app.py`` builds it beside the gateway, and
+the responses live in the database's ``ResponseStore``.
+
 A new response's prompt is its ``instructions``, then the stored conversation its
 ``previous_response_id`` ends (every earlier turn's input items and output, oldest first), then
 its own input. Rendered the same way every turn, it shares its prefix with the turn before, so
@@ -26,21 +29,15 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import Awaitable, Iterator, Sequence
+from collections.abc import Awaitable, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
-from hearth.errors import (
-    ContextLengthExceeded,
-    InvalidRequest,
-    NotFound,
-    NotReady,
-    RateLimited,
-    Unsupported,
-)
+from hearth.errors import InvalidRequest, NotFound, NotReady, RateLimited, Subject
 from hearth.gateway.call import Call
 from hearth.gateway.response_output import STOPPED_MESSAGE, new_id
 from hearth.gateway.response_runs import BackgroundRun, ResponseRun, run_background
+from hearth.gateway.service import Gateway
 from hearth.inference.responses import (
     ACTIVE,
     InputItem,
@@ -51,10 +48,8 @@ from hearth.inference.responses import (
     Turn,
 )
 from hearth.inference.types import ChatRequest, Message, ToolCall
-from hearth.store.responses import ChainBroken, ResponseStore
-
-if TYPE_CHECKING:
-    from hearth.gateway.service import Gateway
+from hearth.store.database import Database
+from hearth.store.responses import ChainBroken
 
 log = logging.getLogger("hearth.responses")
 
@@ -65,16 +60,18 @@ CANCEL_WAIT_S = 5.0  # a cancel on the runner's own replica waits this long for 
 
 
 class ResponseNotFound(NotFound):
-    code = "response_not_found"
+    reason = "response_not_found"
 
 
 class Responses:
-    def __init__(self, gateway: Gateway) -> None:
+    def __init__(
+        self, gateway: Gateway, database: Database, heartbeat_s: float, retention_days: float
+    ) -> None:
         self.gateway = gateway
-        settings = gateway.settings
-        self.heartbeat_s = settings.responses_heartbeat_s
-        self.retention_days = settings.responses_retention_days
-        self.store = ResponseStore(gateway.db.sessions)
+        self._database = database
+        self.heartbeat_s = heartbeat_s
+        self.retention_days = retention_days
+        self.store = database.responses
         self.worker = f"{socket.gethostname()[:40]}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self._runs: dict[str, BackgroundRun] = {}
         self._tasks: set[asyncio.Task[None]] = set()
@@ -102,7 +99,7 @@ class Responses:
             await asyncio.wait(set(self._tasks), timeout=10)
 
     def _ready(self) -> None:
-        if not self.gateway.db.ready:
+        if not self._database.ready:
             raise NotReady("the response store is not ready yet; try again shortly", retry_after=2)
 
     # -- creating ------------------------------------------------------------------------------
@@ -110,8 +107,7 @@ class Responses:
     async def create(self, call: Call, new: NewResponse) -> ResponseRun:
         """A foreground response, generating (its first event already awaited)."""
         request = await self._chat_request(call, new)
-        with _in_our_terms(new):
-            stream = await self.gateway.chat(call, request)
+        stream = await self.gateway.chat(call, request)
         return ResponseRun(self._record(call, new, "in_progress"), new.input, stream, self._save, self._spawn)
 
     async def create_background(self, call: Call, new: NewResponse) -> ResponseRecord:
@@ -121,15 +117,16 @@ class Responses:
         refused now, with its status; only generation itself happens later.
         """
         if not new.store:
-            raise InvalidRequest("background responses must be stored: set store to true", param="store")
+            raise InvalidRequest(
+                "background responses must be stored: set {store} to true", subject=Subject.STORE
+            )
         self._ready()
         await self._check_background_limit(call)
         request = await self._chat_request(call, new)
-        with _in_our_terms(new):
-            job = await self.gateway.plan_chat(call, request)
+        job = await self.gateway.plan_chat(call, request)
         record = self._record(call, new, "queued")
         await asyncio.to_thread(self.store.insert, record, new.input, self.worker)
-        work = self.gateway.hand_off(call, f"{call.route} (background)"[:128])
+        work = self.gateway.hand_off(call, f"{call.identity.route} (background)"[:128])
         run = BackgroundRun(self._record_copy(record), work, job)
         self._runs[record.id] = run
         run.task = self._spawn(self._background(run))
@@ -139,7 +136,7 @@ class Responses:
         """A key's ``max_concurrent`` bounds its queued and running background responses too
         (counted in the shared database, so across replicas); the work holds no request slot,
         so the key can poll and cancel it meanwhile."""
-        key = call.key
+        key = call.identity.key
         if key is None or not key.max_concurrent:
             return
         running = await asyncio.to_thread(self.store.count_active_background, key.id)
@@ -162,7 +159,7 @@ class Responses:
         self._ready()
         record = await asyncio.to_thread(self.store.get, response_id, call.key_id)
         if record is None:
-            raise ResponseNotFound(f"no response with id {response_id!r}", param="response_id")
+            raise ResponseNotFound(f"no response with id {response_id!r}", subject=Subject.RESPONSE)
         return record
 
     async def input_items(
@@ -179,13 +176,13 @@ class Responses:
             lambda: self.store.input_items(response_id, call.key_id, after=after, limit=limit, order=order)
         )
         if page is None:
-            raise ResponseNotFound(f"no response with id {response_id!r}", param="response_id")
+            raise ResponseNotFound(f"no response with id {response_id!r}", subject=Subject.RESPONSE)
         return page
 
     async def delete(self, call: Call, response_id: str) -> None:
         self._ready()
         if not await asyncio.to_thread(self.store.delete, response_id, call.key_id):
-            raise ResponseNotFound(f"no response with id {response_id!r}", param="response_id")
+            raise ResponseNotFound(f"no response with id {response_id!r}", subject=Subject.RESPONSE)
         if (run := self._runs.get(response_id)) is not None:
             run.stop("cancelled")
 
@@ -193,7 +190,7 @@ class Responses:
         """Cancel a queued or running background response, on whichever replica runs it."""
         record = await self.retrieve(call, response_id)
         if not record.background:
-            raise InvalidRequest("only background responses can be cancelled", param="response_id")
+            raise InvalidRequest("only background responses can be cancelled", subject=Subject.RESPONSE)
         if record.status not in ACTIVE:
             return record  # already over: cancelling is idempotent
         await asyncio.to_thread(self.store.cancel, response_id, call.key_id)
@@ -222,14 +219,14 @@ class Responses:
             raise ResponseNotFound(
                 f"response {exc.missing!r}, an earlier turn of the conversation that "
                 f"{previous!r} continues, was deleted",
-                param="previous_response_id",
+                subject=Subject.PREVIOUS_RESPONSE,
             ) from exc
         if turns is None:
-            raise ResponseNotFound(f"no response with id {previous!r}", param="previous_response_id")
+            raise ResponseNotFound(f"no response with id {previous!r}", subject=Subject.PREVIOUS_RESPONSE)
         if turns[-1].status in ACTIVE:
             raise InvalidRequest(
                 f"response {previous!r} is still {turns[-1].status}: wait until it has finished",
-                param="previous_response_id",
+                subject=Subject.PREVIOUS_RESPONSE,
             )
         return new.chat_request(conversation(turns))
 
@@ -338,27 +335,3 @@ def merge_tool_calls(messages: Sequence[Message]) -> list[Message]:
         else:
             merged.append(message)
     return merged
-
-
-@contextlib.contextmanager
-def _in_our_terms(new: NewResponse) -> Iterator[None]:
-    """The gateway's refusals, naming this API's fields (``max_output_tokens``, ``text.format``)."""
-    try:
-        yield
-    except ContextLengthExceeded as exc:
-        if exc.param == "max_tokens":
-            message = exc.message.replace("max_tokens", "max_output_tokens")
-            raise ContextLengthExceeded(message, param="max_output_tokens") from exc
-        if new.truncation == "auto" or exc.param != "messages":
-            raise
-        hint = (
-            " (with previous_response_id, the whole stored conversation)" if new.previous_response_id else ""
-        )
-        raise ContextLengthExceeded(
-            f"{exc.message}. The input{hint} no longer fits: set truncation to 'auto' to drop the oldest turns",
-            param="input",
-        ) from exc
-    except Unsupported as exc:
-        if exc.param != "response_format":
-            raise
-        raise Unsupported(exc.message, param="text.format") from exc  # the family's name for it

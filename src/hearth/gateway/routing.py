@@ -59,6 +59,11 @@ class Route:
             "origin": self.origin,
         }
 
+    @property
+    def primary(self) -> str:
+        """The variant that stands for the route where no request picks one (its metadata)."""
+        return max(self.variants, key=lambda v: v.weight).model
+
     def pick(self, key_ident: str | None, rng: random.Random) -> str:
         """The model id that serves one request."""
         if self.strategy == "blue-green":
@@ -72,6 +77,18 @@ class Route:
             if point < edge:
                 return variant.model
         return self.variants[-1].model
+
+
+class RouteTable:
+    """The rollout routes in force on this replica, by alias: what the resolver reads, and what
+    the replica sync replaces whole whenever the config or the shared database changes them."""
+
+    def __init__(self) -> None:
+        self.routes: Mapping[str, Route] = {}
+        self.version = -1  # the shared database's routes version they came from
+
+    def get(self, alias: str) -> Route | None:
+        return self.routes.get(alias)
 
 
 def build_route(

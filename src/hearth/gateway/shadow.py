@@ -11,7 +11,6 @@ caller's limits or budget, with ``shadow_of`` naming the live request.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
 import re
 from collections import Counter
@@ -58,17 +57,14 @@ class ShadowOutcome:
     latency_s: float | None = None
 
 
-Answer = Callable[[Call, ChatRequest], Awaitable[str]]
-Close = Callable[[Call, int], Awaitable[None]]
+Execute = Callable[[ShadowJob], Awaitable[ShadowOutcome]]
 
 
 class ShadowRunner:
-    def __init__(
-        self, answer: Answer, open_call: Callable[[ShadowJob], Call], close: Close, max_queue: int = 16
-    ) -> None:
-        self._answer = answer
-        self._open_call = open_call
-        self._close = close
+    """The bounded queue of shadow copies, answered one at a time by ``run``'s executor
+    (the gateway's ``run_shadow``); observers hear every outcome, dropped copies included."""
+
+    def __init__(self, max_queue: int = 16) -> None:
         self._queue: asyncio.Queue[ShadowJob] = asyncio.Queue(max_queue)
         self.observers: list[Callable[[ShadowOutcome], None]] = []
         self.dropped = 0
@@ -86,31 +82,15 @@ class ShadowRunner:
     def waiting(self) -> int:
         return self._queue.qsize()
 
-    async def run(self) -> None:
+    async def run(self, execute: Execute) -> None:
         while True:
             job = await self._queue.get()
             try:
-                await self._one(job)
+                self._tell(await execute(job))
             except asyncio.CancelledError:
                 raise
             except Exception:  # a shadow must never take the worker down
                 log.exception("shadow request failed")
-
-    async def _one(self, job: ShadowJob) -> None:
-        call = self._open_call(job)
-        request = dataclasses.replace(job.request, model=job.shadow_model, stream=False, n=1)
-        try:
-            text = await self._answer(call, request)
-        except Exception as exc:
-            await self._close(call, getattr(exc, "status_code", 500))
-            self._tell(ShadowOutcome(job.alias, job.shadow_model, "failed"))
-            log.info("shadow %s for %s failed: %s", job.shadow_model, job.alias, exc)
-            return
-        exact, overlap = agreement(job.live_text, text)
-        call.exact_match, call.agreement = exact, overlap
-        latency = call.latency_ms() / 1000
-        await self._close(call, 200)
-        self._tell(ShadowOutcome(job.alias, job.shadow_model, "compared", exact, overlap, latency))
 
     def _tell(self, outcome: ShadowOutcome) -> None:
         for observe in self.observers:

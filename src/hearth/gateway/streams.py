@@ -16,8 +16,15 @@ from collections.abc import AsyncGenerator, Awaitable, Callable
 from hearth.errors import HearthError, as_hearth_error
 from hearth.gateway.call import Call
 from hearth.gateway.planning import GenerationJob
-from hearth.inference.events import ChoiceEvent, ChoiceResult, GenerationDone, TextDelta, ToolCallDelta, Usage
-from hearth.inference.types import ToolCall
+from hearth.inference.events import (
+    ChoiceEvent,
+    ChoiceResult,
+    GenerationDone,
+    TextDelta,
+    ToolCallDelta,
+    Usage,
+    add_call_delta,
+)
 
 Indexed = tuple[int, ChoiceEvent]
 # Rewrites one choice's events (tool-call parsing); gets the choice index, returns a filter.
@@ -37,7 +44,6 @@ class GenerationStream:
     ) -> None:
         self.call = call
         self.model = model  # the name the caller asked for, as its family echoes it back
-        self.model_id = call.model or model
         self.choices = len(job.prompts)
         self.prompt_tokens = job.prompt_tokens
         self.error: HearthError | None = None
@@ -52,7 +58,7 @@ class GenerationStream:
         self._done = 0
         # Runs once generation has ended, before the caller sees the end (a durable ledger row).
         self._on_end = on_end
-        call.prompt_tokens = job.prompt_tokens
+        call.metering.prompt_tokens = job.prompt_tokens
 
     @property
     def usage(self) -> Usage:
@@ -86,8 +92,8 @@ class GenerationStream:
             raise
         except Exception as exc:
             self.error = as_hearth_error(exc)
-            self.call.error_kind = self.error.code or self.error.kind.value
-            self.call.failed_status = self.error.status_code
+            self.call.metering.error_label = self.error.label
+            self.call.metering.failed_status = self.error.status_code
             raise self.error from exc
         self._account(event)
         event = self._public(event)
@@ -108,13 +114,13 @@ class GenerationStream:
                 finish([ChoiceResult(text="".join(t)) for t in self._texts])
 
     def _account(self, event: ChoiceEvent) -> None:
-        call = self.call
+        meter = self.call.metering
         if isinstance(event, TextDelta):
-            call.completion_tokens += event.tokens
+            meter.completion_tokens += event.tokens
             if event.text:
-                call.mark_first_token()
+                self.call.mark_first_token()
         elif isinstance(event, GenerationDone):
-            call.cached_tokens += event.cached_tokens
+            meter.cached_tokens += event.cached_tokens
 
     def _public(self, event: ChoiceEvent) -> ChoiceEvent:
         """Only the caller's own stop strings are reported as the reason a choice stopped."""
@@ -148,7 +154,7 @@ class GenerationStream:
                 if isinstance(event, TextDelta):
                     text[index].append(event.text)
                 elif isinstance(event, ToolCallDelta):
-                    _add_call_delta(result, event)
+                    add_call_delta(result.tool_calls, event)
                 else:
                     result.finish_reason, result.stop_sequence = event.finish_reason, event.stop_sequence
         finally:
@@ -156,14 +162,6 @@ class GenerationStream:
         for result, pieces in zip(results, text, strict=True):
             result.text = "".join(pieces)
         return results
-
-
-def _add_call_delta(result: ChoiceResult, delta: ToolCallDelta) -> None:
-    if delta.call_index >= len(result.tool_calls):
-        result.tool_calls.append(ToolCall(delta.id or "", delta.name or "", delta.arguments))
-        return
-    call = result.tool_calls[delta.call_index]
-    result.tool_calls[delta.call_index] = ToolCall(call.id, call.name, call.arguments + delta.arguments)
 
 
 async def _merge(job: GenerationJob) -> AsyncGenerator[Indexed, None]:

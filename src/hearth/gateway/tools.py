@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from hearth.engines import constraints as C
 from hearth.engines.base import ChatEngine
-from hearth.errors import InvalidRequest, Unsupported
+from hearth.errors import InvalidRequest, Subject, Unsupported
 from hearth.inference.types import ChatRequest, Message, NamedTool, OutputFormat, TextPart, Tool
 
 FORMAT = C.HERMES  # what calls look like in the text: <tool_call>\n{"name", "arguments"}\n</tool_call>
@@ -37,9 +37,11 @@ def plan_tools(engine: ChatEngine, request: ChatRequest, messages: Sequence[Mess
     check_history(messages)
     active = bool(request.tools) and request.tool_choice != "none"
     if request.tool_choice == "required" and not request.tools:
-        raise InvalidRequest("tool_choice 'required' needs at least one tool", param="tool_choice")
+        raise InvalidRequest("{tool_choice} 'required' needs at least one tool", subject=Subject.TOOL_CHOICE)
     if isinstance(request.tool_choice, NamedTool) and not request.tools:
-        raise InvalidRequest("tool_choice names a tool, but no tools were given", param="tool_choice")
+        raise InvalidRequest(
+            "{tool_choice} names a tool, but no tools were given", subject=Subject.TOOL_CHOICE
+        )
     history = tuple(messages) if engine.template_renders_tools else tuple(_as_text_history(messages))
     if not active and request.output is None:
         return ToolPlan(None, False, history, ())
@@ -49,17 +51,15 @@ def plan_tools(engine: ChatEngine, request: ChatRequest, messages: Sequence[Mess
     if active and request.output is not None:
         raise Unsupported(
             "a response format together with tools the model may call is not supported: use "
-            "tool_choice 'none', or a tool whose parameters are that schema",
+            "{tool_choice} 'none', or a tool whose parameters are that schema",
+            subject=Subject.OUTPUT_FORMAT,
             param=request.output.param,
         )
     if not active:
         assert request.output is not None
         return ToolPlan(output_constraint(request.output), False, history, ())
     constraint = C.tool_calls(
-        [
-            C.Tool(t.name, dict(t.parameters), param=t.param or f"tools[{i}]")
-            for i, t in enumerate(request.tools)
-        ],
+        [C.Tool(t.name, dict(t.parameters), param=t.param) for t in request.tools],
         "named"
         if isinstance(request.tool_choice, NamedTool)
         else "auto"
@@ -76,21 +76,24 @@ def plan_tools(engine: ChatEngine, request: ChatRequest, messages: Sequence[Mess
 
 
 def output_constraint(output: OutputFormat) -> C.Constraint:
+    at = C.At(Subject.OUTPUT_FORMAT, output.param)
     if output.kind == "json_object":
-        return C.json_object(param=output.param)
-    return C.json_schema(dict(output.schema or {}), param=output.param)
+        return C.json_object(at=at)
+    return C.json_schema(dict(output.schema or {}), at=at)
 
 
 def check_history(messages: Sequence[Message]) -> None:
     """Each tool result must answer a call an assistant turn made before it."""
     made: set[str] = set()
-    for index, message in enumerate(messages):
+    for message in messages:
         made.update(call.id for call in message.tool_calls)
         if message.role == "tool" and message.tool_call_id is not None and message.tool_call_id not in made:
+            where = message.origin or "a tool result"
             raise InvalidRequest(
-                f"messages[{index}] answers the tool call {message.tool_call_id!r}, which no earlier "
+                f"{where} answers the tool call {message.tool_call_id!r}, which no earlier "
                 "assistant message made",
-                param=f"messages[{index}].tool_call_id",
+                subject=Subject.PROMPT,
+                param=None if message.origin is None else f"{message.origin}.tool_call_id",
             )
 
 

@@ -15,7 +15,7 @@ from hearth.inference.types import ToolCall
 if TYPE_CHECKING:
     import numpy as np
 
-FinishReason = Literal["stop", "length", "tool_calls", "cancelled", "error"]
+FinishReason = Literal["stop", "length", "tool_calls"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +48,15 @@ class GenerationDone:
 
 GenerationEvent = TextDelta | GenerationDone
 ChoiceEvent = TextDelta | ToolCallDelta | GenerationDone
+
+
+def add_call_delta(calls: list[ToolCall], delta: ToolCallDelta) -> None:
+    """Fold one streamed piece of a tool call into the whole calls gathered so far."""
+    if delta.call_index >= len(calls):
+        calls.append(ToolCall(delta.id or "", delta.name or "", delta.arguments))
+        return
+    call = calls[delta.call_index]
+    calls[delta.call_index] = ToolCall(call.id, call.name, call.arguments + delta.arguments)
 
 
 @dataclass(frozen=True, slots=True)

@@ -50,7 +50,7 @@ class OutputItem:
 @dataclass(frozen=True, slots=True)
 class ResponseError:
     kind: str  # an ErrorKind value
-    code: str | None
+    code: str | None  # the error's reason, if it had one
     message: str
 
 

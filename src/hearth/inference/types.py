@@ -1,4 +1,9 @@
-"""Requests in neutral form: what a caller wants, whatever API family it spoke."""
+"""Requests in neutral form: what a caller wants, whatever API family it spoke.
+
+Where an error may need to point into the request, the family's mapper leaves ``origin`` (or
+``param``): the place in the request, in the family's own words (``messages[2]``,
+``tools[0].function.parameters``). The core passes it on untouched and never makes one up.
+"""
 
 from __future__ import annotations
 
@@ -22,6 +27,7 @@ class ImagePart:
     data: bytes | None = None
     url: str | None = None
     media_type: str | None = None
+    origin: str | None = field(default=None, compare=False)  # where the request holds it (errors)
 
 
 Part = TextPart | ImagePart
@@ -41,6 +47,7 @@ class Message:
     tool_calls: tuple[ToolCall, ...] = ()
     tool_call_id: str | None = None  # role "tool": which call this answers
     name: str | None = None
+    origin: str | None = field(default=None, compare=False)  # where the request holds it (errors)
 
     @property
     def text(self) -> str:
@@ -79,7 +86,7 @@ class OutputFormat:
     schema: Mapping[str, Any] | None = None
     name: str | None = None
     strict: bool = True
-    param: str = field(default="response_format", compare=False)  # where the request holds it (errors)
+    param: str | None = field(default=None, compare=False)  # where the request holds it (errors)
 
 
 @dataclass(frozen=True, slots=True)

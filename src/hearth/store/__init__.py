@@ -6,7 +6,7 @@ owns a background thread, so no request ever waits on a database write.
 
 from __future__ import annotations
 
-from hearth.store.db import create_db_engine, is_postgresql, is_sqlite, session_factory
+from hearth.store.connection import create_db_engine, is_postgresql, is_sqlite, session_factory
 from hearth.store.errors import (
     InvalidKeyName,
     KeyNameTaken,

@@ -7,7 +7,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from hearth.store.errors import db_errors
-from hearth.store.tables import AdminSecret
+from hearth.store.tables import AdminSecretHash
 
 ROW = 1
 
@@ -19,15 +19,15 @@ def claim_admin_secret(sessions: sessionmaker[Session], candidate_hash: str) -> 
     on the primary key and it reads the winner's.
     """
     with db_errors(), sessions() as session:
-        stored = session.scalar(select(AdminSecret.secret_hash).where(AdminSecret.id == ROW))
+        stored = session.scalar(select(AdminSecretHash.secret_hash).where(AdminSecretHash.id == ROW))
         if stored is not None:
             return stored
-        session.add(AdminSecret(id=ROW, secret_hash=candidate_hash))
+        session.add(AdminSecretHash(id=ROW, secret_hash=candidate_hash))
         try:
             session.commit()
             return candidate_hash
         except sa_exc.IntegrityError:
             session.rollback()
-        stored = session.scalar(select(AdminSecret.secret_hash).where(AdminSecret.id == ROW))
+        stored = session.scalar(select(AdminSecretHash.secret_hash).where(AdminSecretHash.id == ROW))
         assert stored is not None
         return stored

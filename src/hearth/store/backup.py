@@ -26,7 +26,7 @@ from typing import IO
 
 from sqlalchemy.engine import make_url
 
-from hearth.store.db import is_postgresql, is_sqlite, sqlite_path
+from hearth.store.connection import is_postgresql, is_sqlite, sqlite_path
 
 APPLICATION_NAME = "hearth"  # what servers' PostgreSQL connections call themselves (db.py)
 

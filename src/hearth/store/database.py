@@ -1,6 +1,7 @@
-"""The store as one object: the database engine, its sessions, keys, the ledger and queries.
+"""The store as one object: the database engine, its sessions, keys, the ledger, stored
+responses and queries.
 
-``app.py`` builds one and hands it to the gateway; nothing above the gateway touches sessions.
+``app.py`` builds one and hands its parts to the services; nothing above them touches sessions.
 """
 
 from __future__ import annotations
@@ -14,9 +15,10 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from hearth.store import migrate
 from hearth.store.cluster import ClusterStore
-from hearth.store.db import create_db_engine, session_factory
+from hearth.store.connection import create_db_engine, session_factory
 from hearth.store.keys import KeyStore
 from hearth.store.ledger import LedgerWriter
+from hearth.store.responses import ResponseStore
 from hearth.store.usage import UsageSummary, month_start, tokens_used_since, usage_summary
 
 log = logging.getLogger("hearth.store")
@@ -29,6 +31,7 @@ class Database:
         self.sessions: sessionmaker[Session] = session_factory(self.engine)
         self.keys = KeyStore(self.sessions)
         self.cluster = ClusterStore(self.sessions)
+        self.responses = ResponseStore(self.sessions)
         self.ledger = LedgerWriter(self.engine, start=False)
         self.ready = False
         self.error: str | None = "database not connected yet"

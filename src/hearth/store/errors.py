@@ -1,13 +1,13 @@
 """Store errors, as subclasses of :mod:`hearth.errors` so the API renders them directly.
 
     InvalidRequest (400)
-    ├── InvalidKeyName       code=invalid_key_name   (also a ValueError)
-    ├── KeyNameTaken         code=key_name_taken
-    └── KeyRevoked           code=key_revoked
+    ├── InvalidKeyName       reason=invalid_key_name   (also a ValueError)
+    ├── KeyNameTaken         reason=key_name_taken
+    └── KeyRevoked           reason=key_revoked
     NotFound (404)
-    └── KeyNotFound          code=key_not_found
+    └── KeyNotFound          reason=key_not_found
     Overloaded (503)
-    └── StoreUnavailable     code=database_unavailable (+ Retry-After)
+    └── StoreUnavailable     reason=database_unavailable (+ Retry-After)
 
 SQLAlchemy's connection-level errors become :class:`StoreUnavailable` in :func:`db_errors`;
 anything else from the database is a bug and stays a 500.
@@ -24,7 +24,7 @@ from hearth.errors import InvalidRequest, NotFound, Overloaded
 
 
 class InvalidKeyName(InvalidRequest, ValueError):
-    code = "invalid_key_name"
+    reason = "invalid_key_name"
 
     def __init__(self, name: str) -> None:
         shown = name if len(name) <= 80 else name[:77] + "..."
@@ -34,28 +34,28 @@ class InvalidKeyName(InvalidRequest, ValueError):
 
 
 class KeyNameTaken(InvalidRequest):
-    code = "key_name_taken"
+    reason = "key_name_taken"
 
     def __init__(self, name: str) -> None:
         super().__init__(f"a key named {name!r} already exists", param="name")
 
 
 class KeyRevoked(InvalidRequest):
-    code = "key_revoked"
+    reason = "key_revoked"
 
     def __init__(self, name: str) -> None:
         super().__init__(f"key {name!r} is revoked; create a new key instead", param="name")
 
 
 class KeyNotFound(NotFound):
-    code = "key_not_found"
+    reason = "key_not_found"
 
     def __init__(self, name: str) -> None:
         super().__init__(f"no key named {name!r}", param="name")
 
 
 class StoreUnavailable(Overloaded):
-    code = "database_unavailable"
+    reason = "database_unavailable"
 
 
 # Errors that mean "the database can't be reached right now", not "this query is wrong".

@@ -21,7 +21,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, func, select, text
 from sqlalchemy.engine import URL, make_url
 
-from hearth.store.db import create_db_engine, sqlite_path
+from hearth.store.connection import create_db_engine, sqlite_path
 
 log = logging.getLogger(__name__)
 

@@ -121,7 +121,7 @@ class ClusterState(Base):
     version: Mapped[int] = mapped_column(BigInteger, default=0)
 
 
-class AdminSecret(Base):
+class AdminSecretHash(Base):
     """The bootstrap admin secret's sha256 (one row): every replica on this database accepts it."""
 
     __tablename__ = "admin_secret"

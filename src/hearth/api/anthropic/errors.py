@@ -7,11 +7,12 @@ clients retry it. The same body is the ``event: error`` frame of a stream that f
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
 
 from hearth.api.adapter import FamilyAdapter
-from hearth.errors import ErrorKind, HearthError
+from hearth.errors import ErrorKind, HearthError, Subject
 from hearth.inference.types import Family
 
 OVERLOADED_STATUS = 529
@@ -33,12 +34,19 @@ _TYPES = {
 }
 
 
+WORDS: Mapping[Subject, str] = {
+    Subject.MODEL: "model",
+    Subject.PROMPT: "messages",
+    Subject.IMAGES: "messages",
+    Subject.OUTPUT_LIMIT: "max_tokens",
+    Subject.OUTPUT_FORMAT: "output_config.format",
+    Subject.TOOLS: "tools",
+    Subject.TOOL_CHOICE: "tool_choice",
+}
+
+
 def error_type(error: HearthError) -> str:
     return _TYPES.get(error.kind, "api_error")
-
-
-def error_body(error: HearthError) -> dict[str, Any]:
-    return {"type": "error", "error": {"type": error_type(error), "message": error.message}}
 
 
 def reset_time(seconds: float, now: datetime | None = None) -> str:
@@ -49,14 +57,18 @@ def reset_time(seconds: float, now: datetime | None = None) -> str:
 
 class AnthropicAdapter(FamilyAdapter):
     name: ClassVar[Family] = "anthropic"
+    words: ClassVar[Mapping[Subject, str]] = WORDS
 
     def error_status(self, error: HearthError) -> int:
         if error.kind in (ErrorKind.OVERLOADED, ErrorKind.NOT_READY):
             return OVERLOADED_STATUS
         return error.status_code
 
-    def error_body(self, error: HearthError) -> dict[str, Any]:
-        return error_body(error)
+    def error_body(
+        self, error: HearthError, path: str = "", words: Mapping[Subject, str] | None = None
+    ) -> dict[str, Any]:
+        message = self.say(error, path, words).message
+        return {"type": "error", "error": {"type": error_type(error), "message": message}}
 
     ratelimit_header: ClassVar[str | None] = "anthropic-ratelimit-{window}-{field}"
 
@@ -66,3 +78,6 @@ class AnthropicAdapter(FamilyAdapter):
     def id_headers(self, request_id: str) -> dict[str, str]:
         # Anthropic's SDKs read ``request-id`` (``response._request_id``, ``error.request_id``).
         return {"x-request-id": request_id, "request-id": request_id}
+
+
+ANTHROPIC = AnthropicAdapter()

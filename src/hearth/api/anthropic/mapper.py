@@ -11,6 +11,7 @@ import json
 
 from hearth.api.anthropic import protocol as an
 from hearth.api.images import image_from_base64, image_from_url
+from hearth.api.mapping import default_choice
 from hearth.errors import InvalidRequest, Unsupported
 from hearth.inference.types import (
     ChatRequest,
@@ -43,7 +44,7 @@ def _tool_result(block: an.ToolResultBlock, param: str) -> Message:
             parts.append(TextPart(item.text))
         else:
             parts.append(_image(item, f"{param}.content[{j}]"))
-    return Message("tool", tuple(parts), tool_call_id=block.tool_use_id)
+    return Message("tool", tuple(parts), tool_call_id=block.tool_use_id, origin=param)
 
 
 def _refuse(block: an.ContentBlock, role: str, param: str) -> InvalidRequest:
@@ -53,8 +54,9 @@ def _refuse(block: an.ContentBlock, role: str, param: str) -> InvalidRequest:
 
 
 def _user(item: an.InputMessage, index: int) -> list[Message]:
+    origin = f"messages[{index}]"
     if isinstance(item.content, str):
-        return [Message.of("user", item.content)]
+        return [Message("user", (TextPart(item.content),), origin=origin)]
     out: list[Message] = []
     pending: list[Part] = []
     for j, block in enumerate(item.content):
@@ -65,19 +67,20 @@ def _user(item: an.InputMessage, index: int) -> list[Message]:
             pending.append(_image(block, param))
         elif isinstance(block, an.ToolResultBlock):
             if pending:
-                out.append(Message("user", tuple(pending)))
+                out.append(Message("user", tuple(pending), origin=origin))
                 pending = []
             out.append(_tool_result(block, param))
         else:
             raise _refuse(block, "user", param)
     if pending or not out:
-        out.append(Message("user", tuple(pending)))
+        out.append(Message("user", tuple(pending), origin=origin))
     return out
 
 
 def _assistant(item: an.InputMessage, index: int) -> Message:
+    origin = f"messages[{index}]"
     if isinstance(item.content, str):
-        return Message.of("assistant", item.content)
+        return Message("assistant", (TextPart(item.content),), origin=origin)
     parts: list[Part] = []
     calls: list[ToolCall] = []
     for j, block in enumerate(item.content):
@@ -87,16 +90,16 @@ def _assistant(item: an.InputMessage, index: int) -> Message:
             calls.append(ToolCall(block.id, block.name, json.dumps(block.input, ensure_ascii=False)))
         else:
             raise _refuse(block, "assistant", f"messages[{index}].content[{j}]")
-    return Message("assistant", tuple(parts), tuple(calls))
+    return Message("assistant", tuple(parts), tuple(calls), origin=origin)
 
 
 def messages(body: an.CountTokensRequest | an.MessagesRequest) -> tuple[Message, ...]:
     out: list[Message] = []
     system = body.system
     if isinstance(system, str) and system:
-        out.append(Message.of("system", system))
+        out.append(Message("system", (TextPart(system),), origin="system"))
     elif isinstance(system, list) and system:
-        out.append(Message("system", tuple(TextPart(b.text) for b in system)))
+        out.append(Message("system", tuple(TextPart(b.text) for b in system), origin="system"))
     for i, item in enumerate(body.messages):
         if item.role == "user":
             out.extend(_user(item, i))
@@ -126,7 +129,7 @@ def tools(body: an.CountTokensRequest | an.MessagesRequest) -> tuple[tuple[Tool,
     choice = body.tool_choice
     resolved: ToolChoice
     if choice is None:
-        resolved = "auto" if listed else "none"
+        resolved = default_choice(listed)
     elif isinstance(choice, an.ToolChoiceTool):
         resolved = NamedTool(choice.name)
     elif isinstance(choice, an.ToolChoiceAny):

@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from hearth.api.anthropic import protocol as an
-from hearth.api.anthropic.errors import error_body
+from hearth.api.anthropic.errors import ANTHROPIC
 from hearth.api.ids import new_id
 from hearth.api.sse import event_frame, guarded
 from hearth.errors import EngineFailure, HearthError
@@ -80,7 +80,7 @@ def _event(model: an.StreamEvent) -> bytes:
 
 
 def _error_frame(error: HearthError) -> bytes:
-    return event_frame("error", error_body(error))
+    return event_frame("error", ANTHROPIC.error_body(error))
 
 
 class _Blocks:

@@ -12,9 +12,8 @@ from fastapi.responses import StreamingResponse
 
 from hearth.api.anthropic import mapper, render
 from hearth.api.anthropic import protocol as an
-from hearth.api.deps import REQUIRE_KEY, CallDep
-from hearth.api.disconnect import cancel_on_disconnect
-from hearth.api.sse import sse_response
+from hearth.api.deps import REQUIRE_KEY, CallDep, GatewayDep
+from hearth.api.serving import generated
 
 router = APIRouter(prefix="/v1", tags=["Anthropic"], dependencies=[REQUIRE_KEY])
 _SSE: dict[int | str, dict[str, Any]] = {200: {"content": {"text/event-stream": {}}}}
@@ -22,15 +21,17 @@ _SSE: dict[int | str, dict[str, Any]] = {200: {"content": {"text/event-stream": 
 
 @router.post("/messages", response_model=an.Message, responses=_SSE)
 async def create_message(
-    body: an.MessagesRequest, request: Request, api: CallDep
+    body: an.MessagesRequest, request: Request, gateway: GatewayDep, call: CallDep
 ) -> an.Message | StreamingResponse:
-    stream = await cancel_on_disconnect(request, api.gateway.chat(api.call, mapper.chat_request(body)))
-    if body.stream:
-        return sse_response(render.message_stream(stream))
-    return render.message(stream, await cancel_on_disconnect(request, stream.collect()))
+    return await generated(
+        request,
+        gateway.chat(call, mapper.chat_request(body)),
+        streaming=render.message_stream if body.stream else None,
+        whole=render.message,
+    )
 
 
 @router.post("/messages/count_tokens", response_model=an.TokenCount)
-async def count_tokens(body: an.CountTokensRequest, api: CallDep) -> an.TokenCount:
-    count = await api.gateway.count_tokens(api.call, mapper.count_request(body))
+async def count_tokens(body: an.CountTokensRequest, gateway: GatewayDep, call: CallDep) -> an.TokenCount:
+    count = await gateway.count_tokens(call, mapper.count_request(body))
     return an.TokenCount(input_tokens=count)

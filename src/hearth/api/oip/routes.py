@@ -9,11 +9,13 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
-from hearth.api.deps import REQUIRE_KEY, ApiCall, CallDep, GatewayDep
+from hearth.api.deps import REQUIRE_KEY, CallDep, CatalogDep, GatewayDep, ReadinessDep, SettingsDep
 from hearth.api.disconnect import cancel_on_disconnect
 from hearth.api.oip import mapper, render
 from hearth.api.oip import protocol as pm
 from hearth.api.oip.tensors import HEADER_LENGTH, decompress
+from hearth.gateway.call import Call
+from hearth.gateway.service import Gateway
 
 public = APIRouter(prefix="/v2", tags=["Open Inference Protocol v2"])
 keyed = APIRouter(prefix="/v2", tags=["Open Inference Protocol v2"], dependencies=[REQUIRE_KEY])
@@ -33,8 +35,8 @@ async def live() -> pm.ServerLive:
 
 
 @public.get("/health/ready", response_model=pm.ServerReady, responses={503: {"model": pm.ServerReady}})
-async def ready(gateway: GatewayDep) -> JSONResponse:
-    problems = await gateway.readiness_problems()
+async def ready(readiness: ReadinessDep) -> JSONResponse:
+    problems = await readiness.problems()
     if problems:
         body = pm.ServerReady(ready=False, error="not ready: " + "; ".join(problems))
         return JSONResponse(body.model_dump(), status_code=503, headers={"Retry-After": "2"})
@@ -42,16 +44,18 @@ async def ready(gateway: GatewayDep) -> JSONResponse:
 
 
 @keyed.post("/repository/index")
-async def repository_index(api: CallDep) -> list[dict[str, str]]:
-    return render.repository_index(api.gateway.catalog.visible(api.call))
+async def repository_index(catalog: CatalogDep, call: CallDep) -> list[dict[str, str]]:
+    return render.repository_index(catalog.visible(call))
 
 
 # Decorators apply bottom-up, so each versioned path is registered before its plain one, whose
 # ``{name:path}`` (model ids may hold a "/") would otherwise read "m/versions/1" as a model name.
 @keyed.get("/models/{name:path}/ready", response_model=pm.ModelReady, responses=_ERRORS)
 @keyed.get("/models/{name:path}/versions/{version}/ready", response_model=pm.ModelReady, responses=_ERRORS)
-async def model_ready(name: str, api: CallDep, version: str | None = None) -> JSONResponse:
-    view = api.gateway.catalog.get(api.call, name)
+async def model_ready(
+    name: str, catalog: CatalogDep, call: CallDep, version: str | None = None
+) -> JSONResponse:
+    view = catalog.get(call, name)
     mapper.check_version(name, version)
     if view.ready:
         return JSONResponse(pm.ModelReady(name=name, ready=True).model_dump(exclude_none=True))
@@ -63,36 +67,51 @@ async def model_ready(name: str, api: CallDep, version: str | None = None) -> JS
 @keyed.post(
     "/models/{name:path}/versions/{version}/infer", response_model=pm.InferenceResponse, responses=_ERRORS
 )
-async def infer(name: str, request: Request, api: CallDep, version: str | None = None) -> Response:
-    view = api.gateway.catalog.get(api.call, name)
+async def infer(
+    name: str,
+    request: Request,
+    gateway: GatewayDep,
+    catalog: CatalogDep,
+    settings: SettingsDep,
+    call: CallDep,
+    version: str | None = None,
+) -> Response:
+    view = catalog.get(call, name)
     mapper.check_version(name, version)
-    limit: int = request.app.state.settings.max_body_bytes
-    body = decompress(await request.body(), request.headers.get("content-encoding"), limit)
+    body = decompress(await request.body(), request.headers.get("content-encoding"), settings.max_body_bytes)
     parsed = mapper.read(body, request.headers.get(HEADER_LENGTH))
     wanted = mapper.wanted_outputs(parsed, view.kind)
-    outputs = await _run(api, request, view.kind, name, parsed, wanted)
+    outputs = await _run(gateway, call, request, view.kind, name, parsed, wanted)
     return render.infer_response(name, parsed.id, outputs)
 
 
 async def _run(
-    api: ApiCall, request: Request, kind: str, name: str, parsed: mapper.Infer, wanted: list[mapper.Wanted]
+    gateway: Gateway,
+    call: Call,
+    request: Request,
+    kind: str,
+    name: str,
+    parsed: mapper.Infer,
+    wanted: list[mapper.Wanted],
 ) -> list[tuple[render.Output, bool]]:
     """One gateway call, by the kind of model: an embedding, a classification or a completion."""
     if kind == "embedding":
-        embedded = await api.gateway.embed(api.call, mapper.embed_request(name, parsed))
+        embedded = await gateway.embed(call, mapper.embed_request(name, parsed))
         return render.embedding_outputs(embedded, wanted)
     if kind == "image-classification":
-        classified = await api.gateway.classify(api.call, mapper.classify_request(name, parsed, wanted))
+        classified = await gateway.classify(call, mapper.classify_request(name, parsed, wanted))
         return render.classify_outputs(classified, wanted)
     completion = mapper.completion_request(name, parsed)
-    stream = await cancel_on_disconnect(request, api.gateway.complete(api.call, completion))
+    stream = await cancel_on_disconnect(request, gateway.complete(call, completion))
     return render.completion_outputs(await cancel_on_disconnect(request, stream.collect()), wanted)
 
 
 @keyed.get("/models/{name:path}", response_model=pm.ModelMetadata, responses=_ERRORS)
 @keyed.get("/models/{name:path}/versions/{version}", response_model=pm.ModelMetadata, responses=_ERRORS)
-async def model_metadata(name: str, api: CallDep, version: str | None = None) -> pm.ModelMetadata:
-    view = api.gateway.catalog.get(api.call, name)
+async def model_metadata(
+    name: str, catalog: CatalogDep, call: CallDep, version: str | None = None
+) -> pm.ModelMetadata:
+    view = catalog.get(call, name)
     mapper.check_version(name, version)
     return render.model_metadata(name, view)
 

@@ -12,6 +12,7 @@ import json
 import re
 
 from hearth.api.images import image_from_base64
+from hearth.api.mapping import default_choice, function_tools
 from hearth.api.ollama import protocol as ol
 from hearth.errors import InvalidRequest, Unsupported
 from hearth.inference.types import (
@@ -24,7 +25,6 @@ from hearth.inference.types import (
     Part,
     SamplingOptions,
     TextPart,
-    Tool,
     ToolCall,
 )
 
@@ -93,27 +93,21 @@ def message(item: ol.Message, index: int) -> Message:
         ToolCall(c.id or f"call_{index}_{j}", c.function.name, json.dumps(c.function.arguments))
         for j, c in enumerate(item.tool_calls or [])
     )
-    return Message(item.role, tuple(parts), calls, item.tool_call_id, item.tool_name)
+    return Message(
+        item.role, tuple(parts), calls, item.tool_call_id, item.tool_name, origin=f"messages[{index}]"
+    )
 
 
 def chat_request(body: ol.ChatRequest) -> ChatRequest:
     _check_common(body.model, body.think, body.logprobs, body.top_logprobs)
-    tools = tuple(
-        Tool(
-            t.function.name,
-            t.function.description or "",
-            t.function.parameters or {"type": "object"},
-            param=f"tools[{i}].function.parameters",
-        )
-        for i, t in enumerate(body.tools or [])
-    )
+    tools = function_tools(body.tools)
     return ChatRequest(
         model=model_name(body.model),
         messages=tuple(message(m, i) for i, m in enumerate(body.messages)),
         sampling=sampling(body.options),
         stream=body.stream,
         tools=tools,
-        tool_choice="auto" if tools else "none",
+        tool_choice=default_choice(tools),
         output=output_format(body.format),
         truncation="disabled" if body.truncate is False else "auto",
         num_ctx=num_ctx(body.options),

@@ -3,10 +3,14 @@
 Only chat and embedding models are Ollama's to show: no Ollama route serves an image
 classifier, so listing one would only invite requests that must fail. Names carry Ollama's
 ``:latest`` tag. ``digest`` identifies a model (its id, backend, size and quantization), it is not
-a registry manifest's hash; ``modified_at`` is when this server's catalog came up. ``/api/ps``
-lists the loaded models; a model without a keep-alive (the config's ``keep_alive_s`` or a
-request's ``keep_alive``) stays loaded, shown with an ``expires_at`` a century out (Ollama's
-``keep_alive: -1``, which its CLI shows as "Forever").
+a registry manifest's hash; ``modified_at`` is when this server's catalog came up.
+
+``/api/ps`` lists the loaded models, the longest to stay first, with when each will be unloaded:
+its keep-alive (the config's ``keep_alive_s`` or a request's ``keep_alive``) after its last
+request. A model with none stays loaded; Ollama says that as it does for ``keep_alive: -1``, an
+``expires_at`` of now plus the longest Go duration (about 292 years), which its CLI shows as
+"Forever". A model that keep_alive (or ``keep_alive: 0``) let go is not listed; its next request
+loads it again.
 """
 
 from __future__ import annotations
@@ -22,7 +26,8 @@ from hearth.gateway.catalog import ModelView
 
 OLLAMA_KINDS = {"chat": "completion", "embedding": "embedding"}
 _QUANT_NAMES = {"float32": "F32", "float16": "F16", "bfloat16": "BF16"}
-_FOREVER = timedelta(days=36525)
+# Ollama's "forever": its keep_alive -1 becomes Go's largest time.Duration, in nanoseconds.
+_FOREVER = timedelta(microseconds=(2**63 - 1) // 1000)
 
 
 def rfc3339(when: datetime) -> str:
@@ -47,16 +52,21 @@ def shown(views: list[ModelView]) -> list[ModelView]:
 def served(view: ModelView, name: str) -> ModelView:
     """A model found through the catalog, refused in Ollama's words if Ollama cannot use it."""
     if view.kind not in OLLAMA_KINDS:
-        raise ModelNotFound(f"model '{name}' not found", param="model")
+        raise ModelNotFound(name)
     return view
 
 
-def require(view: ModelView, name: str, kind: str, verb: str) -> None:
-    """What Ollama checks before it answers an empty request: the model can do this, and is loaded."""
+def require_kind(view: ModelView, name: str, kind: str, verb: str) -> None:
+    """What Ollama checks before it loads a model for a request: the model can do this."""
     if view.kind != kind:
-        raise InvalidRequest(f'"{name}" does not support {verb}', param="model", code="model_not_supported")
+        raise InvalidRequest(f'"{name}" does not support {verb}', param="model", reason="model_not_supported")
+
+
+def require_ready(view: ModelView) -> None:
+    """A load that did not leave the model serving (it failed, or is being removed)."""
     if not view.ready:
-        raise NotReady(f"the model {view.id!r} is {view.state}", retry_after=2)
+        detail = f": {view.error}" if view.error else ""
+        raise NotReady(f"the model {view.id!r} is {view.state}{detail}", retry_after=2)
 
 
 def _architecture(view: ModelView) -> str:
@@ -149,12 +159,11 @@ def show(view: ModelView) -> ol.ShowResponse:
 
 def ps(views: list[ModelView]) -> ol.ProcessResponse:
     now = datetime.now(UTC)
+    loaded = [
+        (_FOREVER if v.expires_in_s is None else timedelta(seconds=v.expires_in_s), v) for v in shown(views)
+    ]
     models = []
-    for v in shown(views):
-        if not v.ready:
-            continue
-        left = _FOREVER if v.expires_in_s is None else timedelta(seconds=v.expires_in_s)
-        expires = rfc3339(now + left)
+    for left, v in sorted((item for item in loaded if item[1].ready), key=lambda item: -item[0]):
         extra: dict[str, Any] = v.details.get("extra") or {}
         ctx = v.details.get("context_length")
         models.append(
@@ -164,7 +173,7 @@ def ps(views: list[ModelView]) -> ol.ProcessResponse:
                 size=_size(v) + int(extra.get("kv_cache_bytes") or 0),  # weights plus KV cache
                 digest=digest(v),
                 details=details(v),
-                expires_at=expires,
+                expires_at=rfc3339(now + left),
                 size_vram=0,  # CPU inference
                 context_length=None if ctx is None else int(ctx),
             )

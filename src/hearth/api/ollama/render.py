@@ -2,8 +2,9 @@
 
 Every chunk carries ``model`` (the name as the caller wrote it, tag included) and ``created_at``
 (RFC 3339, UTC); the final object adds ``done_reason`` and the counts and timings, in
-nanoseconds. Hearth loads models at startup, so ``load_duration`` is 0; ``prompt_eval_duration``
-runs from the request's arrival to its first token and ``eval_duration`` from there to the end.
+nanoseconds. ``load_duration`` is the time this request waited for its model to load (after
+keep_alive let it go; 0 when it was loaded); ``prompt_eval_duration`` runs from the request's
+arrival to its first token and ``eval_duration`` from there to the end.
 A failure after the first chunk ends the stream with an ``{"error": ...}`` line, as Ollama's does.
 """
 
@@ -11,9 +12,9 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 from starlette.responses import JSONResponse, Response
 
@@ -23,7 +24,14 @@ from hearth.api.sse import guarded, ndjson_line
 from hearth.errors import HearthError
 from hearth.gateway.call import Call
 from hearth.gateway.streams import GenerationStream
-from hearth.inference.events import ChoiceResult, EmbedResult, GenerationDone, TextDelta, ToolCallDelta
+from hearth.inference.events import (
+    ChoiceResult,
+    EmbedResult,
+    GenerationDone,
+    TextDelta,
+    ToolCallDelta,
+    add_call_delta,
+)
 from hearth.inference.types import ToolCall
 
 
@@ -42,11 +50,11 @@ def done_reason(finish: str | None) -> str:
 
 def metrics(stream: GenerationStream) -> ol.Metrics:
     call, end = stream.call, time.perf_counter()
-    first = call.first_token_at or end
+    first = call.metering.first_token_at or end
     usage = stream.usage
     return ol.Metrics(
         total_duration=_ns(end - call.started),
-        load_duration=0,
+        load_duration=_ns(call.metering.load_seconds),
         prompt_eval_count=usage.prompt_tokens,
         prompt_eval_duration=_ns(first - call.started),
         eval_count=usage.completion_tokens,
@@ -98,16 +106,21 @@ def generate_response(model: str, stream: GenerationStream, result: ChoiceResult
     return JSONResponse(_final(chunk, stream))
 
 
-def _error_frame(error: HearthError) -> bytes:
-    return ndjson_line(error_line(error))
+def _error_frame(path: str) -> Callable[[HearthError], bytes]:
+    return lambda error: ndjson_line(error_line(error, path))
 
 
-async def chat_stream(model: str, stream: GenerationStream) -> AsyncIterator[bytes]:
-    def chunk(message: ol.AssistantMessage, done: GenerationDone | None = None) -> ol.ChatChunk:
-        reason = None if done is None else done_reason(done.finish_reason)
-        return ol.ChatChunk(
-            model=model, created_at=created_at(), message=message, done=done is not None, done_reason=reason
-        )
+Chunk = ol.ChatChunk | ol.GenerateChunk
+
+
+async def _lines(
+    stream: GenerationStream,
+    piece: Callable[[str, list[ToolCall]], Chunk],
+    last: Callable[[GenerationDone], Chunk],
+    path: str,
+) -> AsyncIterator[bytes]:
+    """The NDJSON body both Ollama streams share: a chunk per text piece, the tool calls whole in
+    a chunk of their own (as Ollama sends them), then the final chunk with the counts."""
 
     async def body() -> AsyncIterator[bytes]:
         calls: list[ToolCall] = []
@@ -115,58 +128,65 @@ async def chat_stream(model: str, stream: GenerationStream) -> AsyncIterator[byt
         async for _, event in stream:
             if isinstance(event, TextDelta):
                 if event.text:
-                    yield ndjson_line(chunk(_message(event.text)).model_dump(exclude_none=True))
+                    yield ndjson_line(piece(event.text, []).model_dump(exclude_none=True))
             elif isinstance(event, ToolCallDelta):
-                _add_call(calls, event)
+                add_call_delta(calls, event)
             else:
                 done = event
-        if calls:  # Ollama sends tool calls whole, in a chunk of their own before the last
-            yield ndjson_line(chunk(_message("", calls)).model_dump(exclude_none=True))
-        yield ndjson_line(_final(chunk(_message(""), done), stream))
+        if calls:
+            yield ndjson_line(piece("", calls).model_dump(exclude_none=True))
+        yield ndjson_line(_final(last(done), stream))
 
-    async for data in guarded(body(), stream, _error_frame):
+    async for data in guarded(body(), stream, _error_frame(path)):
         yield data
 
 
-async def generate_stream(model: str, stream: GenerationStream) -> AsyncIterator[bytes]:
-    def chunk(text: str, done: GenerationDone | None = None) -> ol.GenerateChunk:
-        reason = None if done is None else done_reason(done.finish_reason)
-        return ol.GenerateChunk(
-            model=model, created_at=created_at(), response=text, done=done is not None, done_reason=reason
+def chat_stream(model: str, stream: GenerationStream) -> AsyncIterator[bytes]:
+    def piece(text: str, calls: list[ToolCall]) -> Chunk:
+        return ol.ChatChunk(model=model, created_at=created_at(), message=_message(text, calls), done=False)
+
+    def last(done: GenerationDone) -> Chunk:
+        return ol.ChatChunk(
+            model=model,
+            created_at=created_at(),
+            message=_message(""),
+            done=True,
+            done_reason=done_reason(done.finish_reason),
         )
 
-    async def body() -> AsyncIterator[bytes]:
-        done = GenerationDone("stop", 0, 0)
-        async for _, event in stream:
-            if isinstance(event, TextDelta):
-                if event.text:
-                    yield ndjson_line(chunk(event.text).model_dump(exclude_none=True))
-            elif isinstance(event, GenerationDone):
-                done = event
-        yield ndjson_line(_final(chunk("", done), stream))
-
-    async for data in guarded(body(), stream, _error_frame):
-        yield data
+    return _lines(stream, piece, last, "/api/chat")
 
 
-def _add_call(calls: list[ToolCall], delta: ToolCallDelta) -> None:
-    if delta.call_index >= len(calls):
-        calls.append(ToolCall(delta.id or "", delta.name or "", delta.arguments))
-    else:
-        call = calls[delta.call_index]
-        calls[delta.call_index] = ToolCall(call.id, call.name, call.arguments + delta.arguments)
+def generate_stream(model: str, stream: GenerationStream) -> AsyncIterator[bytes]:
+    def piece(text: str, _calls: list[ToolCall]) -> Chunk:
+        return ol.GenerateChunk(model=model, created_at=created_at(), response=text, done=False)
+
+    def last(done: GenerationDone) -> Chunk:
+        return ol.GenerateChunk(
+            model=model,
+            created_at=created_at(),
+            response="",
+            done=True,
+            done_reason=done_reason(done.finish_reason),
+        )
+
+    return _lines(stream, piece, last, "/api/generate")
 
 
-def loaded(model: str, chat: bool) -> JSONResponse:
-    """The answer to an empty chat or prompt: the model is loaded (Hearth keeps every model loaded)."""
-    body: ol.ChatChunk | ol.GenerateChunk
+LoadReason = Literal["load", "unload"]
+
+
+def loaded(model: str, chat: bool, reason: LoadReason = "load") -> JSONResponse:
+    """The answer to an empty chat or prompt: the model was loaded (``load``), or, with
+    ``keep_alive: 0``, let go (``unload``), as Ollama answers both."""
+    body: Chunk
     if chat:
         body = ol.ChatChunk(
-            model=model, created_at=created_at(), message=_message(""), done=True, done_reason="load"
+            model=model, created_at=created_at(), message=_message(""), done=True, done_reason=reason
         )
     else:
         body = ol.GenerateChunk(
-            model=model, created_at=created_at(), response="", done=True, done_reason="load"
+            model=model, created_at=created_at(), response="", done=True, done_reason=reason
         )
     return JSONResponse(body.model_dump(exclude_none=True))
 
@@ -177,7 +197,7 @@ def embed_response(model: str, call: Call, result: EmbedResult | None) -> Respon
         "model": model,
         "embeddings": [] if result is None else result.vectors.astype(float).tolist(),
         "total_duration": _ns(time.perf_counter() - call.started),
-        "load_duration": 0,
+        "load_duration": _ns(call.metering.load_seconds),
         "prompt_eval_count": 0 if result is None else sum(result.token_counts),
     }
     return Response(json.dumps(payload, separators=(",", ":")), media_type="application/json")

@@ -1,11 +1,12 @@
-"""OpenAI's error envelope and ``x-ratelimit-*`` headers (Hearth's own routes use them too)."""
+"""OpenAI's error envelope, its codes, its field names and its ``x-ratelimit-*`` headers."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from hearth.api.adapter import FamilyAdapter
-from hearth.errors import ErrorKind, HearthError
+from hearth.errors import ErrorKind, HearthError, Subject
 from hearth.inference.types import Family
 
 _TYPES = {
@@ -22,16 +23,42 @@ _TYPES = {
     ErrorKind.QUOTA_EXCEEDED: "insufficient_quota",
 }
 
+# OpenAI's ``code`` for each kind, where the error brings no finer reason of its own.
+CODES = {
+    ErrorKind.INTERNAL: "internal_error",
+    ErrorKind.INVALID_REQUEST: "invalid_value",
+    ErrorKind.CONTEXT_LENGTH: "context_length_exceeded",
+    ErrorKind.INVALID_IMAGE: "invalid_image",
+    ErrorKind.UNSUPPORTED: "unsupported",
+    ErrorKind.AUTHENTICATION: "invalid_api_key",
+    ErrorKind.PERMISSION: "model_not_allowed",
+    ErrorKind.NOT_FOUND: "not_found",
+    ErrorKind.MODEL_NOT_FOUND: "model_not_found",
+    ErrorKind.TOO_LARGE: "request_too_large",
+    ErrorKind.RATE_LIMITED: "rate_limit_exceeded",
+    ErrorKind.QUOTA_EXCEEDED: "insufficient_quota",
+    ErrorKind.OVERLOADED: "server_overloaded",
+    ErrorKind.NOT_READY: "not_ready",
+    ErrorKind.ENGINE_FAILURE: "engine_error",
+}
 
-def error_body(error: HearthError) -> dict[str, Any]:
-    return {
-        "error": {
-            "message": error.message,
-            "type": _TYPES.get(error.kind, "server_error"),
-            "param": error.param,
-            "code": error.code,
-        }
-    }
+CHAT_WORDS: Mapping[Subject, str] = {
+    Subject.MODEL: "model",
+    Subject.PROMPT: "messages",
+    Subject.IMAGES: "messages",
+    Subject.OUTPUT_LIMIT: "max_tokens",
+    Subject.OUTPUT_FORMAT: "response_format",
+    Subject.TOOLS: "tools",
+    Subject.TOOL_CHOICE: "tool_choice",
+    Subject.LOGIT_BIAS: "logit_bias",
+    Subject.INPUT: "input",
+    Subject.DIMENSIONS: "dimensions",
+    Subject.IMAGE: "image",
+}
+
+
+def code(error: HearthError) -> str | None:
+    return error.reason or CODES.get(error.kind)
 
 
 def reset_text(seconds: float) -> str:
@@ -48,17 +75,27 @@ def reset_text(seconds: float) -> str:
 
 class OpenAIAdapter(FamilyAdapter):
     name: ClassVar[Family] = "openai"
-
-    def error_body(self, error: HearthError) -> dict[str, Any]:
-        return error_body(error)
-
     ratelimit_header: ClassVar[str | None] = "x-ratelimit-{field}-{window}"
+    words: ClassVar[Mapping[Subject, str]] = CHAT_WORDS
+    route_words: ClassVar[Mapping[str, Mapping[Subject, str]]] = {
+        "/v1/completions": {Subject.PROMPT: "prompt"},
+    }
+
+    def error_body(
+        self, error: HearthError, path: str = "", words: Mapping[Subject, str] | None = None
+    ) -> dict[str, Any]:
+        said = self.say(error, path, words)
+        return {
+            "error": {
+                "message": said.message,
+                "type": _TYPES.get(error.kind, "server_error"),
+                "param": said.param,
+                "code": code(error),
+            }
+        }
 
     def format_reset(self, seconds: float) -> str:
         return reset_text(seconds)
 
 
-class HearthAdapter(OpenAIAdapter):
-    """Hearth's own routes (classify, usage, tokenize, admin) answer in the OpenAI envelope."""
-
-    name: ClassVar[Family] = "hearth"
+OPENAI = OpenAIAdapter()

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from hearth.api.images import image_from_url
+from hearth.api.mapping import ROLES, default_choice, function_tools
 from hearth.api.openai import protocol as oa
-from hearth.errors import InvalidRequest, Unsupported
+from hearth.errors import InvalidRequest, Subject, Unsupported
 from hearth.inference.types import (
     ChatRequest,
     CompletionRequest,
@@ -13,22 +14,12 @@ from hearth.inference.types import (
     NamedTool,
     OutputFormat,
     Part,
-    Role,
     SamplingOptions,
     TextPart,
     Tool,
     ToolCall,
     ToolChoice,
 )
-
-# "developer" is OpenAI's newer name for the system role.
-_ROLES: dict[str, Role] = {
-    "system": "system",
-    "developer": "system",
-    "user": "user",
-    "assistant": "assistant",
-    "tool": "tool",
-}
 
 
 def sampling(body: oa.SamplingFields, max_tokens: int | None) -> SamplingOptions:
@@ -58,7 +49,9 @@ def message(item: oa.ChatMessage, index: int) -> Message:
             else:
                 parts.append(image_from_url(part.image_url.url, f"messages[{index}].content[{j}].image_url"))
     calls = tuple(ToolCall(c.id, c.function.name, c.function.arguments) for c in item.tool_calls or [])
-    return Message(_ROLES[item.role], tuple(parts), calls, item.tool_call_id, item.name)
+    return Message(
+        ROLES[item.role], tuple(parts), calls, item.tool_call_id, item.name, origin=f"messages[{index}]"
+    )
 
 
 def messages(items: list[oa.ChatMessage]) -> tuple[Message, ...]:
@@ -66,19 +59,11 @@ def messages(items: list[oa.ChatMessage]) -> tuple[Message, ...]:
 
 
 def tools(body: oa.ChatCompletionRequest) -> tuple[tuple[Tool, ...], ToolChoice]:
-    listed = tuple(
-        Tool(
-            t.function.name,
-            t.function.description or "",
-            t.function.parameters or {"type": "object"},
-            param=f"tools[{i}].function.parameters",
-        )
-        for i, t in enumerate(body.tools or [])
-    )
+    listed = function_tools(body.tools)
     choice = body.tool_choice
     resolved: ToolChoice
     if choice is None:
-        resolved = "auto" if listed else "none"
+        resolved = default_choice(listed)
     elif isinstance(choice, oa.NamedToolChoice):
         resolved = NamedTool(choice.function.name)
     else:
@@ -158,6 +143,13 @@ def embed_request(body: oa.EmbeddingRequest) -> EmbedRequest:
     if len(inp) > 2048:
         raise InvalidRequest("at most 2048 inputs per request", param="input")
     return EmbedRequest(body.model, tuple(str(x) for x in inp), body.dimensions)
+
+
+def words(body: oa.ChatCompletionRequest) -> dict[Subject, str]:
+    """The field names this request used where OpenAI has two (errors name the one it sent)."""
+    if body.max_completion_tokens is not None:
+        return {Subject.OUTPUT_LIMIT: "max_completion_tokens"}
+    return {}
 
 
 def include_usage(body: oa.SamplingFields) -> bool:

@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 from hearth.api.ids import new_id, now
 from hearth.api.openai import protocol as oa
-from hearth.api.openai.errors import error_body
+from hearth.api.openai.errors import OPENAI
 from hearth.api.sse import DONE, frame, guarded, json_frame
 from hearth.errors import HearthError
 from hearth.gateway.streams import GenerationStream
-from hearth.inference.events import ChoiceResult, GenerationDone, TextDelta, ToolCallDelta, Usage
+from hearth.inference.events import (
+    ChoiceEvent,
+    ChoiceResult,
+    GenerationDone,
+    TextDelta,
+    ToolCallDelta,
+    Usage,
+)
 
 FINGERPRINT = "fp_hearth"
 
@@ -62,79 +70,88 @@ def completion(stream: GenerationStream, results: list[ChoiceResult]) -> oa.Comp
     )
 
 
-def _error_frame(error: HearthError) -> bytes:
-    return json_frame(error_body(error))
+def _error_frame(path: str) -> Callable[[HearthError], bytes]:
+    return lambda error: json_frame(OPENAI.error_body(error, path))
 
 
-async def chat_stream(stream: GenerationStream, include_usage: bool) -> AsyncIterator[bytes]:
-    chunk_id, created, model = new_id("chatcmpl"), now(), stream.model
+Chunk = oa.ChatCompletionChunk | oa.Completion
 
-    def chunk(index: int, delta: oa.ChoiceDelta, finish: str | None = None) -> bytes:
+
+async def _chunks(
+    stream: GenerationStream,
+    include_usage: bool,
+    envelope: type[Chunk],
+    path: str,
+    choice: Callable[[int, ChoiceEvent], Any],
+    opening: Callable[[int], Any] | None = None,
+) -> AsyncIterator[bytes]:
+    """The SSE body both OpenAI streams share: one chunk per choice event (``choice`` builds
+    its choice, or None to send nothing), the usage chunk if asked for, then ``[DONE]``."""
+    chunk_id, created, model = (
+        new_id("chatcmpl" if envelope is oa.ChatCompletionChunk else "cmpl"),
+        now(),
+        stream.model,
+    )
+
+    def chunk(choices: list[Any], used: Usage | None = None) -> bytes:
+        fingerprint = FINGERPRINT if choices else None
         return frame(
-            oa.ChatCompletionChunk(
+            envelope(
                 id=chunk_id,
                 created=created,
                 model=model,
-                system_fingerprint=FINGERPRINT,
-                choices=[oa.ChatChunkChoice(index=index, delta=delta, finish_reason=finish)],
+                choices=choices,
+                usage=None if used is None else usage(used),
+                system_fingerprint=fingerprint,
             )
         )
 
     async def body() -> AsyncIterator[bytes]:
-        for index in range(stream.choices):
-            yield chunk(index, oa.ChoiceDelta(role="assistant", content=""))
+        if opening is not None:
+            for index in range(stream.choices):
+                yield chunk([opening(index)])
         async for index, event in stream:
-            if isinstance(event, TextDelta):
-                if event.text:
-                    yield chunk(index, oa.ChoiceDelta(content=event.text))
-            elif isinstance(event, ToolCallDelta):
-                delta = oa.ToolCallDelta(
-                    index=event.call_index,
-                    id=event.id,
-                    type="function" if event.id else None,
-                    function=oa.FunctionCallDelta(name=event.name, arguments=event.arguments),
-                )
-                yield chunk(index, oa.ChoiceDelta(tool_calls=[delta]))
-            elif isinstance(event, GenerationDone):
-                yield chunk(index, oa.ChoiceDelta(), event.finish_reason)
+            if (built := choice(index, event)) is not None:
+                yield chunk([built])
         if include_usage:
-            yield frame(
-                oa.ChatCompletionChunk(
-                    id=chunk_id, created=created, model=model, choices=[], usage=usage(stream.usage)
-                )
-            )
+            yield chunk([], stream.usage)
 
-    async for data in guarded(body(), stream, _error_frame, DONE):
+    async for data in guarded(body(), stream, _error_frame(path), DONE):
         yield data
 
 
-async def completion_stream(stream: GenerationStream, include_usage: bool) -> AsyncIterator[bytes]:
-    chunk_id, created, model = new_id("cmpl"), now(), stream.model
-
-    def chunk(index: int, text: str, finish: str | None = None) -> bytes:
-        return frame(
-            oa.Completion(
-                id=chunk_id,
-                created=created,
-                model=model,
-                system_fingerprint=FINGERPRINT,
-                choices=[oa.CompletionChoice(index=index, text=text, finish_reason=finish)],
-            )
+def _chat_choice(index: int, event: ChoiceEvent) -> oa.ChatChunkChoice | None:
+    if isinstance(event, TextDelta):
+        return (
+            oa.ChatChunkChoice(index=index, delta=oa.ChoiceDelta(content=event.text)) if event.text else None
         )
+    if isinstance(event, ToolCallDelta):
+        delta = oa.ToolCallDelta(
+            index=event.call_index,
+            id=event.id,
+            type="function" if event.id else None,
+            function=oa.FunctionCallDelta(name=event.name, arguments=event.arguments),
+        )
+        return oa.ChatChunkChoice(index=index, delta=oa.ChoiceDelta(tool_calls=[delta]))
+    return oa.ChatChunkChoice(index=index, delta=oa.ChoiceDelta(), finish_reason=event.finish_reason)
 
-    async def body() -> AsyncIterator[bytes]:
-        async for index, event in stream:
-            if isinstance(event, TextDelta):
-                if event.text:
-                    yield chunk(index, event.text)
-            elif isinstance(event, GenerationDone):
-                yield chunk(index, "", event.finish_reason)
-        if include_usage:
-            yield frame(
-                oa.Completion(
-                    id=chunk_id, created=created, model=model, choices=[], usage=usage(stream.usage)
-                )
-            )
 
-    async for data in guarded(body(), stream, _error_frame, DONE):
-        yield data
+def _completion_choice(index: int, event: ChoiceEvent) -> oa.CompletionChoice | None:
+    if isinstance(event, TextDelta):
+        return oa.CompletionChoice(index=index, text=event.text, finish_reason=None) if event.text else None
+    if isinstance(event, GenerationDone):
+        return oa.CompletionChoice(index=index, text="", finish_reason=event.finish_reason)
+    return None
+
+
+def chat_stream(stream: GenerationStream, include_usage: bool) -> AsyncIterator[bytes]:
+    def opening(index: int) -> oa.ChatChunkChoice:
+        return oa.ChatChunkChoice(index=index, delta=oa.ChoiceDelta(role="assistant", content=""))
+
+    return _chunks(
+        stream, include_usage, oa.ChatCompletionChunk, "/v1/chat/completions", _chat_choice, opening
+    )
+
+
+def completion_stream(stream: GenerationStream, include_usage: bool) -> AsyncIterator[bytes]:
+    return _chunks(stream, include_usage, oa.Completion, "/v1/completions", _completion_choice)

@@ -12,11 +12,10 @@ import numpy as np
 from fastapi import APIRouter, Request
 from fastapi.responses import Response, StreamingResponse
 
-from hearth.api.deps import REQUIRE_KEY, CallDep
-from hearth.api.disconnect import cancel_on_disconnect
+from hearth.api.deps import REQUIRE_KEY, CallDep, CatalogDep, GatewayDep
 from hearth.api.openai import mapper, render
 from hearth.api.openai import protocol as oa
-from hearth.api.sse import sse_response
+from hearth.api.serving import generated
 from hearth.gateway.catalog import ModelView
 
 router = APIRouter(prefix="/v1", tags=["OpenAI"], dependencies=[REQUIRE_KEY])
@@ -25,29 +24,34 @@ _SSE: dict[int | str, dict[str, Any]] = {200: {"content": {"text/event-stream": 
 
 @router.post("/chat/completions", response_model=oa.ChatCompletion, responses=_SSE)
 async def chat_completions(
-    body: oa.ChatCompletionRequest, request: Request, api: CallDep
+    body: oa.ChatCompletionRequest, request: Request, gateway: GatewayDep, call: CallDep
 ) -> oa.ChatCompletion | StreamingResponse:
-    stream = await cancel_on_disconnect(request, api.gateway.chat(api.call, mapper.chat_request(body)))
-    if body.stream:
-        return sse_response(render.chat_stream(stream, mapper.include_usage(body)))
-    return render.chat_completion(stream, await cancel_on_disconnect(request, stream.collect()))
+    usage = mapper.include_usage(body)
+    request.state.words = mapper.words(body)
+    return await generated(
+        request,
+        gateway.chat(call, mapper.chat_request(body)),
+        streaming=(lambda stream: render.chat_stream(stream, usage)) if body.stream else None,
+        whole=render.chat_completion,
+    )
 
 
 @router.post("/completions", response_model=oa.Completion, responses=_SSE)
 async def completions(
-    body: oa.CompletionRequest, request: Request, api: CallDep
+    body: oa.CompletionRequest, request: Request, gateway: GatewayDep, call: CallDep
 ) -> oa.Completion | StreamingResponse:
-    stream = await cancel_on_disconnect(
-        request, api.gateway.complete(api.call, mapper.completion_request(body))
+    usage = mapper.include_usage(body)
+    return await generated(
+        request,
+        gateway.complete(call, mapper.completion_request(body)),
+        streaming=(lambda stream: render.completion_stream(stream, usage)) if body.stream else None,
+        whole=render.completion,
     )
-    if body.stream:
-        return sse_response(render.completion_stream(stream, mapper.include_usage(body)))
-    return render.completion(stream, await cancel_on_disconnect(request, stream.collect()))
 
 
 @router.post("/embeddings", response_model=oa.EmbeddingResponse)
-async def embeddings(body: oa.EmbeddingRequest, api: CallDep) -> Response:
-    result = await api.gateway.embed(api.call, mapper.embed_request(body))
+async def embeddings(body: oa.EmbeddingRequest, gateway: GatewayDep, call: CallDep) -> Response:
+    result = await gateway.embed(call, mapper.embed_request(body))
     data = [
         oa.EmbeddingData.model_construct(
             index=i, embedding=_encode(v, body.encoding_format), object="embedding"
@@ -83,10 +87,10 @@ def _card(view: ModelView, details: bool) -> oa.ModelCard:
 
 
 @router.get("/models", response_model=oa.ModelList)
-async def list_models(api: CallDep) -> oa.ModelList:
-    return oa.ModelList(data=[_card(v, details=False) for v in api.gateway.catalog.visible(api.call)])
+async def list_models(catalog: CatalogDep, call: CallDep) -> oa.ModelList:
+    return oa.ModelList(data=[_card(v, details=False) for v in catalog.visible(call)])
 
 
 @router.get("/models/{model_id:path}", response_model=oa.ModelCard)
-async def get_model(model_id: str, api: CallDep) -> oa.ModelCard:
-    return _card(api.gateway.catalog.get(api.call, model_id), details=True)
+async def get_model(model_id: str, catalog: CatalogDep, call: CallDep) -> oa.ModelCard:
+    return _card(catalog.get(call, model_id), details=True)

@@ -28,7 +28,7 @@ from typing import Any, Literal, NoReturn
 import jinja2
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-from hearth.errors import InvalidRequest
+from hearth.errors import InvalidRequest, Subject
 from hearth.inference.types import Message
 
 TemplateOrigin = Literal["config", "gguf", "fallback"]
@@ -147,13 +147,13 @@ class ChatTemplate:
             retry = normalise(messages)
             if retry == list(messages):
                 raise InvalidRequest(
-                    f"the chat template rejected the messages: {first}", param="messages"
+                    f"the chat template rejected the messages: {first}", subject=Subject.PROMPT
                 ) from first
             try:
                 return self._render(retry, listed)
             except jinja2.TemplateError:
                 raise InvalidRequest(
-                    f"the chat template rejected the messages: {first}", param="messages"
+                    f"the chat template rejected the messages: {first}", subject=Subject.PROMPT
                 ) from first
 
     def _render(self, messages: list[TemplateMessage], tools: list[TemplateMessage] | None) -> str:

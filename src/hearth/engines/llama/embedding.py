@@ -23,6 +23,7 @@ import numpy as np
 
 from hearth.config import ModelSpec
 from hearth.engines.base import ModelInfo
+from hearth.engines.context import EngineContext
 from hearth.engines.embeddings import BatchedEmbeddingEngine, sentence_transformers_dir
 from hearth.engines.llama import native
 from hearth.engines.llama.bert_gguf import SentenceBertLayout, converted_gguf
@@ -43,8 +44,8 @@ class LlamaEmbeddingEngine(BatchedEmbeddingEngine):
     _pool: PoolLease | None = None
     _batch: Any = None
 
-    def __init__(self, spec: ModelSpec, data_dir: Any) -> None:
-        super().__init__(spec, data_dir)
+    def __init__(self, spec: ModelSpec, context: EngineContext) -> None:
+        super().__init__(spec, context)
         self._native_lock = threading.Lock()  # an encode in flight finishes before close frees it
 
     @classmethod
@@ -63,7 +64,7 @@ class LlamaEmbeddingEngine(BatchedEmbeddingEngine):
 
         layout = SentenceBertLayout.read(sentence_transformers_dir(self.spec))
         self._layout = layout
-        self._path = converted_gguf(layout, Path(self.data_dir))
+        self._path = converted_gguf(layout, self.data_dir)
         native.ensure_backend()
         self._max_tokens = layout.max_seq_length
         self._n_tokens = max(ENCODE_TOKENS, self._max_tokens)
@@ -88,9 +89,7 @@ class LlamaEmbeddingEngine(BatchedEmbeddingEngine):
                 raise EngineFailure(f"llama.cpp could not create a context: {' '.join(lines[-3:])}")
         if not native.openmp_compiled():
             # The pool the chat models decode on, taking turns with them (see threadpool.py).
-            poll = self.spec.options.get("ggml_poll")
-            self._pool = PoolLease(threads, None if poll is None else int(poll))
-            self._pool.attach(self._ctx)
+            self._pool = PoolLease.for_context(self._ctx, threads, self.spec.options)
         self._dimensions = int(llama_cpp.llama_model_n_embd(self._model))
         self._batch = llama_cpp.llama_batch_init(self._n_tokens, 0, self._n_seq)
         source = str(layout.directory / "tokenizer.json")

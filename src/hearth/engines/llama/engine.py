@@ -115,7 +115,7 @@ class LlamaEngine(ChatEngine):
 
     def _load(self) -> None:
         native.ensure_backend()
-        self._path = resolve_gguf(self.spec.source, Path(self.data_dir))
+        self._path = resolve_gguf(self.spec.source, self.data_dir)
         options = self.spec.options
         with native.captured_log() as lines:
             self._model = llama_cpp.llama_model_load_from_file(str(self._path).encode(), self._model_params())
@@ -161,9 +161,7 @@ class LlamaEngine(ChatEngine):
                 raise EngineFailure(f"llama.cpp could not create a context: {_last_error(lines)}")
         if not native.openmp_compiled():
             # Without one, ggml starts and joins new threads on every decode (see threadpool.py).
-            poll = self.spec.options.get("ggml_poll")
-            self._pool = PoolLease(self._threads, None if poll is None else int(poll))
-            self._pool.attach(self._ctx)
+            self._pool = PoolLease.for_context(self._ctx, self._threads, self.spec.options)
         elif self._threads > 1:
             log.warning(
                 "%s: this llama-cpp-python uses OpenMP, whose runtime torch shares; with torch models "
@@ -189,6 +187,7 @@ class LlamaEngine(ChatEngine):
             unified=self._unified,
             n_swa=int(llama_cpp.llama_model_n_swa(self._model)),
             turn=self._pool.turn if self._pool is not None else no_turn,
+            cpu_turn=self.context.compute.turn,
         )
         self._grammars = Grammars(self._vocab, self._n_vocab)
         self._scheduler = Scheduler(runtime, PieceTable(self._vocab), warm_up=self._warm_up)

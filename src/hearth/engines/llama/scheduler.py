@@ -41,7 +41,6 @@ from collections.abc import Callable
 
 import llama_cpp
 
-from hearth.engines.compute import CPU
 from hearth.engines.llama.detokenize import IncrementalDetokenizer, PieceTable
 from hearth.engines.llama.grammar import ConstrainedSampler
 from hearth.engines.llama.sequence import BatchView, Event, Runtime, Sequence, Slot, common_prefix
@@ -181,7 +180,7 @@ class Scheduler:
             return
         n_tokens = sum(take for _, take in plan)
         self._batch.batch.n_tokens = n_tokens
-        with CPU.turn(), self.rt.turn():
+        with self.rt.cpu_turn(), self.rt.turn():
             rc = llama_cpp.llama_decode(self.rt.ctx, self._batch.batch)
         self.steps += 1
         self.batched_tokens += n_tokens

@@ -41,6 +41,8 @@ class Runtime:
     n_swa: int  # sliding window of SWA layers; 0 when the model has none
     # Held around every decode: the context's turn on the thread pool it shares (threadpool.py).
     turn: Callable[[], AbstractContextManager[None]] = no_turn
+    # And the server's turn on the CPU, shared with the other engines' passes (compute.py).
+    cpu_turn: Callable[[], AbstractContextManager[None]] = no_turn
 
 
 class Sequence:

@@ -24,7 +24,7 @@ from __future__ import annotations
 import ctypes
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -132,6 +132,15 @@ class PoolLease:
                 entry = _shared[self._key] = _Shared(ThreadPool(n_threads, poll))
             entry.leases += 1
         self._entry: _Shared | None = entry
+
+    @classmethod
+    def for_context(cls, ctx: Any, n_threads: int, options: Mapping[str, Any]) -> PoolLease:
+        """A share of the pool for ``n_threads`` (and the model's ``ggml_poll`` option), attached
+        to ``ctx``: every llama.cpp context decodes on the process's one pool, taking turns."""
+        poll = options.get("ggml_poll")
+        lease = cls(n_threads, None if poll is None else int(poll))
+        lease.attach(ctx)
+        return lease
 
     def attach(self, ctx: Any) -> None:
         assert self._entry is not None

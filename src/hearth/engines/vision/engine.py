@@ -12,6 +12,7 @@ from PIL import Image
 from hearth.config import ModelSpec
 from hearth.engines.base import ClassifierEngine, EngineActivity, ModelInfo, Prediction
 from hearth.engines.batching import MicroBatcher
+from hearth.engines.context import EngineContext
 from hearth.engines.worker import ModelHost
 from hearth.errors import EngineFailure, InvalidImage, NotReady
 
@@ -127,8 +128,8 @@ class EfficientNetEngine(ClassifierEngine):
 
     worker_model = _MODEL
 
-    def __init__(self, spec: ModelSpec, data_dir: Any) -> None:
-        super().__init__(spec, data_dir)
+    def __init__(self, spec: ModelSpec, context: EngineContext) -> None:
+        super().__init__(spec, context)
         self._host: ModelHost | None = None
         self._labels: list[str] = []
         self._path: Path | None = None
@@ -140,7 +141,7 @@ class EfficientNetEngine(ClassifierEngine):
 
     def load(self) -> None:
         path = resolve_source(self.spec.source)
-        host = ModelHost(self.spec.id, _MODEL, str(path), self.spec.threads)
+        host = ModelHost(self.spec.id, _MODEL, str(path), self.spec.threads, mode=self.context.torch_engines)
         labels = load_labels()
         if len(labels) != host.describe["classes"]:
             host.close()
@@ -152,6 +153,7 @@ class EfficientNetEngine(ClassifierEngine):
             max_batch=self.spec.batch_size,
             window_s=self.spec.batch_window_ms / 1000,
             max_queue=self.spec.max_queue,
+            compute=self.context.compute,
         )
 
     async def classify(self, image: Image.Image, top_k: int) -> list[Prediction]:

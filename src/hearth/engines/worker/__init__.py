@@ -40,7 +40,6 @@ from hearth.errors import EngineFailure
 log = logging.getLogger("hearth.engines.worker")
 
 Mode = Literal["process", "inline"]
-MODE: Mode = "process"  # set from the settings by the app, as compute.CPU.enabled is
 
 
 def resolve(factory: str) -> Any:
@@ -166,14 +165,14 @@ def _worker_for(key: str) -> ModelWorker:
         return worker
 
 
-def prestart(factory: str) -> None:
+def prestart(factory: str, mode: Mode) -> None:
     """Start the shared worker now and have it import what ``factory``'s model needs (its ``prepare()``).
 
     ``hearth serve`` calls this before it imports its own app, so that torch's imports (the
     longest step of a start) run beside the server's instead of after them. The models load
     later, as the registry asks; an import that fails here fails again, with its reason, there.
     """
-    if MODE != "process":
+    if mode != "process":
         return
     with _shared_lock:
         worker = _live_worker()
@@ -199,9 +198,9 @@ class ModelHost:
     ``describe`` is what the model's ``describe()`` returned when it loaded (sizes, limits).
     """
 
-    def __init__(self, key: str, factory: str, *args: Any, mode: Mode | None = None) -> None:
+    def __init__(self, key: str, factory: str, *args: Any, mode: Mode) -> None:
         self.key, self._factory, self._args = key, factory, args
-        self.mode: Mode = mode or MODE
+        self.mode: Mode = mode
         self._local: Any = None
         self._worker: ModelWorker | None = None
         self._restart_lock = threading.Lock()

@@ -10,7 +10,7 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import Connection
 
-from hearth.store.db import create_db_engine
+from hearth.store.connection import create_db_engine
 from hearth.store.tables import Base
 
 config = context.config

@@ -10,6 +10,7 @@ from typing import Any
 
 from hearth.api.ids import new_id
 from hearth.api.images import image_from_url
+from hearth.api.mapping import ROLES, default_choice
 from hearth.api.openai.responses import protocol as rs
 from hearth.errors import InvalidRequest, Unsupported
 from hearth.inference.responses import InputItem, NewResponse
@@ -18,20 +19,12 @@ from hearth.inference.types import (
     NamedTool,
     OutputFormat,
     Part,
-    Role,
     SamplingOptions,
     TextPart,
     Tool,
     ToolCall,
     ToolChoice,
 )
-
-_ROLES: dict[str, Role] = {
-    "system": "system",
-    "developer": "system",
-    "user": "user",
-    "assistant": "assistant",
-}
 
 
 def _id(given: str | None, prefix: str) -> str:
@@ -80,7 +73,7 @@ def _message(item: rs.MessageItem, param: str) -> InputItem:
             "status": "completed",
             "content": listed,
         }
-    return InputItem(item_id, Message(_ROLES[item.role], parts), shown)
+    return InputItem(item_id, Message(ROLES[item.role], parts, origin=param), shown)
 
 
 def _item(item: Any, index: int) -> InputItem:
@@ -98,7 +91,7 @@ def _item(item: Any, index: int) -> InputItem:
             "arguments": item.arguments,
             "status": "completed",
         }
-        return InputItem(item_id, Message("assistant", tool_calls=(call,)), shown)
+        return InputItem(item_id, Message("assistant", tool_calls=(call,), origin=param), shown)
     if isinstance(item, rs.FunctionCallOutputItem):
         item_id = _id(item.id, "fco")
         parts, listed = _parts(item.output, param + ".output")
@@ -110,7 +103,7 @@ def _item(item: Any, index: int) -> InputItem:
             "output": output,
             "status": "completed",
         }
-        return InputItem(item_id, Message("tool", parts, tool_call_id=item.call_id), shown)
+        return InputItem(item_id, Message("tool", parts, tool_call_id=item.call_id, origin=param), shown)
     raise Unsupported(f"input items of type {item.type!r} are not supported", param=param)
 
 
@@ -134,7 +127,7 @@ def tools(body: rs.ResponseCreate) -> tuple[tuple[Tool, ...], ToolChoice]:
     choice = body.tool_choice
     resolved: ToolChoice
     if choice is None:
-        resolved = "auto" if listed else "none"
+        resolved = default_choice(listed)
     elif isinstance(choice, rs.FunctionChoice):
         resolved = NamedTool(choice.name)
     elif isinstance(choice, dict):

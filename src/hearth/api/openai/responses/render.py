@@ -16,9 +16,11 @@ import itertools
 from collections.abc import AsyncIterator
 from typing import Any
 
+from hearth.api.openai.errors import code
 from hearth.api.openai.responses import protocol as rs
+from hearth.api.openai.responses.errors import RESPONSES, WORDS
 from hearth.api.sse import event_frame
-from hearth.errors import ErrorKind, as_hearth_error
+from hearth.errors import ErrorKind, as_hearth_error, in_words
 from hearth.gateway.response_runs import ResponseRun
 from hearth.inference.events import Usage
 from hearth.inference.responses import (
@@ -70,7 +72,9 @@ def output_item(item: OutputItem) -> rs.OutputItem:
 def _error(error: ResponseError | None) -> rs.ResponseError | None:
     if error is None:
         return None
-    return rs.ResponseError(code=_ERROR_CODES.get(error.kind, "server_error"), message=error.message)
+    return rs.ResponseError(
+        code=_ERROR_CODES.get(error.kind, "server_error"), message=in_words(error.message, WORDS)
+    )
 
 
 def response(record: ResponseRecord) -> rs.Response:
@@ -194,7 +198,8 @@ async def stream(run: ResponseRun) -> AsyncIterator[bytes]:
                     yield frame
         except Exception as exc:  # stored as failed already; the stream still ends cleanly
             error = as_hearth_error(exc)
-            yield writer.frame("error", code=error.code, message=error.message, param=error.param)
+            said = RESPONSES.say(error)
+            yield writer.frame("error", code=code(error), message=said.message, param=said.param)
             yield writer.lifecycle("response.failed", record)
             return
         yield writer.lifecycle(_FINAL.get(record.status, "response.failed"), record)

@@ -16,8 +16,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import Message, Receive, Scope, Send
 
 from hearth import __version__
-from hearth.config import ModelKind, Settings
-from hearth.engines.registry import ModelRegistry
+from hearth.api.deps import services
 from hearth.gateway.auth import ADMIN_KEY_FILE
 from hearth.guide import hearth_command, in_checkout, is_loopback, key_command
 
@@ -80,24 +79,17 @@ def ui_config(request: Request, response: Response) -> UiConfig:
     asked once per page load.
     """
     response.headers["Cache-Control"] = "no-store"
-    settings: Settings = request.app.state.settings
-    registry: ModelRegistry = request.app.state.registry
-    auth = bool(request.app.state.gateway.auth_enabled)
+    found = services(request)
+    settings = found.settings
+    auth = found.gateway.auth_enabled
     checkout = in_checkout()
     admin_file = settings.data_dir / ADMIN_KEY_FILE
     return UiConfig(
         version=__version__,
         auth=auth,
         loopback=is_loopback(settings.host),
-        default_chat_model=_default_chat_model(registry),
+        default_chat_model=found.catalog.default_chat_model(),
         key_command=key_command(settings, hearth_command()) if auth else None,
         make_key="make key NAME=me" if auth and checkout else None,
         admin_key=None if not auth else "HEARTH_ADMIN_KEY" if settings.admin_key else str(admin_file),
     )
-
-
-def _default_chat_model(registry: ModelRegistry) -> str | None:
-    names = registry.names()
-    chats = [slot.spec.id for slot in registry.slots if slot.spec.kind == ModelKind.CHAT]
-    default = names.get("default")
-    return default if default in chats else (chats[0] if chats else None)

@@ -1,14 +1,14 @@
-"""The course's ``POST /v1/classify``: a base64 JSON body or a multipart upload."""
+"""``POST /v1/classify``: image classification, from a base64 JSON body or a multipart upload."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
 from pydantic import ValidationError
 
-from hearth.api.deps import REQUIRE_KEY, CallDep
+from hearth.api.deps import REQUIRE_KEY, CallDep, GatewayDep
+from hearth.api.hearth import classify_protocol as cp
 from hearth.api.ids import new_id, now
 from hearth.api.images import image_from_base64
-from hearth.api.routes import classify_protocol as cp
 from hearth.errors import InvalidImage, InvalidRequest
 from hearth.inference.types import ClassifyRequest
 
@@ -33,9 +33,9 @@ _FORM_BODY = {
 @router.post(
     "/classify", response_model=cp.ClassifyResponse, openapi_extra={"requestBody": {"content": _FORM_BODY}}
 )
-async def classify(request: Request, api: CallDep) -> cp.ClassifyResponse:
+async def classify(request: Request, gateway: GatewayDep, call: CallDep) -> cp.ClassifyResponse:
     body = await _read(request)
-    result = await api.gateway.classify(api.call, body)
+    result = await gateway.classify(call, body)
     return cp.ClassifyResponse(
         id=new_id("cls"),
         created=now(),

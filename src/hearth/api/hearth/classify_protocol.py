@@ -1,4 +1,4 @@
-"""The course's image-classification route: ``POST /v1/classify``. Data only."""
+"""The image-classification route's protocol, ``POST /v1/classify``. Data only."""
 
 from __future__ import annotations
 

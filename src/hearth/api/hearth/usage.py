@@ -7,11 +7,11 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from hearth.api.deps import REQUIRE_KEY, CallDep
+from hearth.api.deps import REQUIRE_KEY, AccountsDep, CallDep
 
 router = APIRouter(prefix="/v1", tags=["Usage"], dependencies=[REQUIRE_KEY])
 
 
 @router.get("/usage")
-async def my_usage(api: CallDep, since: datetime | None = None) -> dict[str, Any]:
-    return await api.gateway.accounts.my_usage(api.call, since)
+async def my_usage(accounts: AccountsDep, call: CallDep, since: datetime | None = None) -> dict[str, Any]:
+    return await accounts.my_usage(call, since)

@@ -1,4 +1,4 @@
-"""Keep this replica's rollout routes and run-time models in step with the shared database.
+"""Keep this replica's rollout routes and run-time models in step with the other replicas'.
 
 An admin change is written to the database (bumping ``cluster_state.version``) and applied
 here at once; every other replica notices within ``POLL_S`` by reading that one row, or at once
@@ -15,9 +15,9 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from hearth.config import ModelSpec, RouteConfig
-from hearth.engines.registry import ModelRegistry
+from hearth.engines.registry import ModelEntry, ModelRegistry
 from hearth.errors import InvalidRequest, NotFound
-from hearth.gateway.routing import Route, Variant, build_route
+from hearth.gateway.routing import Route, RouteTable, Variant, build_route
 from hearth.store.cluster import StoredRoute
 from hearth.store.database import Database
 
@@ -26,18 +26,22 @@ POLL_S = 0.5
 CHANNEL = "hearth:cluster"
 
 
-class Cluster:
+class ReplicaSync:
     def __init__(
-        self, db: Database, registry: ModelRegistry, config_routes: list[RouteConfig], redis_url: str | None
+        self,
+        db: Database,
+        registry: ModelRegistry,
+        table: RouteTable,
+        config_routes: list[RouteConfig],
+        redis_url: str | None,
     ) -> None:
         self._db = db
         self._registry = registry
+        self._table = table
         self._config_routes = config_routes
         self._redis_url = redis_url
         self._base: dict[str, Route] = {}
         self._stored: dict[str, Route] = {}
-        self.routes: Mapping[str, Route] = {}
-        self.version = -1
         self._wake = asyncio.Event()
         self._model_tasks: dict[str, asyncio.Task[Any]] = {}
         self.on_change: list[Callable[[], None]] = []
@@ -59,7 +63,7 @@ class Cluster:
             while True:
                 try:
                     version = await asyncio.to_thread(self._db.cluster.version)
-                    if version != self.version:
+                    if version != self._table.version:
                         await self.sync()
                 except Exception as exc:  # the database is away: keep the last known state
                     log.warning("cluster sync failed: %s", type(exc).__name__)
@@ -76,11 +80,11 @@ class Cluster:
         snapshot = await asyncio.to_thread(self._db.cluster.snapshot)
         self._reconcile_models(snapshot.models)
         self._stored = {r.alias: _from_store(r) for r in snapshot.routes}
-        self.version = snapshot.version
+        self._table.version = snapshot.version
         self._publish()
 
     def _reconcile_models(self, wanted: Mapping[str, dict[str, Any]]) -> None:
-        present = {s.spec.id for s in self._registry.slots if s.origin == "runtime"}
+        present = {e.spec.id for e in self._registry.entries if e.origin == "runtime"}
         for model_id, spec in wanted.items():
             if model_id not in present and model_id not in self._model_tasks:
                 self._background(model_id, self._registry.add(ModelSpec.model_validate(spec)))
@@ -100,8 +104,16 @@ class Cluster:
 
         task.add_done_callback(done)
 
+    @property
+    def routes(self) -> Mapping[str, Route]:
+        return self._table.routes
+
+    @property
+    def version(self) -> int:
+        return self._table.version
+
     def _publish(self) -> None:
-        self.routes = {**self._base, **self._stored}
+        self._table.routes = {**self._base, **self._stored}
         for hook in self.on_change:
             hook()
 
@@ -160,23 +172,26 @@ class Cluster:
         await self.sync()
         await self._notify()
 
-    async def add_model(self, spec: ModelSpec) -> None:
+    async def add_model(self, spec: ModelSpec) -> ModelEntry:
         """Store the model for every replica and load it here; raises if it cannot load here."""
         taken = [n for n in (spec.id, *spec.aliases) if n in self._registry.names() or n in self.routes]
         if taken:
             raise InvalidRequest(f"the name {taken[0]!r} is already in use", param="id")
         await asyncio.to_thread(self._db.cluster.put_model, spec.id, spec.model_dump(mode="json"))
         await self._notify()
-        slot = await self._registry.add(spec)
-        self.version = -1  # re-read: the registry now has it, so the sync will not load it twice
-        if slot.state == "failed":
-            raise InvalidRequest(f"the model {spec.id!r} failed to load: {slot.error}", param="source")
+        entry = await self._registry.add(spec)
+        self._table.version = -1  # re-read: the registry now has it, so the sync won't load it twice
+        if entry.state == "failed":
+            raise InvalidRequest(f"the model {spec.id!r} failed to load: {entry.error}", param="source")
+        return entry
 
-    async def remove_model(self, model_id: str) -> None:
-        slot = next((s for s in self._registry.slots if s.spec.id == model_id), None)
-        if slot is None:
-            raise NotFound(f"there is no model {model_id!r}")
-        if slot.origin == "config":
+    async def remove_model(self, name: str) -> str:
+        """Unload a run-time model (named by its id or an alias) on every replica; its id."""
+        entry = self._registry.lookup(name)
+        if entry is None:
+            raise NotFound(f"there is no model {name!r}")
+        model_id = entry.spec.id
+        if entry.origin == "config":
             raise InvalidRequest(f"the model {model_id!r} is in the config file; remove it there", param="id")
         in_use = [
             r.alias for r in self.routes.values() if model_id in {v.model for v in r.variants} | {r.shadow}
@@ -186,9 +201,10 @@ class Cluster:
         await asyncio.to_thread(self._db.cluster.delete_model, model_id)
         await self._notify()
         await self._registry.remove(model_id)
+        return model_id
 
     def _names_and_kinds(self) -> tuple[dict[str, str], dict[str, Any]]:
-        kinds = {s.spec.id: s.spec.kind for s in self._registry.slots}
+        kinds = {e.spec.id: e.spec.kind for e in self._registry.entries}
         return self._registry.names(), kinds
 
 

@@ -8,7 +8,7 @@ from typing import Any
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
-from hearth.api.deps import AdminDep, GatewayDep
+from hearth.api.deps import AccountsDep, AdminDep, ResponsesDep
 
 router = APIRouter(prefix="/admin", tags=["Admin"], dependencies=[AdminDep])
 
@@ -24,43 +24,44 @@ class KeyCreate(BaseModel):
 
 
 @router.get("/keys")
-async def list_keys(gateway: GatewayDep) -> dict[str, Any]:
-    return {"object": "list", "data": [k.to_dict() for k in await gateway.accounts.list_keys()]}
+async def list_keys(accounts: AccountsDep) -> dict[str, Any]:
+    return {"object": "list", "data": [k.to_dict() for k in await accounts.list_keys()]}
 
 
 @router.post("/keys", status_code=201)
-async def create_key(body: KeyCreate, gateway: GatewayDep) -> dict[str, Any]:
-    view, secret = await gateway.accounts.create_key(**body.model_dump())
+async def create_key(body: KeyCreate, accounts: AccountsDep) -> dict[str, Any]:
+    view, secret = await accounts.create_key(**body.model_dump())
     return {**view.to_dict(), "secret": secret}
 
 
 @router.get("/keys/{name}")
-async def get_key(name: str, gateway: GatewayDep) -> dict[str, Any]:
-    return (await gateway.accounts.get_key(name)).to_dict()
+async def get_key(name: str, accounts: AccountsDep) -> dict[str, Any]:
+    return (await accounts.get_key(name)).to_dict()
 
 
 @router.post("/keys/{name}/revoke")
-async def revoke_key(name: str, gateway: GatewayDep) -> dict[str, Any]:
-    return (await gateway.accounts.revoke_key(name)).to_dict()
+async def revoke_key(name: str, accounts: AccountsDep) -> dict[str, Any]:
+    return (await accounts.revoke_key(name)).to_dict()
 
 
 @router.post("/keys/{name}/rotate")
-async def rotate_key(name: str, gateway: GatewayDep) -> dict[str, Any]:
-    view, secret = await gateway.accounts.rotate_key(name)
+async def rotate_key(name: str, accounts: AccountsDep) -> dict[str, Any]:
+    view, secret = await accounts.rotate_key(name)
     return {**view.to_dict(), "secret": secret}
 
 
 @router.get("/usage")
 async def all_usage(
-    gateway: GatewayDep, key: str | None = None, since: datetime | None = None
+    accounts: AccountsDep, key: str | None = None, since: datetime | None = None
 ) -> dict[str, Any]:
-    return await gateway.accounts.usage(key, since)
+    return await accounts.usage(key, since)
 
 
 @router.delete("/responses")
 async def purge_responses(
-    gateway: GatewayDep, older_than_days: float = Query(ge=0, description="created more than this long ago")
+    responses: ResponsesDep,
+    older_than_days: float = Query(ge=0, description="created more than this long ago"),
 ) -> dict[str, Any]:
     """Delete every key's finished stored responses older than ``older_than_days``."""
-    deleted = await gateway.responses.purge(older_than_days)
+    deleted = await responses.purge(older_than_days)
     return {"object": "responses.purge", "older_than_days": older_than_days, "deleted": deleted}

@@ -6,7 +6,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from hearth.api.deps import GatewayDep
+from hearth.api.deps import CatalogDep, ReadinessDep, services
 
 router = APIRouter(tags=["Health"])
 
@@ -17,15 +17,15 @@ async def health() -> dict[str, str]:
 
 
 @router.get("/ready", responses={503: {"description": "not ready, with the reasons"}})
-async def ready(gateway: GatewayDep) -> JSONResponse:
-    reasons = await gateway.readiness_problems()
+async def ready(readiness: ReadinessDep, catalog: CatalogDep) -> JSONResponse:
+    reasons = await readiness.problems()
     if reasons:
         return JSONResponse(
             {"status": "not ready", "reasons": reasons}, status_code=503, headers={"Retry-After": "2"}
         )
-    return JSONResponse({"status": "ready", "models": [s.spec.id for s in gateway.registry.slots]})
+    return JSONResponse({"status": "ready", "models": [e.spec.id for e in catalog.entries]})
 
 
 @router.get("/metrics", response_class=Response)
 async def metrics(request: Request) -> Response:
-    return Response(request.app.state.metrics.render(), media_type=CONTENT_TYPE_LATEST)
+    return Response(services(request).metrics.render(), media_type=CONTENT_TYPE_LATEST)
