@@ -117,7 +117,7 @@ def llama_server_binary() -> str:
     llama.cpp's AMX kernels crash on Sapphire Rapids (see the Makefile); CMake takes CFLAGS and
     CXXFLAGS from the environment on its first configure.
     """
-    script = SHARED_BENCH / "build_llama_server.sh"
+    script = Path(__file__).with_name("build_llama_server.sh")
     if not script.is_file():
         raise SystemExit(f"the reference llama-server build script is missing: {script}")
     require("cmake", "building the reference llama-server", "apt-get install -y cmake build-essential")

@@ -44,10 +44,10 @@ import llama_cpp
 import numpy as np
 from llama_cpp.llama_grammar import json_schema_to_gbnf
 
-from hearth.engines.context import EngineContext
 from hearth.config import ModelKind, ModelSpec
 from hearth.engines import constraints
 from hearth.engines.base import GenerationDone, SamplingParams, TextDelta
+from hearth.engines.context import EngineContext
 from hearth.engines.llama import LlamaEngine
 from hearth.engines.llama import engine as engine_module
 from hearth.engines.llama.grammar import ConstrainedSampler

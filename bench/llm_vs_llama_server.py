@@ -7,7 +7,7 @@ aggregate tok/s and TTFT p50/p95, as a table, as JSON and as a PNG plot.
 
 By default Hearth is what a user starts (``hearth serve``: four models, a key, the ledger) and
 llama-server gets the same KV layout for gemma-3-270m (one unified pool of 32768 cells).
-Needs the reference build (``../shared/bench/build_llama_server.sh``, about 4 minutes once).
+Needs the reference build (``bench/build_llama_server.sh``, about 4 minutes once).
 """
 
 from __future__ import annotations

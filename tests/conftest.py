@@ -1,21 +1,22 @@
-"""Shared fixtures: environment isolation, a temp data dir, and apps on fake engines."""
+"""Shared fixtures: environment isolation, a temp data dir, apps on fake engines (without keys,
+and with keys and an admin key), and the live servers several test folders share."""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
 from hearth.app import build_app
 from hearth.config import Settings
-from tests.fake_server import FakeHearth
-from tests.helpers import REQUIRE_SERVICES, fake_models, fake_settings, wait_ready
-from tests.live import LiveServer
-
-__all__ = ["REQUIRE_SERVICES", "fake_models", "fake_settings", "wait_ready"]
+from tests.helpers.apps import fake_settings, wait_ready
+from tests.helpers.fake_server import FakeHearth
+from tests.helpers.keys import ADMIN, MakeKey, admin_headers
+from tests.helpers.live import LiveServer
 
 
 @pytest.fixture(autouse=True)
@@ -35,14 +36,42 @@ def settings(tmp_path: Path) -> Settings:
 
 @pytest.fixture
 def client(settings: Settings) -> Iterator[TestClient]:
+    """An app on fake engines without keys (``--no-auth``)."""
     app = build_app(settings)
     with TestClient(app) as test_client:
         wait_ready(test_client)
         yield test_client
 
 
+@pytest.fixture
+def gw_app(tmp_path: Path) -> Any:
+    """An app on fake engines with keys on and a known admin key (not started)."""
+    return build_app(fake_settings(tmp_path, no_auth=False, admin_key=ADMIN))
+
+
+@pytest.fixture
+def gw(gw_app: Any) -> Iterator[TestClient]:
+    with TestClient(gw_app) as test_client:
+        wait_ready(test_client)
+        yield test_client
+
+
+@pytest.fixture
+def make_key(gw: TestClient) -> MakeKey:
+    """Make a key through the admin API; returns its secret."""
+
+    def make(name: str, **limits: Any) -> str:
+        reply = gw.post("/admin/keys", json={"name": name, **limits}, headers=admin_headers())
+        assert reply.status_code == 201, reply.text
+        secret: str = reply.json()["secret"]
+        return secret
+
+    return make
+
+
 @pytest.fixture(scope="session")
 def real_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    """One ``hearth serve --no-auth`` on the real default models, for the real-model tests."""
     root = tmp_path_factory.mktemp("real")
     with LiveServer(root / "data", "--no-auth", ready_timeout=300) as server:
         yield server

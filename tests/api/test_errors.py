@@ -10,7 +10,9 @@ import pytest
 from fastapi.testclient import TestClient
 
 from hearth.app import build_app
-from tests.helpers import assert_envelope, fake_settings, png_bytes, sse_events, wait_ready
+from tests.helpers.apps import fake_settings, wait_ready
+from tests.helpers.images import png_bytes
+from tests.helpers.wire import assert_envelope, sse_events
 
 CHAT = {"model": "fake-chat", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 2}
 

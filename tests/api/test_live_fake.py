@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.live import LiveServer
+from tests.helpers.live import LiveServer
 
 CONFIG = """
 models:

@@ -26,8 +26,16 @@ REQUESTS: dict[str, tuple[str, str, dict[str, Any]]] = {
     "responses": ("chat", "/v1/responses", {"input": "hello", "max_output_tokens": 3}),
     "anthropic messages": ("chat", "/v1/messages", {"messages": MESSAGES, "max_tokens": 3}),
     "anthropic count_tokens": ("chat", "/v1/messages/count_tokens", {"messages": MESSAGES}),
-    "ollama chat": ("chat", "/api/chat", {"messages": MESSAGES, "stream": False, "options": {"num_predict": 3}}),
-    "ollama generate": ("chat", "/api/generate", {"prompt": "hi", "stream": False, "options": {"num_predict": 3}}),
+    "ollama chat": (
+        "chat",
+        "/api/chat",
+        {"messages": MESSAGES, "stream": False, "options": {"num_predict": 3}},
+    ),
+    "ollama generate": (
+        "chat",
+        "/api/generate",
+        {"prompt": "hi", "stream": False, "options": {"num_predict": 3}},
+    ),
     "ollama embed": ("emb", "/api/embed", {"input": "hello"}),
     "ollama embeddings": ("emb", "/api/embeddings", {"prompt": "hello"}),
     "oip embedding": ("emb", "/v2/models/{name}/infer", {"inputs": [TEXT_TENSOR]}),
@@ -55,7 +63,9 @@ def routed(gw: TestClient) -> TestClient:
 
 
 @pytest.mark.parametrize("family", list(REQUESTS))
-def test_a_route_alias_serves_through_every_family(routed: TestClient, make_key: MakeKey, family: str) -> None:
+def test_a_route_alias_serves_through_every_family(
+    routed: TestClient, make_key: MakeKey, family: str
+) -> None:
     reply = send(routed, make_key(f"k-{family.replace(' ', '-')}"), family)
     assert reply.status_code == 200, reply.text
     served = REQUESTS[family][0]
@@ -71,7 +81,9 @@ def test_a_route_alias_serves_through_every_family(routed: TestClient, make_key:
         ("/v2/models/emb/versions/1", "get"),
     ],
 )
-def test_model_metadata_finds_a_route_alias(routed: TestClient, make_key: MakeKey, path: str, method: str) -> None:
+def test_model_metadata_finds_a_route_alias(
+    routed: TestClient, make_key: MakeKey, path: str, method: str
+) -> None:
     reply = getattr(routed, method)(path, headers=bearer(make_key("meta")))
     assert reply.status_code == 200, reply.text
 
@@ -104,7 +116,9 @@ MESSAGE_OF = {
 
 
 @pytest.mark.parametrize("family", list(MESSAGE_OF))
-def test_an_unknown_model_lists_what_the_key_may_use(routed: TestClient, make_key: MakeKey, family: str) -> None:
+def test_an_unknown_model_lists_what_the_key_may_use(
+    routed: TestClient, make_key: MakeKey, family: str
+) -> None:
     scoped = make_key(f"few-{family.replace(' ', '-')}", models=["fake-chat", "emb"])
     reply = send(routed, scoped, family, name="no-such-model")
     assert reply.status_code == 404, reply.text
@@ -116,7 +130,11 @@ def test_an_unknown_model_lists_what_the_key_may_use(routed: TestClient, make_ke
 def test_an_unknown_model_in_each_family_shape(routed: TestClient, make_key: MakeKey) -> None:
     secret = make_key("shapes")
     openai = send(routed, secret, "openai chat", name="nope").json()["error"]
-    assert (openai["type"], openai["code"], openai["param"]) == ("invalid_request_error", "model_not_found", "model")
+    assert (openai["type"], openai["code"], openai["param"]) == (
+        "invalid_request_error",
+        "model_not_found",
+        "model",
+    )
     anthropic = send(routed, secret, "anthropic messages", name="nope").json()
     assert anthropic["type"] == "error" and anthropic["error"]["type"] == "not_found_error"
     ollama = send(routed, secret, "ollama chat", name="nope:latest").json()

@@ -14,7 +14,7 @@ import pytest
 
 from hearth.cli.banner import LoadedModel, browser_host, hearth_command, key_command, render
 from hearth.config import ModelKind, Settings
-from tests.live import free_port
+from tests.helpers.live import free_port
 
 MODELS = [
     LoadedModel("smollm2-135m-instruct", ModelKind.CHAT, ("smollm2", "default")),

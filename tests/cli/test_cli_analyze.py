@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import re
 
-from tests.fake_server import FakeHearth, chelsea, run_hearth, serve_directory
+from tests.helpers.fake_server import FakeHearth, run_hearth, serve_directory
+from tests.helpers.images import chelsea
 
 ROW = re.compile(r"│\s*(\d)\s*│\s*([a-z ]+?)\s*│\s*(█*)[▏▎▍▌▋▊▉]?\s*│\s*([\d.]+)%\s*│")
 

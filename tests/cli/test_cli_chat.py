@@ -16,8 +16,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.fake_server import FakeHearth, hearth_command, need_program, run_hearth
-from tests.live import free_port
+from tests.helpers.fake_server import FakeHearth, hearth_command, need_program, run_hearth
+from tests.helpers.live import free_port
 
 USAGE = re.compile(r"(\S+) · (\d+) prompt \+ (\d+) completion = (\d+) tokens")
 

@@ -18,8 +18,9 @@ from hearth.clients import (
     RateLimitError,
     ServerError,
 )
-from tests.fake_server import FakeHearth, chelsea, serve_directory
-from tests.live import free_port
+from tests.helpers.fake_server import FakeHearth, serve_directory
+from tests.helpers.images import chelsea
+from tests.helpers.live import free_port
 
 
 @pytest.fixture

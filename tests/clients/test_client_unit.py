@@ -25,7 +25,7 @@ from hearth.clients import (
 )
 from hearth.clients._config import api_base
 from hearth.clients.streaming import StreamDecoder
-from tests.live import free_port
+from tests.helpers.live import free_port
 
 Handler = Callable[[httpx.Request], httpx.Response]
 

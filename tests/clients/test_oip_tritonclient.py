@@ -11,7 +11,8 @@ import tritonclient.http as triton
 import tritonclient.http.aio as triton_aio
 from tritonclient.utils import InferenceServerException
 
-from tests.fake_server import FakeHearth, chelsea
+from tests.helpers.fake_server import FakeHearth
+from tests.helpers.images import chelsea
 
 
 class BearerKey(triton.InferenceServerClientPlugin):

@@ -8,7 +8,7 @@ import httpx
 import ollama
 import pytest
 
-from tests.fake_server import FakeHearth
+from tests.helpers.fake_server import FakeHearth
 
 MESSAGES = [{"role": "system", "content": "be brief"}, {"role": "user", "content": "hello there"}]
 

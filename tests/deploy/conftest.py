@@ -1,6 +1,7 @@
 """Deployment tests: the container image, Caddy, compose, Kubernetes, guides and tools.
 
-Select them with ``pytest -m deploy`` (all) or ``-m container`` (the podman image build and run).
+Select them with ``pytest -m deploy`` (all), ``-m container`` (the podman image build and run)
+or ``-m cluster`` (several replicas behind a load balancer); the markers are in pyproject.toml.
 """
 
 from __future__ import annotations
@@ -8,11 +9,6 @@ from __future__ import annotations
 import pytest
 
 from tests.deploy.helpers import build_image
-
-
-def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "deploy: deployment files and guides (deploy/, docs/deploy/)")
-    config.addinivalue_line("markers", "container: builds and runs the container image with podman")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -26,7 +26,7 @@ from typing import Any
 import httpx
 import sqlalchemy as sa
 
-from tests.live import LiveServer, free_port
+from tests.helpers.live import LiveServer, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 RENDER = ROOT / "deploy" / "ha" / "render.py"

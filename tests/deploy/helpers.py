@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
 DOCS = ROOT / "docs" / "deploy"
 ARTIFACTS = ROOT / "test-artifacts"
-REQUIRE = os.environ.get("HEARTH_REQUIRE_SERVICES") == "1"
+from tests.helpers.services import REQUIRE_SERVICES as REQUIRE  # noqa: E402
 
 TOOLS_DIR = Path(os.environ.get("HEARTH_TOOLS_DIR", Path.home() / ".cache" / "hearth" / "tools"))
 PYPI_TOOLS = ("kubernetes-validate==1.37.0", "podman-compose==1.6.0")

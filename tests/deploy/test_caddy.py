@@ -22,7 +22,7 @@ import httpx
 import pytest
 
 from tests.deploy.helpers import DEPLOY, need_command, run
-from tests.live import LiveServer, free_port
+from tests.helpers.live import LiveServer, free_port
 
 CADDYFILE = DEPLOY / "Caddyfile"
 TOKEN_DELAY_S = 0.05

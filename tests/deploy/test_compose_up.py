@@ -33,7 +33,7 @@ import httpx
 import pytest
 
 from tests.deploy.helpers import DEPLOY, PODMAN, run, tool, unavailable
-from tests.live import free_port
+from tests.helpers.live import free_port
 
 pytestmark = pytest.mark.container
 

@@ -22,7 +22,7 @@ import httpx
 import pytest
 
 from tests.deploy.helpers import DEPLOY, PODMAN, ROOT, run
-from tests.live import free_port
+from tests.helpers.live import free_port
 
 pytestmark = pytest.mark.container
 

@@ -29,7 +29,9 @@ from tests.deploy.ha_cluster import (
     wait_until,
 )
 from tests.deploy.helpers import unavailable
-from tests.services import drop_postgres_schema, fresh_postgres_schema_url, redis_url
+from tests.helpers.services import drop_postgres_schema, fresh_postgres_schema_url, redis_url
+
+pytestmark = pytest.mark.cluster
 
 REPLICAS = 3
 

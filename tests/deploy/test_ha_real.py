@@ -18,7 +18,9 @@ import pytest
 from hearth.config import default_models
 from tests.deploy.ha_cluster import Cluster, Outcome, binary, tally, wait_until
 from tests.deploy.helpers import unavailable
-from tests.services import drop_postgres_schema, fresh_postgres_schema_url, redis_url
+from tests.helpers.services import drop_postgres_schema, fresh_postgres_schema_url, redis_url
+
+pytestmark = [pytest.mark.real, pytest.mark.cluster]
 
 REPLICAS = 3
 CHAT = default_models()[0].model_dump(mode="json", exclude={"image_model"})

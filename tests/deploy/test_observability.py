@@ -29,8 +29,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from hearth.logs import JsonFormatter, Redactor
 from tests.deploy.helpers import DEPLOY
-from tests.helpers import bearer
-from tests.live import LiveServer
+from tests.helpers.keys import bearer
+from tests.helpers.live import LiveServer
 
 ADMIN = "admin-secret-for-observability-tests"
 DASHBOARD = DEPLOY / "grafana" / "hearth-dashboard.json"

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.live import free_port
+from tests.helpers.live import free_port
 
 pytestmark = pytest.mark.real
 ROOT = Path(__file__).resolve().parents[2]

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from hearth.engines.context import EngineContext
 from hearth.config import ModelKind, ModelSpec
 from hearth.engines.base import ChatEngine, GenerationDone, GenerationEvent, SamplingParams, TextDelta
+from hearth.engines.context import EngineContext
 from hearth.errors import ContextLengthExceeded, InvalidRequest, Overloaded
 from hearth.inference.types import Message
 

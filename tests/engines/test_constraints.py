@@ -17,11 +17,11 @@ import jsonschema
 import llguidance
 import pytest
 
-from hearth.engines.context import EngineContext
 from hearth.config import ModelKind, ModelSpec
 from hearth.engines import constraints
 from hearth.engines.base import GenerationDone, SamplingParams, TextDelta
 from hearth.engines.constraints import HERMES, Tool, ToolCallFormat
+from hearth.engines.context import EngineContext
 from hearth.engines.fake import FakeChatEngine
 from hearth.engines.grammar_walk import byte_tokenizer, walk
 from hearth.errors import InvalidRequest, Subject
@@ -210,7 +210,9 @@ def test_json_object_and_compact_separators() -> None:
 )
 def test_unenforceable_features_are_refused_by_name(schema: dict[str, Any], keyword: str) -> None:
     with pytest.raises(InvalidRequest) as caught:
-        constraints.json_schema(schema, at=constraints.At(Subject.OUTPUT_FORMAT, "response_format.json_schema.schema"))
+        constraints.json_schema(
+            schema, at=constraints.At(Subject.OUTPUT_FORMAT, "response_format.json_schema.schema")
+        )
     assert keyword in caught.value.message
     assert caught.value.param == "response_format.json_schema.schema"
     assert caught.value.subject is Subject.OUTPUT_FORMAT
@@ -332,7 +334,9 @@ def test_parse_tool_calls_text_and_cut_calls() -> None:
          Subject.TOOLS, "tools[0].function.parameters"),
     ],
 )  # fmt: skip
-def test_bad_tools_are_refused(tools: list[Tool], kwargs: dict[str, Any], subject: Subject, param: str | None) -> None:
+def test_bad_tools_are_refused(
+    tools: list[Tool], kwargs: dict[str, Any], subject: Subject, param: str | None
+) -> None:
     """The core names the subject; the exact field is only ever the one the family's mapper gave."""
     with pytest.raises(InvalidRequest) as caught:
         constraints.tool_calls(tools, **kwargs)
@@ -343,7 +347,9 @@ def test_bad_tools_are_refused(tools: list[Tool], kwargs: dict[str, Any], subjec
 
 
 async def _fake(params: SamplingParams) -> tuple[str, GenerationDone]:
-    engine = FakeChatEngine(ModelSpec(id="f", kind=ModelKind.CHAT, backend="fake", source="-"), EngineContext(Path("-")))
+    engine = FakeChatEngine(
+        ModelSpec(id="f", kind=ModelKind.CHAT, backend="fake", source="-"), EngineContext(Path("-"))
+    )
     engine.load()
     text, done = "", None
     async for event in engine.generate([1, 2, 3], params):

@@ -20,10 +20,10 @@ from typing import Any
 import jsonschema
 import pytest
 
-from hearth.engines.context import EngineContext
 from hearth.config import ModelKind, ModelSpec
 from hearth.engines import constraints
 from hearth.engines.base import GenerationDone, SamplingParams, TextDelta
+from hearth.engines.context import EngineContext
 from hearth.engines.llama import LlamaEngine
 from hearth.engines.llama.grammar import GrammarFailure
 from hearth.engines.llama.sampling import Sampler, build_sampler

@@ -1,8 +1,8 @@
 """BERT embeddings on llama.cpp: the GGUF conversion, its reuse, refusals, and the engine itself.
 
 A tiny random BERT (2 layers, 32 wide) is written here as a sentence-transformers directory, so
-these tests run in seconds; the real MiniLM against sentence-transformers is in
-tests/real/test_embeddings_real.py.
+these tests run in seconds; the real MiniLM against sentence-transformers is the last test
+(marked ``real``).
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ from safetensors.numpy import save_file
 from tokenizers import Tokenizer, normalizers, pre_tokenizers, processors
 from tokenizers.models import WordPiece
 
-from hearth.engines.context import EngineContext
 from hearth.config import ModelKind, ModelSpec
+from hearth.engines.context import EngineContext
 from hearth.engines.llama.bert_gguf import SentenceBertLayout, converted_gguf
 from hearth.engines.llama.embedding import LlamaEmbeddingEngine
 from hearth.engines.registry import engine_class
@@ -196,6 +196,7 @@ def test_cls_pooling_differs_from_mean(tmp_path: Path) -> None:
 # -- the real MiniLM against sentence-transformers ---------------------------------------------
 
 
+@pytest.mark.real
 def test_real_minilm_on_llama_cpp_matches_sentence_transformers(tmp_path: Path) -> None:
     from sentence_transformers import SentenceTransformer
 

@@ -19,9 +19,9 @@ import llama_cpp
 import numpy as np
 import pytest
 
-from hearth.engines.context import EngineContext
 from hearth.config import ModelKind, ModelSpec
 from hearth.engines.base import GenerationDone, GenerationEvent, SamplingParams, TextDelta
+from hearth.engines.context import EngineContext
 from hearth.engines.llama import LlamaEngine
 from hearth.engines.llama.sampling import build_sampler
 from hearth.errors import ContextLengthExceeded, Overloaded

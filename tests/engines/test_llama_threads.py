@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from hearth.engines.context import EngineContext
 from hearth.config import ModelKind, ModelSpec
 from hearth.engines.base import GenerationDone, SamplingParams
+from hearth.engines.context import EngineContext
 from hearth.engines.llama import LlamaEngine, native
 
 pytestmark = pytest.mark.real

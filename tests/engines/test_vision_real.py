@@ -10,8 +10,8 @@ import pytest
 import skimage.data
 from PIL import Image
 
-from hearth.engines.context import EngineContext
 from hearth.config import default_models
+from hearth.engines.context import EngineContext
 from hearth.engines.images import decode_image
 from hearth.engines.vision.engine import EfficientNetEngine
 

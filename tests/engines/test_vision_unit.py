@@ -13,8 +13,8 @@ import pytest
 import torch
 from PIL import Image
 
-from hearth.engines.context import EngineContext
 from hearth.config import ModelKind, ModelSpec
+from hearth.engines.context import EngineContext
 from hearth.engines.vision.engine import EfficientNetEngine, load_labels, preprocess, resolve_source
 from hearth.engines.vision.model import EfficientNetLite, SameConv2d
 from hearth.errors import EngineFailure, InvalidImage, NotReady

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.fake_server import FakeHearth
+from tests.helpers.fake_server import FakeHearth
 
 
 @pytest.fixture(scope="module")

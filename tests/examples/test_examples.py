@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.fake_server import FakeHearth, chelsea, need_program
+from tests.helpers.fake_server import FakeHearth, need_program
+from tests.helpers.images import chelsea
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 

@@ -8,7 +8,8 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from tests.fake_server import FakeHearth, chelsea, need_program
+from tests.helpers.fake_server import FakeHearth, need_program
+from tests.helpers.images import chelsea
 
 CURL = Path(__file__).resolve().parents[2] / "examples" / "curl"
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.fake_server import FakeHearth, need_program
+from tests.helpers.fake_server import FakeHearth, need_program
 
 SCRIPT = Path(__file__).resolve().parents[2] / "examples" / "curl" / "responses.sh"
 

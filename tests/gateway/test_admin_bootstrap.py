@@ -7,7 +7,8 @@ from pathlib import Path
 from fastapi.testclient import TestClient
 
 from hearth.app import build_app
-from tests.helpers import bearer, fake_settings, wait_ready
+from tests.helpers.apps import fake_settings, wait_ready
+from tests.helpers.keys import bearer
 
 
 def test_replicas_sharing_a_database_accept_the_first_replicas_bootstrap_secret(tmp_path: Path) -> None:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from fastapi.testclient import TestClient
 
-from tests.helpers import MakeKey, admin_headers, assert_envelope, bearer
+from tests.helpers.keys import MakeKey, admin_headers, bearer
+from tests.helpers.wire import assert_envelope
 
 CHAT = {"model": "fake-chat", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 2}
 

@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
 from hearth.app import build_app
-from tests.helpers import fake_settings, wait_ready
+from tests.helpers.apps import fake_settings, wait_ready
 
 CHAT = {"model": "fake-chat", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 3}
 LB = "x-hearth-lb-id"

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from hearth.engines.context import EngineContext
 from hearth.config import ModelKind, ModelSpec
+from hearth.engines.context import EngineContext
 from hearth.engines.fake import FakeChatEngine
 from hearth.errors import ContextLengthExceeded, Subject
 from hearth.gateway.planning import plan

@@ -15,7 +15,8 @@ import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
 from hearth.app import build_app
-from tests.helpers import fake_settings, png_bytes, wait_ready
+from tests.helpers.apps import fake_settings, wait_ready
+from tests.helpers.images import png_bytes
 
 
 def _client(tmp_path: Path, **settings: Any) -> TestClient:

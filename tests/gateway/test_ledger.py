@@ -7,7 +7,8 @@ from typing import Any
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
-from tests.helpers import MakeKey, admin_headers, bearer, flush_ledger
+from tests.helpers.keys import MakeKey, admin_headers, bearer
+from tests.helpers.ledger import flush_ledger
 
 CHAT = {"model": "fake-chat", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 3}
 

@@ -7,7 +7,9 @@ import time
 
 from fastapi.testclient import TestClient
 
-from tests.helpers import MakeKey, assert_envelope, bearer, flush_ledger
+from tests.helpers.keys import MakeKey, bearer
+from tests.helpers.ledger import flush_ledger
+from tests.helpers.wire import assert_envelope
 
 CHAT = {"model": "fake-chat", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 2}
 

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from hearth.errors import RateLimited
 from hearth.gateway.limits import Admission, Limiter
 from hearth.store.keys import ApiKeyView
-from tests.services import redis_url
+from tests.helpers.services import redis_url
 
 
 async def _no_usage(_key_id: int) -> int:

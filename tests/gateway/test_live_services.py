@@ -11,8 +11,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.live import LiveServer
-from tests.services import (
+from tests.helpers.live import LiveServer
+from tests.helpers.services import (
     ThrowawayPostgres,
     ThrowawayRedis,
     drop_postgres_schema,

@@ -9,8 +9,8 @@ from typing import Any
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
-from tests.gateway.test_ledger import rows
-from tests.helpers import MakeKey, admin_headers, bearer
+from tests.helpers.keys import MakeKey, admin_headers, bearer
+from tests.helpers.ledger import rows
 
 
 def create(client: TestClient, secret: str, **body: Any) -> dict[str, Any]:
@@ -95,7 +95,10 @@ def test_a_cancelled_background_response_writes_its_row(
     assert cancelled["status"] == "cancelled"
     time.sleep(0.1)
     work = [r for r in rows(gw) if r["route"] == "POST /v1/responses (background)"]
-    assert [(r["status_code"], r["error_type"]) for r in work] == [(500, "engine_failure"), (499, "cancelled")]
+    assert [(r["status_code"], r["error_type"]) for r in work] == [
+        (500, "engine_failure"),
+        (499, "cancelled"),
+    ]
     assert work[1]["completion_tokens"] == cancelled["usage"]["output_tokens"] > 0
     assert len([r for r in rows(gw) if r["route"] == "POST /v1/responses"]) == 0  # handed off, no rows
 

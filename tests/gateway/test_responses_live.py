@@ -17,8 +17,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.live import LiveServer
-from tests.services import drop_postgres_schema, fresh_postgres_schema_url
+from tests.helpers.live import LiveServer
+from tests.helpers.services import drop_postgres_schema, fresh_postgres_schema_url
 
 ADMIN = "admin-secret-responses-live"
 MODELS = json.dumps(

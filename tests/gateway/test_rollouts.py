@@ -18,7 +18,9 @@ import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
 from hearth.app import build_app
-from tests.helpers import ADMIN, MakeKey, admin_headers, bearer, fake_settings, flush_ledger, wait_ready
+from tests.helpers.apps import fake_settings, wait_ready
+from tests.helpers.keys import ADMIN, MakeKey, admin_headers, bearer
+from tests.helpers.ledger import flush_ledger
 
 CHAT = {"messages": [{"role": "user", "content": "hello there"}], "max_tokens": 3}
 SECOND = {"id": "fake-chat-2", "kind": "chat", "backend": "fake", "source": "-"}

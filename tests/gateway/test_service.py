@@ -29,7 +29,7 @@ from hearth.inference.types import (
     Message,
     SamplingOptions,
 )
-from tests.helpers import fake_settings
+from tests.helpers.apps import fake_settings
 
 
 @pytest.fixture
@@ -67,7 +67,9 @@ def ledger_rows(root: Root) -> list[dict[str, Any]]:
         return [dict(r._mapping) for r in conn.execute(sa.text("SELECT * FROM usage_records ORDER BY id"))]
 
 
-async def test_a_chat_accounts_tokens_and_writes_one_row_with_its_family(root: Root, gateway: Gateway) -> None:
+async def test_a_chat_accounts_tokens_and_writes_one_row_with_its_family(
+    root: Root, gateway: Gateway
+) -> None:
     call = await keyed_call(root, "ollama")
     stream = await gateway.chat(call, chat())
     results = await stream.collect()
@@ -144,7 +146,9 @@ async def test_a_failure_mid_stream_is_recorded_once(root: Root, gateway: Gatewa
     )
     await gateway.close_call(call, 200)
     (row,) = ledger_rows(root)
-    assert row["status_code"] == 500 and row["error_type"] == "engine_failure" and row["completion_tokens"] == 2
+    assert (
+        row["status_code"] == 500 and row["error_type"] == "engine_failure" and row["completion_tokens"] == 2
+    )
 
 
 async def test_closing_a_stream_cancels_generation(root: Root, gateway: Gateway) -> None:

@@ -23,9 +23,9 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.helpers import bearer
-from tests.live import LiveServer
-from tests.services import postgres_url
+from tests.helpers.keys import bearer
+from tests.helpers.live import LiveServer
+from tests.helpers.services import postgres_url
 
 ADMIN = "admin-secret-for-backup-tests"
 CONFIG = """

@@ -17,14 +17,15 @@ import httpx
 import pytest
 import skimage.data
 
-from tests.live import LiveServer
+from tests.helpers.live import LiveServer
 
 HERE = Path(__file__).parent
 ROOT = HERE.parents[1]
 ARTIFACTS = ROOT / "test-artifacts" / "web"
 CHELSEA = Path(skimage.data.__file__).parent / "chelsea.png"
 CHROMIUM = os.environ.get("HEARTH_CHROMIUM", "/usr/bin/chromium")
-REQUIRE = os.environ.get("HEARTH_REQUIRE_SERVICES") == "1"
+from tests.helpers.services import REQUIRE_SERVICES as REQUIRE  # noqa: E402
+
 ADMIN = "admin-secret-web-ui"
 # A slow fake chat model, so a streamed answer takes a couple of seconds and can be stopped.
 FAKE_MODELS = (
@@ -105,7 +106,7 @@ def test_ui_serves_page_and_static_files(tmp_path: Path) -> None:
     from fastapi.testclient import TestClient
 
     from hearth.app import build_app
-    from tests.helpers import fake_settings
+    from tests.helpers.apps import fake_settings
 
     with TestClient(build_app(fake_settings(tmp_path))) as client:
         page = client.get("/")

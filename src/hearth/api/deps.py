@@ -7,8 +7,9 @@ for the ones it uses (``GatewayDep``, ``CatalogDep``, ``ResponsesDep`` ...) and 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 from fastapi import Depends, Request
 
@@ -24,6 +25,8 @@ from hearth.gateway.replica_sync import ReplicaSync
 from hearth.gateway.responses import Responses
 from hearth.gateway.service import Gateway
 from hearth.metrics import Metrics
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -51,41 +54,20 @@ def services(request: Request) -> Services:
     return found
 
 
-async def _gateway(request: Request) -> Gateway:
-    return services(request).gateway
+def _service(pick: Callable[[Services], T]) -> Callable[[Request], Awaitable[T]]:
+    async def provide(request: Request) -> T:
+        return pick(services(request))
+
+    return provide
 
 
-async def _catalog(request: Request) -> Catalog:
-    return services(request).catalog
-
-
-async def _accounts(request: Request) -> Accounts:
-    return services(request).accounts
-
-
-async def _responses(request: Request) -> Responses:
-    return services(request).responses
-
-
-async def _replicas(request: Request) -> ReplicaSync:
-    return services(request).replicas
-
-
-async def _readiness(request: Request) -> Readiness:
-    return services(request).readiness
-
-
-async def _settings(request: Request) -> Settings:
-    return services(request).settings
-
-
-GatewayDep = Annotated[Gateway, Depends(_gateway)]
-CatalogDep = Annotated[Catalog, Depends(_catalog)]
-AccountsDep = Annotated[Accounts, Depends(_accounts)]
-ResponsesDep = Annotated[Responses, Depends(_responses)]
-ReplicasDep = Annotated[ReplicaSync, Depends(_replicas)]
-ReadinessDep = Annotated[Readiness, Depends(_readiness)]
-SettingsDep = Annotated[Settings, Depends(_settings)]
+GatewayDep = Annotated[Gateway, Depends(_service(lambda s: s.gateway))]
+CatalogDep = Annotated[Catalog, Depends(_service(lambda s: s.catalog))]
+AccountsDep = Annotated[Accounts, Depends(_service(lambda s: s.accounts))]
+ResponsesDep = Annotated[Responses, Depends(_service(lambda s: s.responses))]
+ReplicasDep = Annotated[ReplicaSync, Depends(_service(lambda s: s.replicas))]
+ReadinessDep = Annotated[Readiness, Depends(_service(lambda s: s.readiness))]
+SettingsDep = Annotated[Settings, Depends(_service(lambda s: s.settings))]
 
 
 async def authorized_call(request: Request) -> Call:

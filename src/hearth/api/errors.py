@@ -66,19 +66,26 @@ def _child(node: Any, part: object) -> tuple[bool, Any]:
 
 
 def validation_error(exc: RequestValidationError) -> InvalidRequest:
+    """The most telling of the validation errors: the one deepest in the request (a union's
+    members each report; the member the body was meant to be gets furthest into it)."""
     errors = exc.errors()
     if not errors:
         return InvalidRequest("invalid request")
-    first = errors[0]
-    if first.get("type") == "json_invalid":
-        return InvalidRequest("could not parse the JSON body of your request: " + str(first.get("msg", "")))
-    missing = first.get("type") == "missing"
-    param = request_field(first.get("loc", ()), exc.body, missing)
+    if errors[0].get("type") == "json_invalid":
+        return InvalidRequest(
+            "could not parse the JSON body of your request: " + str(errors[0].get("msg", ""))
+        )
+    located = [(request_field(e.get("loc", ()), exc.body, e.get("type") == "missing"), e) for e in errors]
+    param, first = max(located, key=lambda pair: _depth(pair[0]))
     if param is None and first.get("type") in ("model_attributes_type", "dict_type"):
         return InvalidRequest("the request body must be a JSON object (Content-Type: application/json)")
-    msg = "field required" if missing else str(first.get("msg", "invalid value"))
+    msg = "field required" if first.get("type") == "missing" else str(first.get("msg", "invalid value"))
     more = f" (and {len(errors) - 1} more errors)" if len(errors) > 1 else ""
     return InvalidRequest(f"{param}: {msg}{more}" if param else msg + more, param=param)
+
+
+def _depth(param: str | None) -> int:
+    return -1 if param is None else param.count(".") + param.count("[")
 
 
 def install_error_handlers(app: FastAPI, families: Families) -> None:

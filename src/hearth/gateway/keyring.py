@@ -17,7 +17,6 @@ from hearth.store.keys import ApiKeyView
 
 AUTH_CACHE_TTL_S = 2.0
 BUDGET_CACHE_TTL_S = 1.0
-TOUCH_EVERY_S = 60.0
 
 
 @dataclass
@@ -31,7 +30,6 @@ class KeyRing:
         self._db = db
         self._auth: dict[str, _Cached] = {}
         self._budgets: dict[int, tuple[float, int]] = {}
-        self._touched: dict[int, float] = {}
 
     async def lookup(self, secret: str) -> ApiKeyView | None:
         """The active key this secret belongs to, or None; 503 while the database is away."""
@@ -70,9 +68,7 @@ class KeyRing:
         return used
 
     def _touch(self, key_id: int) -> None:
-        """Record the key as used (``last_used_at``), at most once a minute, off the request path."""
-        now = time.monotonic()
-        if now - self._touched.get(key_id, 0.0) > TOUCH_EVERY_S:
-            self._touched[key_id] = now
-            task = asyncio.get_running_loop().run_in_executor(None, self._db.keys.touch, key_id)
-            task.add_done_callback(lambda f: f.exception())  # a failed touch is not an error
+        """Record the key as used (``last_used_at``) off the request path; the key store writes
+        it at most once a minute (``KeyStore.touch``)."""
+        task = asyncio.get_running_loop().run_in_executor(None, self._db.keys.touch, key_id)
+        task.add_done_callback(lambda f: f.exception())  # a failed touch is not an error

@@ -61,7 +61,7 @@ def _truncated(
             return tokens, dropped
     raise ContextLengthExceeded(
         f"even the last message alone does not fit this model's context of {engine.context_length} "
-        "tokens with room for the answer",
+        f"tokens with room for the answer ({{output_limit}} {room})",
         subject=Subject.PROMPT,
     )
 

@@ -15,19 +15,21 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from hearth.engines import constraints as C
+from hearth.engines import constraints
 from hearth.engines.base import ChatEngine
 from hearth.errors import InvalidRequest, Subject, Unsupported
 from hearth.inference.types import ChatRequest, Message, NamedTool, OutputFormat, TextPart, Tool
 
-FORMAT = C.HERMES  # what calls look like in the text: <tool_call>\n{"name", "arguments"}\n</tool_call>
+FORMAT = (
+    constraints.HERMES
+)  # what calls look like in the text: <tool_call>\n{"name", "arguments"}\n</tool_call>
 
 
 @dataclass(frozen=True)
 class ToolPlan:
     """What a chat needs for its tools or output format: the grammar, and how to prompt for it."""
 
-    constraint: C.Constraint | None
+    constraint: constraints.Constraint | None
     calls: bool  # the output may hold tool calls, to be parsed into ToolCallDeltas
     messages: tuple[Message, ...]  # the conversation as the model will read it
     template_tools: tuple[Tool, ...]  # tools handed to the chat template (those that render them)
@@ -58,8 +60,8 @@ def plan_tools(engine: ChatEngine, request: ChatRequest, messages: Sequence[Mess
     if not active:
         assert request.output is not None
         return ToolPlan(output_constraint(request.output), False, history, ())
-    constraint = C.tool_calls(
-        [C.Tool(t.name, dict(t.parameters), param=t.param) for t in request.tools],
+    constraint = constraints.tool_calls(
+        [constraints.Tool(t.name, dict(t.parameters), param=t.param) for t in request.tools],
         "named"
         if isinstance(request.tool_choice, NamedTool)
         else "auto"
@@ -75,11 +77,11 @@ def plan_tools(engine: ChatEngine, request: ChatRequest, messages: Sequence[Mess
     return ToolPlan(constraint, True, tuple(_merge_system(prompted)), ())
 
 
-def output_constraint(output: OutputFormat) -> C.Constraint:
-    at = C.At(Subject.OUTPUT_FORMAT, output.param)
+def output_constraint(output: OutputFormat) -> constraints.Constraint:
+    at = constraints.At(Subject.OUTPUT_FORMAT, output.param)
     if output.kind == "json_object":
-        return C.json_object(at=at)
-    return C.json_schema(dict(output.schema or {}), at=at)
+        return constraints.json_object(at=at)
+    return constraints.json_schema(dict(output.schema or {}), at=at)
 
 
 def check_history(messages: Sequence[Message]) -> None:

@@ -78,10 +78,15 @@ def test_generate_with_keep_alive_zero_unloads_and_an_empty_prompt_loads(
 
 
 def test_chat_with_no_messages_and_keep_alive_zero_unloads(server: LiveServer, client: ollama.Client) -> None:
-    assert post(server, "/api/chat", {"model": "fake-chat", "messages": [], "keep_alive": 0}) == OLLAMA_UNLOAD_CHAT
+    assert (
+        post(server, "/api/chat", {"model": "fake-chat", "messages": [], "keep_alive": 0})
+        == OLLAMA_UNLOAD_CHAT
+    )
     assert "fake-chat:latest" not in loaded(client)
     # The next real request loads it again, and says how long that took.
-    reply = client.chat(model="fake-chat", messages=[{"role": "user", "content": "hi"}], options={"num_predict": 3})
+    reply = client.chat(
+        model="fake-chat", messages=[{"role": "user", "content": "hi"}], options={"num_predict": 3}
+    )
     assert reply.done and reply.message.content and (reply.load_duration or 0) > 0
     assert "fake-chat:latest" in loaded(client)
 

@@ -12,8 +12,8 @@ import math
 from typing import NamedTuple
 
 import torch
-import torch.nn.functional as F
 from torch import nn
+from torch.nn import functional
 
 # TensorFlow's BatchNorm defaults used when training; running stats are all that matter at eval.
 BN_EPS = 1e-3
@@ -58,8 +58,8 @@ class SameConv2d(nn.Conv2d):
         pad_h = max((math.ceil(ih / sh) - 1) * sh + kh - ih, 0)
         pad_w = max((math.ceil(iw / sw) - 1) * sw + kw - iw, 0)
         if pad_h or pad_w:
-            x = F.pad(x, [pad_w // 2, pad_w - pad_w // 2, pad_h // 2, pad_h - pad_h // 2])
-        return F.conv2d(x, self.weight, None, self.stride, 0, self.dilation, self.groups)
+            x = functional.pad(x, [pad_w // 2, pad_w - pad_w // 2, pad_h // 2, pad_h - pad_h // 2])
+        return functional.conv2d(x, self.weight, None, self.stride, 0, self.dilation, self.groups)
 
 
 def _bn(channels: int) -> nn.BatchNorm2d:
@@ -85,8 +85,8 @@ class MBConvBlock(nn.Module):
     def forward(self, inputs: torch.Tensor) -> torch.Tensor:
         x: torch.Tensor = inputs
         if self.has_expand:
-            x = F.relu6(self._bn0(self._expand_conv(x)))
-        x = F.relu6(self._bn1(self._depthwise_conv(x)))
+            x = functional.relu6(self._bn0(self._expand_conv(x)))
+        x = functional.relu6(self._bn1(self._depthwise_conv(x)))
         x = self._bn2(self._project_conv(x))  # linear bottleneck: no activation
         if self.skip:
             x = x + inputs
@@ -124,10 +124,10 @@ class EfficientNetLite(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Map a ``(n, 3, h, w)`` normalized batch to ``(n, num_classes)`` logits."""
-        x = F.relu6(self._bn0(self._conv_stem(x)))
+        x = functional.relu6(self._bn0(self._conv_stem(x)))
         for block in self._blocks:
             x = block(x)
-        x = F.relu6(self._bn1(self._conv_head(x)))
+        x = functional.relu6(self._bn1(self._conv_head(x)))
         x = x.mean(dim=(2, 3))
         out: torch.Tensor = self._fc(x)
         return out
