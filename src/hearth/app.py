@@ -75,17 +75,21 @@ ROUTERS = (
     web.router,
 )
 
-# Which family's error shape, words and headers each path prefix gets (OpenAI's is the default).
-FAMILIES = Families(
-    OPENAI,
-    [
-        ("/v1/messages", ANTHROPIC),
-        ("/v1/responses", RESPONSES),
-        ("/v2", OIP),
-        ("/api", OLLAMA),
-        *((prefix, HEARTH) for prefix in HEARTH_PREFIXES),
-    ],
-)
+
+def families() -> Families:
+    """Which family's error shape, words and headers each path prefix gets (OpenAI's by default)."""
+    return Families(
+        OPENAI,
+        [
+            ("/v1/messages", ANTHROPIC),
+            ("/v1/responses", RESPONSES),
+            ("/v2", OIP),
+            ("/api", OLLAMA),
+            *((prefix, HEARTH) for prefix in HEARTH_PREFIXES),
+        ],
+    )
+
+
 KEEP_ALIVE_SWEEP_S = 1.0
 
 ReadyHook = Callable[[FastAPI], None]
@@ -145,7 +149,7 @@ def build_root(settings: Settings, registry: ModelRegistry | None = None) -> Roo
         readiness=Readiness(registry, database, limiter),
         admin_secret=AdminSecret(settings.data_dir, settings.admin_key, database),
         metrics=metrics,
-        families=FAMILIES,
+        families=families(),
     )
     return Root(settings, registry, database, limiter, shadows, replicas, responses, services)
 
@@ -227,7 +231,7 @@ def build_app(
     app.state.root = root  # for tools and tests that look inside
     app.state.registry = root.registry
 
-    install_error_handlers(app, FAMILIES)
+    install_error_handlers(app, root.services.families)
     install_openapi(app)
 
     @app.exception_handler(ClientDisconnected)
@@ -240,13 +244,13 @@ def build_app(
     app.add_middleware(
         CallMiddleware,
         gateway=root.gateway,
-        families=FAMILIES,
+        families=root.services.families,
         trusted_id_header=settings.trusted_request_id_header,
         durable=settings.ledger_durable,
     )
     app.add_middleware(
         BodyLimitMiddleware,
-        families=FAMILIES,
+        families=root.services.families,
         max_bytes=settings.max_body_bytes,
         max_header_bytes=settings.max_header_bytes,
     )

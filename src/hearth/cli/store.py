@@ -295,9 +295,6 @@ def db_purge_responses(
 ) -> None:
     """Delete old stored responses (/v1/responses) now; a running server also deletes those
     older than HEARTH_RESPONSES_RETENTION_DAYS, hourly."""
-    from hearth.store.responses import ResponseStore
-
     settings = _settings(config)
-    store = ResponseStore(_database(settings).sessions)
-    deleted = store.purge(datetime.now(UTC) - timedelta(days=older_than_days))
+    deleted = _database(settings).responses.purge(datetime.now(UTC) - timedelta(days=older_than_days))
     console.print(f"deleted {deleted} stored responses older than {older_than_days:g} days")

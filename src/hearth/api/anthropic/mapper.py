@@ -7,6 +7,7 @@ conversation reaches the chat template in the same form.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 from hearth.api.anthropic import protocol as an
@@ -152,35 +153,27 @@ def output_format(body: an.CountTokensRequest | an.MessagesRequest) -> OutputFor
     return OutputFormat("json_schema", config.format.schema_, param="output_config.format.schema")
 
 
+def count_request(body: an.CountTokensRequest | an.MessagesRequest) -> ChatRequest:
+    """The conversation, tools and output format: what ``count_tokens`` counts, and what a
+    message request generates from."""
+    _refuse_thinking(body)
+    listed, choice, parallel = tools(body)
+    return ChatRequest(
+        model=body.model,
+        messages=messages(body),
+        tools=listed,
+        tool_choice=choice,
+        parallel_tool_calls=parallel,
+        output=output_format(body),
+    )
+
+
 def chat_request(body: an.MessagesRequest) -> ChatRequest:
-    _refuse_thinking(body)
-    listed, choice, parallel = tools(body)
-    return ChatRequest(
-        model=body.model,
-        messages=messages(body),
-        sampling=SamplingOptions(
-            max_tokens=body.max_tokens,
-            temperature=body.temperature,
-            top_p=body.top_p,
-            top_k=body.top_k,
-            stop=tuple(body.stop_sequences or ()),
-        ),
-        stream=body.stream,
-        tools=listed,
-        tool_choice=choice,
-        parallel_tool_calls=parallel,
-        output=output_format(body),
+    sampling = SamplingOptions(
+        max_tokens=body.max_tokens,
+        temperature=body.temperature,
+        top_p=body.top_p,
+        top_k=body.top_k,
+        stop=tuple(body.stop_sequences or ()),
     )
-
-
-def count_request(body: an.CountTokensRequest) -> ChatRequest:
-    _refuse_thinking(body)
-    listed, choice, parallel = tools(body)
-    return ChatRequest(
-        model=body.model,
-        messages=messages(body),
-        tools=listed,
-        tool_choice=choice,
-        parallel_tool_calls=parallel,
-        output=output_format(body),
-    )
+    return dataclasses.replace(count_request(body), sampling=sampling, stream=body.stream)
