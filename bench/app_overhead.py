@@ -16,6 +16,7 @@ import json
 import statistics
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -45,27 +46,55 @@ def fake_app() -> FastAPI:
     return build_app(Settings(data_dir=data_dir, models=models, no_auth=True))
 
 
-async def started(app: FastAPI) -> None:
-    """Run the app's lifespan startup, then wait for the fake models to load."""
+async def started(app: FastAPI) -> Callable[[], Awaitable[None]]:
+    """Run the app's lifespan startup, wait for the fake models to load; returns its shutdown
+    (which a bench must run: threads left running at exit can crash the interpreter)."""
     queue: asyncio.Queue[dict[str, str]] = asyncio.Queue()
     await queue.put({"type": "lifespan.startup"})
-    up = asyncio.Event()
+    up, down = asyncio.Event(), asyncio.Event()
 
     async def send(message: Any) -> None:
         if message["type"] == "lifespan.startup.complete":
             up.set()
+        elif message["type"] == "lifespan.shutdown.complete":
+            down.set()
 
     scope = {"type": "lifespan", "asgi": {"version": "3.0"}, "state": {}}
-    asyncio.get_running_loop().create_task(app(scope, queue.get, send))  # type: ignore[arg-type]
+    lifespan = asyncio.get_running_loop().create_task(app(scope, queue.get, send))  # type: ignore[arg-type]
     await up.wait()
     # The lifespan loads models in a background task that exposes no event to wait on.
-    while not all(slot.state == "ready" for slot in app.state.registry.entries):  # noqa: ASYNC110
+    while await status_of(app, "GET", "/ready") != 200:  # noqa: ASYNC110
         await asyncio.sleep(0.01)
+
+    async def stop() -> None:
+        await queue.put({"type": "lifespan.shutdown"})
+        await down.wait()
+        await lifespan
+
+    return stop
+
+
+async def status_of(app: FastAPI, method: str, path: str) -> int:
+    status: list[int] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: Any) -> None:
+        if message["type"] == "http.response.start":
+            status.append(message["status"])
+
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": method,
+             "scheme": "http", "path": path, "raw_path": path.encode(), "query_string": b"", "root_path": "",
+             "headers": [(b"host", b"bench")], "client": ("127.0.0.1", 40000), "server": ("127.0.0.1", 8000),
+             "state": {}}  # fmt: skip
+    await app(scope, receive, send)  # type: ignore[arg-type]
+    return status[0]
 
 
 async def measure(route: str, requests: int, rounds: int) -> list[float]:
     app = fake_app()
-    await started(app)
+    stop = await started(app)
     method, path, payload = ROUTES[route]
     body = json.dumps(payload).encode() if payload is not None else b""
     headers = [(b"host", b"bench"), (b"content-length", str(len(body)).encode())]
@@ -113,6 +142,7 @@ async def measure(route: str, requests: int, rounds: int) -> list[float]:
         for _ in range(requests):
             await one()
         per_request_us.append((time.perf_counter() - begun) / requests * 1e6)
+    await stop()
     return per_request_us
 
 

@@ -1,8 +1,8 @@
 """The app's CPU per request at this checkout against an earlier commit, in alternating runs.
 
-Each run measures one route with ``bench.app_overhead`` (fake engines, requests handed straight
-to the ASGI app) in a fresh process, for the earlier commit (checked out in a temporary git
-worktree, run with its own code) and for this checkout, in turn; the figure is the median of
+Each run measures one route with this checkout's ``bench/app_overhead.py`` (fake engines,
+requests handed straight to the ASGI app) in a fresh process, on the earlier commit's code
+(checked out in a temporary git worktree) and on this checkout's, in turn; the figure is the median of
 the runs' medians, and their ratio.
 
     .venv/bin/python -m bench.app_overhead_vs --base 6282869 [--routes embeddings models chat] [--runs 3]
@@ -23,9 +23,17 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def one_run(checkout: Path, route: str, requests: int) -> float:
-    env = {**os.environ, "PYTHONPATH": f"{checkout / 'src'}:{checkout}"}
+    """This checkout's bench script, run on ``checkout``'s code (the same measurement for both)."""
+    env = {**os.environ, "PYTHONPATH": f"{checkout / 'src'}"}
     out = subprocess.run(
-        [sys.executable, "-m", "bench.app_overhead", "--route", route, "--requests", str(requests)],
+        [
+            sys.executable,
+            str(ROOT / "bench" / "app_overhead.py"),
+            "--route",
+            route,
+            "--requests",
+            str(requests),
+        ],
         cwd=checkout,
         env=env,
         capture_output=True,
