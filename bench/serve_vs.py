@@ -44,7 +44,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--base", required=True, help="the earlier commit")
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8])
+    parser.add_argument("--concurrency", type=int, nargs="*", default=[1, 8], help="none: embeddings only")
     parser.add_argument("--seconds", type=float, default=8)
     args = parser.parse_args()
     require("wrk", "a load generator that costs little CPU", "apt-get install -y wrk")
@@ -60,7 +60,7 @@ def main() -> None:
         servers["head"] = start_default_hearth(work / "h", ports[1])
         for _, url, key in servers.values():
             wait_http(url + "/ready")
-            measure(url, key, [2], 2)  # warm-up
+            measure(url, key, [2] if args.concurrency else [], 2)  # warm-up
         for index in range(args.rounds):
             order = ["base", "head"] if index % 2 == 0 else ["head", "base"]
             for side in order:
