@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Iterator
 from typing import Any
 
 import anthropic
@@ -32,6 +33,16 @@ TOOL = {
     "function": {"name": "get_weather", "description": "Current weather in a city", "parameters": WEATHER},
 }
 ASK = [{"role": "user", "content": "What is the weather in Paris?"}]
+
+
+@pytest.fixture(scope="module")
+def real_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    """A server of this module's own. Greedy answers depend on where earlier requests left
+    their KV cells (the sums' order), so on the session's shared server SmolLM2's tool calls
+    would change with the order the suite runs in; here they start from the same state."""
+    root = tmp_path_factory.mktemp("tools-real")
+    with LiveServer(root / "data", "--no-auth", ready_timeout=300) as server:
+        yield server
 
 
 @pytest.fixture(scope="module")
