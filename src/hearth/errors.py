@@ -16,8 +16,10 @@ they occur (``raise ... from exc``), so the API layer renders exactly one kind o
     ├── RateLimited                  429 rate_limited (+ Retry-After, limits)
     │   └── QuotaExceeded            429 quota_exceeded
     ├── Overloaded                   503 overloaded (+ Retry-After)
-    │   └── NotReady                 503 not_ready
+    │   ├── NotReady                 503 not_ready
+    │   └── UpstreamUnavailable      503 overloaded: no endpoint of an upstream model can take it
     └── EngineFailure                500 engine_failure
+        └── UpstreamFailure          502 engine_failure: an upstream server failed or answered wrong
 
 The core speaks of the request in its own terms: an error says which ``Subject`` of the request
 it is about (the prompt, the output limit, the output format ...), and its message writes that
@@ -27,7 +29,8 @@ error in its own shape and words: ``{output_limit}`` becomes ``max_tokens`` for 
 subject becomes the family's ``param``. A family mapper that knows the exact field (a tool's
 schema at ``tools[2].function.parameters``) passes it as ``param``, in its own words already.
 ``reason`` is a finer machine-readable cause than the kind, in Hearth's words; the families map
-kinds to their own codes.
+kinds to their own codes. An operator's config (models, rollout routes, keys) is named by its own
+keys (``id``, ``variants``, ``rpm``), which are Hearth's words in the YAML and the admin API alike.
 """
 
 from __future__ import annotations
@@ -75,6 +78,7 @@ class Subject(StrEnum):
     STORE = "store"
     RESPONSE = "response"  # a stored response named by id
     PREVIOUS_RESPONSE = "previous_response"  # the stored response a new one continues
+    CHOICES = "choices"  # how many answers to generate
 
 
 # How a message names a subject when no family has a word for it.
@@ -94,6 +98,7 @@ PLAIN_WORDS: Mapping[Subject, str] = {
     Subject.STORE: "store",
     Subject.RESPONSE: "the response id",
     Subject.PREVIOUS_RESPONSE: "the previous response id",
+    Subject.CHOICES: "the number of choices",
 }
 _PLACEHOLDER = re.compile(r"\{(" + "|".join(s.value for s in Subject) + r")\}")
 
@@ -235,6 +240,15 @@ class NotReady(Overloaded):
 class EngineFailure(HearthError):
     status_code = 500
     kind = ErrorKind.ENGINE_FAILURE
+
+
+class UpstreamUnavailable(Overloaded):
+    reason = "upstream_unavailable"
+
+
+class UpstreamFailure(EngineFailure):
+    status_code = 502
+    reason = "upstream_failure"
 
 
 def as_hearth_error(exc: BaseException) -> HearthError:

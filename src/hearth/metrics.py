@@ -10,6 +10,7 @@ No key, secret or caller text ever becomes a label: each would be a new series f
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -20,6 +21,7 @@ from hearth.errors import ErrorKind
 from hearth.gateway.call import Call
 from hearth.gateway.shadow import ShadowOutcome
 
+StatusSource = Callable[[], Mapping[str, Mapping[str, Any]]]
 ActivitySource = Callable[[], Mapping[str, EngineActivity]]
 CountSource = Callable[[], int]
 
@@ -119,9 +121,12 @@ class Metrics:
         ledger_pending: CountSource,
         ledger_lag: Callable[[], float],
         shadow_waiting: CountSource,
+        statuses: StatusSource = dict,
     ) -> None:
-        """Export engine queues and batching, ready models and the ledger queue, read at each scrape."""
+        """Export engine queues and batching, upstream endpoints, ready models and the ledger
+        queue, read at each scrape."""
         self.registry.register(_EngineCollector(engines))
+        self.registry.register(_UpstreamCollector(statuses))
         self.models_ready.set_function(models_ready)
         self.ledger_pending.set_function(ledger_pending)
         self.ledger_lag.set_function(ledger_lag)
@@ -198,3 +203,39 @@ class _EngineCollector(Collector):
             batches.add_metric([model], activity.batches)
             items.add_metric([model], activity.batch_items)
         yield from (running, waiting, batches, items)
+
+
+class _UpstreamCollector(Collector):
+    """Each upstream endpoint's health, load and latency (labels: the model and the endpoint's
+    URL without credentials; both come from the config, so they stay few)."""
+
+    def __init__(self, source: StatusSource) -> None:
+        self._source = source
+
+    def collect(self) -> Iterator[Metric]:
+        labels = ["model", "endpoint"]
+        up = GaugeMetricFamily(
+            "hearth_upstream_up", "1 when the endpoint is healthy and its breaker closed.", labels=labels
+        )
+        in_flight = GaugeMetricFamily(
+            "hearth_upstream_in_flight", "Requests this replica has at the endpoint.", labels=labels
+        )
+        latency = GaugeMetricFamily(
+            "hearth_upstream_first_byte_seconds",
+            "Moving average of the time to the endpoint's first byte.",
+            labels=labels,
+        )
+        requests = CounterMetricFamily(
+            "hearth_upstream_requests", "Requests sent to the endpoint.", labels=labels
+        )
+        errors = CounterMetricFamily("hearth_upstream_errors", "Requests the endpoint failed.", labels=labels)
+        for model, status in self._source().items():
+            for endpoint in status.get("endpoints") or []:
+                key = [model, str(endpoint["endpoint"])]
+                up.add_metric(key, 1.0 if endpoint["healthy"] and endpoint["breaker"] == "closed" else 0.0)
+                in_flight.add_metric(key, endpoint["in_flight"])
+                if endpoint["latency_ms"] is not None:
+                    latency.add_metric(key, endpoint["latency_ms"] / 1000)
+                requests.add_metric(key, endpoint["requests"])
+                errors.add_metric(key, endpoint["errors"])
+        yield from (up, in_flight, latency, requests, errors)

@@ -16,9 +16,9 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from hearth.config import ModelKind, ModelSpec
 from hearth.engines.context import EngineContext
 from hearth.engines.weights import parameters_of, weights_in
-from hearth.errors import ContextLengthExceeded, InvalidRequest, Subject
-from hearth.inference.events import GenerationDone, GenerationEvent, Prediction, TextDelta
-from hearth.inference.types import Message, Tool
+from hearth.errors import ContextLengthExceeded, InvalidRequest, Subject, Unsupported
+from hearth.inference.events import GenerationDone, GenerationEvent, Prediction, TextDelta, UpstreamEvent
+from hearth.inference.types import ChatRequest, CompletionRequest, Message, Tool
 
 if TYPE_CHECKING:  # numpy and PIL load with the engines that use them, not with this module
     import numpy as np
@@ -120,6 +120,12 @@ class Engine(abc.ABC):
     @abc.abstractmethod
     def load(self) -> None: ...
 
+    async def start(self) -> None:  # noqa: B027 - optional hook
+        """Once loaded, on the event loop: start background work (an upstream's health checks)."""
+
+    async def stop(self) -> None:  # noqa: B027 - optional hook
+        """Before ``close``, on the event loop: stop background work, close connections."""
+
     def failure(self) -> str | None:
         """Why a loaded engine can't serve now (e.g. its worker process died), or None."""
         return None
@@ -156,12 +162,61 @@ class Engine(abc.ABC):
         """Queue and batching counters; engines without a queue report nothing."""
         return EngineActivity()
 
+    def status(self) -> dict[str, Any]:
+        """What operators see beyond the model's state: an upstream's endpoints and their health."""
+        return {}
 
-class ChatEngine(Engine):
-    """Text generation: serves chat and completions."""
+
+class TextEngine(Engine):
+    """Serves chat and completions: a local model fed token ids (``ChatEngine``), or a server
+    that takes whole requests (``ConversationEngine``: an upstream engine)."""
 
     kind = ModelKind.CHAT
     supports_constraints: ClassVar[bool] = False  # honours SamplingParams.constraint
+
+    def extra_capabilities(self) -> list[str]:
+        """What this model offers beyond chat and completions (``tools``, ``json``, ...)."""
+        return ["tools", "json"] if self.supports_constraints else []
+
+
+class ConversationEngine(TextEngine):
+    """Text generation by another server, which renders, tokenizes and samples itself.
+
+    It gets the neutral request whole (the gateway has resolved sampling defaults and the
+    system prompt) and yields ``(choice index, event)`` pairs: text, whole or streamed tool
+    calls, one ``GenerationDone`` per choice, and a last ``UsageReport`` with the server's own
+    token counts when it gives them. Failures before the first event are the caller's errors
+    (and a chance to fall back to another model); later ones end the stream.
+    """
+
+    @property
+    def context_length(self) -> int | None:
+        """The context the server allows, where it says (or the config sets); None: unknown."""
+        return self.spec.context_length
+
+    @property
+    def supports_images(self) -> bool:
+        return bool(self.spec.supports_images)
+
+    def extra_capabilities(self) -> list[str]:
+        caps = [] if self.spec.supports_tools is False else ["tools", "json"]
+        return [*caps, "vision"] if self.supports_images else caps
+
+    @abc.abstractmethod
+    def converse(self, request: ChatRequest) -> AsyncGenerator[UpstreamEvent, None]:
+        """Generate the answer to a chat (implement as an async generator)."""
+
+    @abc.abstractmethod
+    def complete(self, request: CompletionRequest) -> AsyncGenerator[UpstreamEvent, None]:
+        """Continue raw prompts (implement as an async generator)."""
+
+    async def count_tokens(self, request: ChatRequest) -> int:
+        """The prompt's tokens as the server counts them; refused where it cannot say."""
+        raise Unsupported(f"the model {self.spec.id!r} cannot count tokens", subject=Subject.MODEL)
+
+
+class ChatEngine(TextEngine):
+    """Text generation on a local model: the gateway renders and tokenizes the prompt."""
 
     @property
     @abc.abstractmethod
@@ -179,10 +234,6 @@ class ChatEngine(Engine):
     @abc.abstractmethod
     def render_chat(self, messages: Sequence[Message], tools: Sequence[Tool] = ()) -> str:
         """Apply the model's chat template to text-only ``messages`` and open the assistant turn."""
-
-    def extra_capabilities(self) -> list[str]:
-        """What this model offers beyond chat and completions (``tools``, ``json``, ...)."""
-        return ["tools", "json"] if self.supports_constraints else []
 
     @property
     def template_renders_tools(self) -> bool:

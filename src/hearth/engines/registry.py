@@ -20,7 +20,7 @@ import importlib
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Literal, TypeVar
+from typing import Any, Literal, TypeVar
 
 from hearth.config import ModelKind, ModelSpec
 from hearth.engines import worker
@@ -38,6 +38,9 @@ _BACKENDS: dict[tuple[str, ModelKind], str] = {
     ("fake", ModelKind.CHAT): "hearth.engines.fake:FakeChatEngine",
     ("fake", ModelKind.EMBEDDING): "hearth.engines.fake:FakeEmbeddingEngine",
     ("fake", ModelKind.IMAGE_CLASSIFICATION): "hearth.engines.fake:FakeClassifierEngine",
+    ("openai", ModelKind.CHAT): "hearth.engines.upstream:UpstreamChatEngine",
+    ("anthropic", ModelKind.CHAT): "hearth.engines.upstream:UpstreamChatEngine",
+    ("openai", ModelKind.EMBEDDING): "hearth.engines.upstream:UpstreamEmbeddingEngine",
 }
 
 E = TypeVar("E", bound=Engine)
@@ -163,6 +166,10 @@ class ModelRegistry:
     def first_of_kind(self, kind: ModelKind) -> ModelSpec | None:
         return next((e.spec for e in self._entries.values() if e.spec.kind == kind), None)
 
+    def statuses(self) -> dict[str, dict[str, Any]]:
+        """Each loaded engine's own status (an upstream's endpoints), for operators and metrics."""
+        return {e.spec.id: e.engine.status() for e in self._entries.values() if e.engine is not None}
+
     def activities(self) -> dict[str, EngineActivity]:
         return {e.spec.id: e.engine.activity() for e in self._entries.values() if e.engine is not None}
 
@@ -231,7 +238,7 @@ class ModelRegistry:
             if entry.in_flight:
                 entry.idle.clear()
                 await asyncio.wait_for(entry.idle.wait(), timeout_s)
-        await asyncio.to_thread(self._close_engine, entry)
+        await self._close(entry)
         for name in (entry.spec.id, *entry.spec.aliases):
             self._names.pop(name, None)
         self._entries.pop(model_id, None)
@@ -252,7 +259,19 @@ class ModelRegistry:
     async def _unload(self, entry: ModelEntry) -> None:
         entry.state = "unloaded"
         entry.keep_alive_s = None  # the next load starts from the model's own keep_alive
+        await self._close(entry)
+
+    async def _close(self, entry: ModelEntry) -> None:
+        if entry.engine is not None:
+            await self._stop(entry.engine, entry.spec.id)
         await asyncio.to_thread(self._close_engine, entry)
+
+    @staticmethod
+    async def _stop(engine: Engine, model_id: str) -> None:
+        try:
+            await engine.stop()
+        except Exception:
+            log.exception("model %s did not stop cleanly", model_id)
 
     async def _load_entry(self, entry: ModelEntry) -> None:
         entry.loaded = asyncio.Event()
@@ -260,6 +279,11 @@ class ModelRegistry:
         entry.state = "loading"
         try:
             await asyncio.to_thread(self._load, entry)
+            if entry.engine is not None:
+                await entry.engine.start()
+        except Exception as exc:
+            entry.state, entry.error = "failed", f"{type(exc).__name__}: {exc}"
+            log.exception("model %s failed to start", entry.spec.id)
         finally:
             entry.loaded.set()
 
@@ -284,6 +308,12 @@ class ModelRegistry:
             engine.close()
             del engine
             _return_memory()
+
+    async def stop_all(self) -> None:
+        """Stop every engine's background work (shutting down; ``close`` follows)."""
+        for entry in list(self._entries.values()):
+            if entry.engine is not None:
+                await self._stop(entry.engine, entry.spec.id)
 
     def close(self) -> None:
         for entry in self._entries.values():

@@ -46,6 +46,7 @@ class Resolution:
     model: str | None = None
     resolved: bool = False  # ``model`` is a configured id or route (safe as a metric label)
     variant: str | None = None  # the id of the model that really served it
+    tried: str | None = None  # the id of the model last tried (a fallback follows its failure)
     entry: ModelEntry | None = None  # the model it holds while in flight
     shadow: str | None = None  # a shadow route's candidate model, mirrored once this call ends well
     shadow_of: str | None = None  # a shadow call: the live request it mirrors
@@ -64,6 +65,11 @@ class Metering:
     exact_match: bool | None = None
     error_label: str | None = None  # a stream that failed after its 200 was sent: why
     failed_status: int | None = None  # ... and the status it would have had
+
+    def begin_again(self) -> None:
+        """Another model takes the request over (a fallback): what the failed try counted goes."""
+        self.prompt_tokens = self.completion_tokens = self.cached_tokens = 0
+        self.first_token_at, self.error_label, self.failed_status = None, None, None
 
 
 @dataclass

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hearth.config import ModelKind
-from hearth.engines.base import ChatEngine
+from hearth.engines.base import TextEngine
 from hearth.engines.registry import ModelEntry, ModelRegistry
 from hearth.gateway.call import Call
 from hearth.gateway.resolver import Resolver
@@ -71,7 +71,7 @@ class Catalog:
             details["image_model"] = spec.image_model
         if entry.engine is not None:
             details.update(self._engine_details(spec.id, entry.engine, entry.engine.info))
-            if isinstance(entry.engine, ChatEngine):
+            if isinstance(entry.engine, TextEngine):
                 capabilities.extend(entry.engine.extra_capabilities())
         return ModelView(
             id=spec.id,

@@ -18,9 +18,10 @@ from collections.abc import Sequence
 import httpx
 
 from hearth.config import Settings
-from hearth.engines.base import ClassifierEngine
+from hearth.engines.base import ClassifierEngine, ConversationEngine, TextEngine
 from hearth.engines.images import decode_image
 from hearth.errors import InvalidImage, InvalidRequest, Subject
+from hearth.gateway.resolver import Resolver
 from hearth.inference.events import Prediction
 from hearth.inference.types import ImagePart, Message, Part, TextPart
 
@@ -104,3 +105,30 @@ async def describe_images(
             count += 1
         out.append(dataclasses.replace(message, parts=tuple(parts)))
     return out, count
+
+
+async def readable(
+    engine: TextEngine, messages: Sequence[Message], resolver: Resolver, settings: Settings
+) -> tuple[Sequence[Message], int]:
+    """The conversation as the model reads it, and how many images were described: images in
+    the labels of its image model (or a 400; an upstream that takes images gets them as they
+    are), then the model's configured system prompt when the conversation brings none."""
+    described = 0
+    first = next((m for m in messages if m.images), None)
+    if first is not None and not (isinstance(engine, ConversationEngine) and engine.supports_images):
+        if engine.spec.image_model is None:
+            raise InvalidRequest(
+                "this model does not accept images; use an image model or /v1/classify",
+                subject=Subject.IMAGES,
+                param=None if first.origin is None else f"{first.origin}.content",
+                reason="unsupported_content",
+            )
+        entry, classifier = await resolver.held(engine.spec.image_model, ClassifierEngine)
+        try:
+            messages, described = await describe_images(messages, classifier, settings)
+        finally:
+            resolver.give_back(entry)
+    prompt = engine.spec.system_prompt
+    if prompt is None or any(m.role == "system" for m in messages):
+        return messages, described
+    return [Message.of("system", prompt), *messages], described

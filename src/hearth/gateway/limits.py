@@ -119,8 +119,10 @@ class Limiter:
             raise NotReady("the rate-limit store is unavailable; try again shortly", retry_after=2) from exc
 
     async def reserve_tokens(self, admission: Admission, tokens: int) -> None:
-        """Reserve a request's worst-case tokens against tpm and the monthly budget."""
+        """Reserve a request's worst-case tokens against tpm and the monthly budget (in place of
+        what it reserved before: a request that falls back to another model reserves again)."""
         key = admission.key
+        await self._refund(admission, 0)
         try:
             if key.monthly_tokens:
                 used = await self._used_this_month(key.id)
@@ -164,17 +166,23 @@ class Limiter:
         if admission.finished:
             return
         admission.finished = True
-        key = admission.key
-        if admission.reserved_tokens:
-            self._in_flight_tokens[key.id] -= admission.reserved_tokens
-            unused = admission.reserved_tokens - used_tokens
-            if key.tpm and unused > 0:
-                item = RateLimitItemPerMinute(key.tpm)
-                await _quietly(
-                    self._storage.incr(item.key_for(f"tpm/{_ident(key)}"), item.get_expiry(), amount=-unused)
-                )
+        await self._refund(admission, used_tokens)
         if admission.holds_slot:
-            await _quietly(self._release_slot(_ident(key)))
+            await _quietly(self._release_slot(_ident(admission.key)))
+
+    async def _refund(self, admission: Admission, used_tokens: int) -> None:
+        """Give back the part of the reservation that was not used."""
+        key, reserved = admission.key, admission.reserved_tokens
+        if not reserved:
+            return
+        admission.reserved_tokens = 0
+        self._in_flight_tokens[key.id] -= reserved
+        unused = reserved - used_tokens
+        if key.tpm and unused > 0:
+            item = RateLimitItemPerMinute(key.tpm)
+            await _quietly(
+                self._storage.incr(item.key_for(f"tpm/{_ident(key)}"), item.get_expiry(), amount=-unused)
+            )
 
     async def _used_this_month(self, key_id: int) -> int:
         return await self._month_usage(key_id) + self._in_flight_tokens[key_id]

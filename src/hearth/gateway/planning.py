@@ -10,34 +10,16 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import TypeVar
 
 from hearth.config import SamplingDefaults
 from hearth.engines.base import ChatEngine, SamplingParams
 from hearth.engines.constraints import Constraint
 from hearth.errors import ContextLengthExceeded, Subject
+from hearth.gateway.jobs import LocalJob
 from hearth.inference.types import Message, SamplingOptions, Tool
 
 T = TypeVar("T")
-
-
-@dataclass
-class GenerationJob:
-    engine: ChatEngine
-    prompts: list[list[int]]  # one per choice
-    params: SamplingParams
-    caller_stops: tuple[str, ...]  # the stops the caller asked for (not the template's)
-    tool_calls: bool = False  # the output may hold tool calls, parsed as it streams
-
-    @property
-    def worst_case_tokens(self) -> int:
-        """What tokens-per-minute limits reserve up front: every prompt plus every max_tokens."""
-        return sum(len(p) for p in self.prompts) + self.params.max_tokens * len(self.prompts)
-
-    @property
-    def prompt_tokens(self) -> int:
-        return sum(len(p) for p in self.prompts)
 
 
 def _render_and_tokenize(engine: ChatEngine, messages: Sequence[Message], tools: Sequence[Tool]) -> list[int]:
@@ -131,7 +113,7 @@ def plan(
     family_defaults: SamplingOptions | None = None,
     constraint: Constraint | None = None,
     tool_calls: bool = False,
-) -> GenerationJob:
+) -> LocalJob:
     """Choose the output limit (default: the rest of the context), add template stops, check it all.
 
     ``context_limit`` narrows the context for this request (Ollama's ``num_ctx``), never widens it.
@@ -153,4 +135,4 @@ def plan(
         )
     for prompt in {tuple(p) for p in prompts}:
         engine.validate(prompt, params)
-    return GenerationJob(engine, prompts, params, options.stop, tool_calls)
+    return LocalJob(engine, prompts, params, options.stop, tool_calls)

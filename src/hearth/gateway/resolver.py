@@ -82,23 +82,46 @@ class Resolver:
             raise ModelNotFound(kind.value, message=f"no {kind.value} model is configured")
         return spec.id
 
-    async def acquire(self, call: Call, name: str, cls: type[E], keep_alive_s: float | None = None) -> E:
+    async def acquire(
+        self,
+        call: Call,
+        name: str,
+        cls: type[E],
+        keep_alive_s: float | None = None,
+        *,
+        fallback: bool = False,
+    ) -> E:
         """The engine that serves ``call``, held until the call closes (unloading waits for it).
 
-        ``keep_alive_s`` (Ollama's) sets how long the model stays loaded after this call.
+        ``keep_alive_s`` (Ollama's) sets how long the model stays loaded after this call. A
+        ``fallback`` is a model the operator named to serve when the one asked for cannot: the
+        call keeps the public name it asked for, and records the fallback as what served it.
         """
         resolution = call.resolution
-        resolution.model = name[:128]  # recorded as asked until it resolves
-        target = self.target(call.identity.key, name, pick=True)
-        self.release(call)  # a second resolve in one call (count_tokens, then chat)
+        if fallback:
+            entry = self._registry.lookup(name)
+            if entry is None:
+                raise ModelNotFound(name, message=f"the fallback model {name!r} does not exist")
+            target = Target(resolution.model or name, entry)
+        else:
+            resolution.model = name[:128]  # recorded as asked until it resolves
+            target = self.target(call.identity.key, name, pick=True)
+        self.release(call)  # a second resolve in one call (count_tokens, then chat; a fallback)
+        resolution.tried = target.spec.id  # what to fall back from, should it fail to load
         call.metering.load_seconds += await self._registry.load(target.entry, first=False)
         entry, engine = await self._registry.acquire(target.spec.id, cls)
         if keep_alive_s is not None:
             entry.keep_alive_s = keep_alive_s
-        resolution.entry = entry
-        resolution.model, resolution.variant, resolution.resolved = target.public, target.spec.id, True
-        resolution.shadow = target.shadow
+        resolution.entry, resolution.variant = entry, target.spec.id
+        resolution.model, resolution.resolved = target.public, True
+        resolution.shadow = target.shadow if not fallback else resolution.shadow
         return engine
+
+    def fallbacks(self, call: Call) -> list[str]:
+        """What the operator named to serve in place of the model this call was resolved to."""
+        tried = call.resolution.tried
+        entry = None if tried is None else self._registry.lookup(tried)
+        return [] if entry is None else list(entry.spec.fallbacks)
 
     def note(self, call: Call, target: Target) -> None:
         """Record which model a call that serves no request of its own was about (load, unload)."""

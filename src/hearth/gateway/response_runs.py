@@ -18,7 +18,7 @@ from typing import Literal
 
 from hearth.errors import HearthError, as_hearth_error
 from hearth.gateway.call import Call
-from hearth.gateway.planning import GenerationJob
+from hearth.gateway.jobs import Job
 from hearth.gateway.response_output import STOPPED_MESSAGE, OutputBuilder, conclude, fail
 from hearth.gateway.streams import GenerationStream
 from hearth.inference.events import GenerationDone
@@ -107,7 +107,7 @@ class ResponseRun:
 
 
 class BackgroundRun:
-    def __init__(self, record: ResponseRecord, call: Call, job: GenerationJob) -> None:
+    def __init__(self, record: ResponseRecord, call: Call, job: Job) -> None:
         self.record = record
         self.call = call
         self.job = job
@@ -128,7 +128,7 @@ class BackgroundRun:
 async def run_background(
     run: BackgroundRun,
     store: ResponseStore,
-    start: Callable[[Call, GenerationJob, str], Awaitable[GenerationStream]],
+    start: Callable[[Call, Job, str], Awaitable[GenerationStream]],
     close_call: Callable[[Call, int, str | None], Awaitable[None]],
 ) -> None:
     """Generate a stored background response to its end, and write the outcome to its row."""

@@ -17,15 +17,17 @@ import logging
 from collections.abc import Callable, Sequence
 
 from hearth.config import ModelKind, Settings
-from hearth.engines.base import ChatEngine, ClassifierEngine, EmbeddingEngine
+from hearth.engines.base import ChatEngine, ClassifierEngine, ConversationEngine, EmbeddingEngine, TextEngine
 from hearth.engines.images import decode_image
 from hearth.errors import AuthenticationFailed, InvalidRequest, Subject, Unsupported
+from hearth.gateway import images, remote
 from hearth.gateway.auth import GET_A_KEY, presented_secret
 from hearth.gateway.call import Call, Identity
-from hearth.gateway.images import describe_images
+from hearth.gateway.fallbacks import with_fallbacks
+from hearth.gateway.jobs import Job, RemoteJob
 from hearth.gateway.keyring import KeyRing
 from hearth.gateway.limits import Admission, Limiter
-from hearth.gateway.planning import GenerationJob, chat_prompt, completion_prompts, plan
+from hearth.gateway.planning import chat_prompt, completion_prompts, plan
 from hearth.gateway.resolver import Resolver
 from hearth.gateway.shadow import ShadowJob, ShadowOutcome, ShadowRunner, agreement
 from hearth.gateway.streams import GenerationStream
@@ -167,17 +169,28 @@ class Gateway:
     # -- capabilities --------------------------------------------------------------------------
 
     async def chat(self, call: Call, request: ChatRequest) -> GenerationStream:
-        job = await self.plan_chat(call, request)
-        return await self.start_job(call, job, request.model, mirror=request)
+        async def attempt(model: str, fallback: bool) -> GenerationStream:
+            job = await self.plan_chat(call, request, model, fallback=fallback)
+            return await self.start_job(call, job, request.model, mirror=request)
 
-    async def plan_chat(self, call: Call, request: ChatRequest) -> GenerationJob:
+        return await with_fallbacks(self._resolver, call, request.model, attempt)
+
+    async def plan_chat(
+        self, call: Call, request: ChatRequest, model: str | None = None, *, fallback: bool = False
+    ) -> Job:
         """Every check and decision of ``chat`` short of generating: its errors are the caller's.
 
-        Background work plans while its request is open and starts the job later.
+        Background work plans while its request is open and starts the job later. ``model`` is
+        the model to plan for when it is not the one the request names (a fallback).
         """
-        engine = await self._resolver.acquire(call, request.model, ChatEngine, request.keep_alive_s)
+        engine = await self._resolver.acquire(
+            call, model or request.model, TextEngine, request.keep_alive_s, fallback=fallback
+        )
         call.metering.stream = request.stream
         messages = await self._readable(call, engine, request.messages)
+        if isinstance(engine, ConversationEngine):
+            return remote.chat_job(engine, request, messages)
+        assert isinstance(engine, ChatEngine)
         tools = plan_tools(engine, request, messages)
         room = request.sampling.max_tokens or 1
         prompt = await chat_prompt(
@@ -198,8 +211,23 @@ class Gateway:
         )
 
     async def complete(self, call: Call, request: CompletionRequest) -> GenerationStream:
-        engine = await self._resolver.acquire(call, request.model, ChatEngine, request.keep_alive_s)
+        async def attempt(model: str, fallback: bool) -> GenerationStream:
+            return await self._complete(call, request, model, fallback)
+
+        return await with_fallbacks(self._resolver, call, request.model, attempt)
+
+    async def _complete(
+        self, call: Call, request: CompletionRequest, model: str, fallback: bool
+    ) -> GenerationStream:
+        engine = await self._resolver.acquire(
+            call, model, TextEngine, request.keep_alive_s, fallback=fallback
+        )
         call.metering.stream = request.stream
+        if isinstance(engine, ConversationEngine):
+            return await self.start_job(
+                call, await self._remote_completion(call, engine, request), request.model
+            )
+        assert isinstance(engine, ChatEngine)
         constraint = None
         if request.output is not None:
             if not engine.supports_constraints:
@@ -234,8 +262,28 @@ class Gateway:
         )
         return await self.start_job(call, job, request.model)
 
+    async def _remote_completion(
+        self, call: Call, engine: ConversationEngine, request: CompletionRequest
+    ) -> RemoteJob:
+        if request.raw:
+            return remote.completion_job(engine, request)
+        # A bare prompt through the model's own chat template (Ollama's /api/generate).
+        head = [Message.of("system", request.system)] if request.system else []
+        prompt = next((p for p in request.prompts if isinstance(p, str)), "")
+        turn = [*head, Message("user", (TextPart(prompt), *request.images))]
+        chat = ChatRequest(
+            request.model,
+            tuple(turn),
+            request.sampling,
+            n=request.n,
+            stream=request.stream,
+            output=request.output,
+            sampling_defaults=request.sampling_defaults,
+        )
+        return remote.chat_job(engine, chat, await self._readable(call, engine, turn))
+
     async def start_job(
-        self, call: Call, job: GenerationJob, model: str, mirror: ChatRequest | None = None
+        self, call: Call, job: Job, model: str, mirror: ChatRequest | None = None
     ) -> GenerationStream:
         """Generate ``job`` for ``call``; ``mirror`` is the chat a shadow route copies once it ends."""
         await self._reserve_tokens(call, job.worst_case_tokens)
@@ -278,8 +326,11 @@ class Gateway:
         return ShadowOutcome(job.alias, job.shadow_model, "compared", exact, overlap, latency)
 
     async def count_tokens(self, call: Call, request: ChatRequest) -> int:
-        engine = await self._resolver.acquire(call, request.model, ChatEngine)
+        engine = await self._resolver.acquire(call, request.model, TextEngine)
         messages = await self._readable(call, engine, request.messages)
+        if isinstance(engine, ConversationEngine):  # the upstream's count, or a refusal
+            return await engine.count_tokens(dataclasses.replace(request, messages=tuple(messages)))
+        assert isinstance(engine, ChatEngine)
         tools = plan_tools(engine, request, messages)  # the prompt exactly as chat would render it
         return len(await chat_prompt(engine, tools.messages, tools.template_tools))
 
@@ -287,7 +338,12 @@ class Gateway:
         self, call: Call, model: str, *, text: str | None = None, messages: Sequence[Message] | None = None
     ) -> tuple[list[int], int]:
         """Token ids of a prompt or of rendered chat messages, and the model's context length."""
-        engine = await self._resolver.acquire(call, model, ChatEngine)
+        engine = await self._resolver.acquire(call, model, TextEngine)
+        if not isinstance(engine, ChatEngine):
+            raise Unsupported(
+                f"the model {engine.spec.id!r} is served by another server, whose token ids are its own",
+                subject=Subject.MODEL,
+            )
         if messages is not None:
             tokens = await chat_prompt(engine, await self._readable(call, engine, messages))
         else:
@@ -295,7 +351,15 @@ class Gateway:
         return tokens, engine.context_length
 
     async def embed(self, call: Call, request: EmbedRequest) -> EmbedResult:
-        engine = await self._resolver.acquire(call, request.model, EmbeddingEngine, request.keep_alive_s)
+        async def attempt(model: str, fallback: bool) -> EmbedResult:
+            return await self._embed(call, request, model, fallback)
+
+        return await with_fallbacks(self._resolver, call, request.model, attempt)
+
+    async def _embed(self, call: Call, request: EmbedRequest, model: str, fallback: bool) -> EmbedResult:
+        engine = await self._resolver.acquire(
+            call, model, EmbeddingEngine, request.keep_alive_s, fallback=fallback
+        )
         texts = list(request.texts)
         if not texts:
             raise InvalidRequest("{input} must not be empty", subject=Subject.INPUT)
@@ -317,37 +381,12 @@ class Gateway:
     # -- helpers -------------------------------------------------------------------------------
 
     async def _readable(
-        self, call: Call, engine: ChatEngine, messages: Sequence[Message]
+        self, call: Call, engine: TextEngine, messages: Sequence[Message]
     ) -> Sequence[Message]:
-        """The conversation as the model reads it: images described by its image model (or a
-        400), and the model's configured system prompt when the conversation brings none."""
-        messages = await self._describe_images(call, engine, messages)
-        prompt = engine.spec.system_prompt
-        if prompt is None or any(m.role == "system" for m in messages):
-            return messages
-        return [Message.of("system", prompt), *messages]
-
-    async def _describe_images(
-        self, call: Call, engine: ChatEngine, messages: Sequence[Message]
-    ) -> Sequence[Message]:
-        """Messages a text model can read: images become its image model's labels, or a 400."""
-        first = next((m for m in messages if m.images), None)
-        if first is None:
-            return messages
-        if engine.spec.image_model is None:
-            raise InvalidRequest(
-                "this model does not accept images; use an image model or /v1/classify",
-                subject=Subject.IMAGES,
-                param=None if first.origin is None else f"{first.origin}.content",
-                reason="unsupported_content",
-            )
-        entry, classifier = await self._resolver.held(engine.spec.image_model, ClassifierEngine)
-        try:
-            described, count = await describe_images(messages, classifier, self.settings)
-        finally:
-            self._resolver.give_back(entry)
-        call.metering.images += count
-        return described
+        """The conversation as the model reads it (``images.readable``)."""
+        readable, described = await images.readable(engine, messages, self._resolver, self.settings)
+        call.metering.images += described
+        return readable
 
     async def _reserve_tokens(self, call: Call, tokens: int) -> None:
         if call.identity.admission is not None:

@@ -15,18 +15,19 @@ from collections.abc import AsyncGenerator, Awaitable, Callable
 
 from hearth.errors import HearthError, as_hearth_error
 from hearth.gateway.call import Call
-from hearth.gateway.planning import GenerationJob
+from hearth.gateway.jobs import Indexed, Job
 from hearth.inference.events import (
     ChoiceEvent,
     ChoiceResult,
     GenerationDone,
     TextDelta,
     ToolCallDelta,
+    UpstreamEvent,
     Usage,
+    UsageReport,
     add_call_delta,
 )
 
-Indexed = tuple[int, ChoiceEvent]
 # Rewrites one choice's events (tool-call parsing); gets the choice index, returns a filter.
 ChoiceFilter = Callable[[ChoiceEvent], list[ChoiceEvent]]
 
@@ -35,7 +36,7 @@ class GenerationStream:
     def __init__(
         self,
         call: Call,
-        job: GenerationJob,
+        job: Job,
         *,
         model: str,
         filters: Callable[[int], ChoiceFilter] | None = None,
@@ -44,7 +45,7 @@ class GenerationStream:
     ) -> None:
         self.call = call
         self.model = model  # the name the caller asked for, as its family echoes it back
-        self.choices = len(job.prompts)
+        self.choices = job.choices
         self.prompt_tokens = job.prompt_tokens
         self.error: HearthError | None = None
         self._job = job
@@ -82,7 +83,11 @@ class GenerationStream:
 
     async def _next_batch(self) -> list[Indexed]:
         try:
-            index, event = await anext(self._events)
+            item = await anext(self._events)
+            while isinstance(item, UsageReport):  # the upstream's own count replaces ours
+                self._report(item)
+                item = await anext(self._events)
+            index, event = item
         except StopAsyncIteration:
             if self._on_end is not None:
                 end, self._on_end = self._on_end, None
@@ -122,6 +127,12 @@ class GenerationStream:
         elif isinstance(event, GenerationDone):
             meter.cached_tokens += event.cached_tokens
 
+    def _report(self, usage: UsageReport) -> None:
+        meter = self.call.metering
+        meter.prompt_tokens = usage.prompt_tokens
+        meter.completion_tokens = usage.completion_tokens
+        meter.cached_tokens = usage.cached_tokens
+
     def _public(self, event: ChoiceEvent) -> ChoiceEvent:
         """Only the caller's own stop strings are reported as the reason a choice stopped."""
         if isinstance(event, GenerationDone) and event.stop_sequence not in self._caller_stops:
@@ -130,15 +141,9 @@ class GenerationStream:
             )
         return event
 
-    async def _run(self) -> AsyncGenerator[Indexed, None]:
-        job = self._job
-        if len(job.prompts) == 1:
-            async with contextlib.aclosing(job.engine.generate(job.prompts[0], job.params)) as events:
-                async for event in events:
-                    yield 0, event
-            return
-        async with contextlib.aclosing(_merge(job)) as merged:
-            async for item in merged:
+    async def _run(self) -> AsyncGenerator[UpstreamEvent, None]:
+        async with contextlib.aclosing(self._job.events()) as events:
+            async for item in events:
                 yield item
 
     async def aclose(self) -> None:
@@ -162,34 +167,3 @@ class GenerationStream:
         for result, pieces in zip(results, text, strict=True):
             result.text = "".join(pieces)
         return results
-
-
-async def _merge(job: GenerationJob) -> AsyncGenerator[Indexed, None]:
-    """Several choices generated concurrently, their events interleaved as they come."""
-    queue: asyncio.Queue[Indexed | BaseException | None] = asyncio.Queue()
-
-    async def pump(index: int, prompt: list[int]) -> None:
-        try:
-            async with contextlib.aclosing(job.engine.generate(prompt, job.params)) as events:
-                async for event in events:
-                    await queue.put((index, event))
-        except Exception as exc:
-            await queue.put(exc)
-        finally:
-            await queue.put(None)
-
-    tasks = [asyncio.create_task(pump(i, p)) for i, p in enumerate(job.prompts)]
-    remaining = len(tasks)
-    try:
-        while remaining:
-            item = await queue.get()
-            if item is None:
-                remaining -= 1
-            elif isinstance(item, BaseException):
-                raise item
-            else:
-                yield item
-    finally:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)

@@ -46,8 +46,20 @@ class GenerationDone:
     stop_sequence: str | None = None  # the caller's stop string that ended it, if one did
 
 
+@dataclass(frozen=True, slots=True)
+class UsageReport:
+    """An upstream server's own count of what a whole request used (every choice together): it
+    replaces Hearth's running count, so the ledger records the server's numbers."""
+
+    prompt_tokens: int
+    completion_tokens: int
+    cached_tokens: int = 0
+
+
 GenerationEvent = TextDelta | GenerationDone
 ChoiceEvent = TextDelta | ToolCallDelta | GenerationDone
+# What an upstream engine yields: a choice's event, or (last) the server's usage.
+UpstreamEvent = tuple[int, ChoiceEvent] | UsageReport
 
 
 def add_call_delta(calls: list[ToolCall], delta: ToolCallDelta) -> None:

@@ -29,6 +29,7 @@ def _model(entry: ModelEntry) -> dict[str, Any]:
         "in_flight": entry.in_flight,
         "load_seconds": entry.load_seconds,
         "keep_alive_s": entry.spec.keep_alive_s,
+        **(entry.engine.status() if entry.engine is not None else {}),
     }
 
 

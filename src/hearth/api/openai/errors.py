@@ -54,6 +54,7 @@ CHAT_WORDS: Mapping[Subject, str] = {
     Subject.INPUT: "input",
     Subject.DIMENSIONS: "dimensions",
     Subject.IMAGE: "image",
+    Subject.CHOICES: "n",
 }
 
 

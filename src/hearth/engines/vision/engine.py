@@ -14,7 +14,7 @@ from hearth.engines.base import ClassifierEngine, EngineActivity, ModelInfo, Pre
 from hearth.engines.batching import MicroBatcher
 from hearth.engines.context import EngineContext
 from hearth.engines.worker import ModelHost
-from hearth.errors import EngineFailure, InvalidImage, NotReady
+from hearth.errors import EngineFailure, InvalidImage, NotReady, Subject
 
 if TYPE_CHECKING:  # torch is imported where the model loads (the worker), never by `hearth doctor`
     from hearth.engines.vision.model import EfficientNetLite
@@ -177,7 +177,9 @@ class EfficientNetEngine(ClassifierEngine):
                 pixels.append(preprocess(image))
                 outcomes.append([])
             except (OSError, ValueError) as exc:  # e.g. a lazily loaded image that is truncated
-                outcomes.append(InvalidImage(f"the image could not be processed: {exc}", param="image"))
+                outcomes.append(
+                    InvalidImage(f"the image could not be processed: {exc}", subject=Subject.IMAGE)
+                )
         if not pixels:
             return outcomes
         max_k = max(k for (_, k), outcome in zip(items, outcomes, strict=True) if isinstance(outcome, list))

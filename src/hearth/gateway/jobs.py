@@ -1,0 +1,124 @@
+"""Generation work, planned and ready to start: what a ``GenerationStream`` runs.
+
+A ``LocalJob`` holds token ids for a local engine, one prompt per choice (several choices
+generate concurrently, their events interleaved). A ``RemoteJob`` holds the neutral request
+for an upstream engine, which renders, counts and samples itself; its prompt size is an
+estimate until the upstream reports its own usage.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncGenerator, Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from hearth.engines.base import ChatEngine, SamplingParams
+from hearth.inference.events import ChoiceEvent, UpstreamEvent
+
+Indexed = tuple[int, ChoiceEvent]
+CHARS_PER_TOKEN = 3  # a cautious estimate (most tokenizers give 3.5-4.5 for English text)
+
+
+class Job(Protocol):
+    @property
+    def choices(self) -> int: ...
+    @property
+    def prompt_tokens(self) -> int: ...
+    @property
+    def worst_case_tokens(self) -> int: ...
+    @property
+    def caller_stops(self) -> tuple[str, ...]: ...
+    @property
+    def tool_calls(self) -> bool: ...
+    def events(self) -> AsyncGenerator[UpstreamEvent, None]: ...
+
+
+@dataclass
+class LocalJob:
+    engine: ChatEngine
+    prompts: list[list[int]]  # one per choice
+    params: SamplingParams
+    caller_stops: tuple[str, ...]  # the stops the caller asked for (not the template's)
+    tool_calls: bool = False  # the output may hold tool-call markup, parsed as it streams
+
+    @property
+    def choices(self) -> int:
+        return len(self.prompts)
+
+    @property
+    def worst_case_tokens(self) -> int:
+        """What tokens-per-minute limits reserve up front: every prompt plus every max_tokens."""
+        return sum(len(p) for p in self.prompts) + self.params.max_tokens * len(self.prompts)
+
+    @property
+    def prompt_tokens(self) -> int:
+        return sum(len(p) for p in self.prompts)
+
+    async def events(self) -> AsyncGenerator[UpstreamEvent, None]:
+        if len(self.prompts) == 1:
+            async with contextlib.aclosing(self.engine.generate(self.prompts[0], self.params)) as events:
+                async for event in events:
+                    yield 0, event
+            return
+        async with contextlib.aclosing(_merge(self)) as merged:
+            async for item in merged:
+                yield item
+
+
+@dataclass
+class RemoteJob:
+    """A request for an upstream engine; ``start`` opens its stream (chat or raw completion)."""
+
+    start: Callable[[], AsyncGenerator[UpstreamEvent, None]]
+    prompt_chars: int
+    max_tokens: int | None  # None: the upstream decides
+    choices: int
+    caller_stops: tuple[str, ...]
+    context_length: int | None = None
+    tool_calls: bool = False  # upstreams send tool calls structured: nothing to parse
+
+    @property
+    def prompt_tokens(self) -> int:
+        """An estimate, replaced by the upstream's own count when it reports one."""
+        return -(-self.prompt_chars // CHARS_PER_TOKEN)
+
+    @property
+    def worst_case_tokens(self) -> int:
+        room = self.max_tokens or max(0, (self.context_length or 0) - self.prompt_tokens) or 1024
+        return self.prompt_tokens * self.choices + room * self.choices
+
+    def events(self) -> AsyncGenerator[UpstreamEvent, None]:
+        return self.start()
+
+
+async def _merge(job: LocalJob) -> AsyncGenerator[Indexed, None]:
+    """Several choices generated concurrently, their events interleaved as they come."""
+    queue: asyncio.Queue[Indexed | BaseException | None] = asyncio.Queue()
+
+    async def pump(index: int, prompt: list[int]) -> None:
+        try:
+            async with contextlib.aclosing(job.engine.generate(prompt, job.params)) as events:
+                async for event in events:
+                    await queue.put((index, event))
+        except Exception as exc:
+            await queue.put(exc)
+        finally:
+            await queue.put(None)
+
+    tasks = [asyncio.create_task(pump(i, p)) for i, p in enumerate(job.prompts)]
+    remaining = len(tasks)
+    try:
+        while remaining:
+            item = await queue.get()
+            if item is None:
+                remaining -= 1
+            elif isinstance(item, BaseException):
+                raise item
+            else:
+                yield item
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
