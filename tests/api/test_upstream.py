@@ -5,6 +5,7 @@ upstream's own token counts in the answer and the usage row."""
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,7 @@ from hearth.app import build_app
 from tests.helpers import upstream as up
 from tests.helpers.apps import fake_models, fake_settings, wait_ready
 from tests.helpers.keys import ADMIN, admin_headers, bearer
-from tests.helpers.ledger import rows
+from tests.helpers.ledger import flush_ledger, rows
 from tests.helpers.upstream import FakeUpstream
 from tests.helpers.wire import sse_events
 
@@ -210,3 +211,95 @@ def test_a_callers_own_error_does_not_fall_back(client: TestClient, fake: FakeUp
         "/v1/chat/completions", json={"model": "up", "messages": MESSAGES, "max_tokens": 100_000}
     )
     assert long.status_code == 400 and long.headers["x-hearth-variant"] == "up"  # not fake-chat
+
+
+def test_fields_hearth_does_not_model_pass_through_to_an_upstream_of_the_same_dialect(
+    client: TestClient, fake: FakeUpstream
+) -> None:
+    extra = {"chat_template_kwargs": {"enable_thinking": False}, "guided_choice": ["yes", "no"]}
+    client.post("/v1/chat/completions", json={"model": "up", "messages": MESSAGES, **extra})
+    sent = fake.bodies("/v1/chat/completions")[-1]
+    assert {k: sent[k] for k in extra} == extra and sent["model"] == "up-chat"  # Hearth's fields win
+    client.post("/v1/messages", json={"model": "claude", "max_tokens": 8, "messages": MESSAGES,
+                                      "metadata": {"user_id": "u-1"}, "service_tier": "auto"})  # fmt: skip
+    sent = fake.bodies("/v1/messages")[-1]
+    assert sent["metadata"] == {"user_id": "u-1"} and sent["service_tier"] == "auto"
+    # Across dialects they are not the other server's fields: they stay behind.
+    client.post("/v1/chat/completions", json={"model": "claude", "messages": MESSAGES, **extra})
+    assert "chat_template_kwargs" not in fake.bodies("/v1/messages")[-1]
+
+
+def make_key(client: TestClient, name: str, **limits: Any) -> dict[str, str]:
+    reply = client.post("/admin/keys", json={"name": name, **limits}, headers=admin_headers())
+    assert reply.status_code == 201, reply.text
+    return bearer(reply.json()["secret"])
+
+
+def test_an_upstream_added_at_run_time_joins_a_canary_and_a_shadow(
+    client: TestClient, fake: FakeUpstream
+) -> None:
+    spec = {"id": "up2", "kind": "chat", "backend": "openai", "source": fake.url, "upstream_model": "up-chat"}
+    added = client.post("/admin/models", json=spec, headers=admin_headers())
+    assert added.status_code == 201 and added.json()["state"] == "ready", added.text
+    assert added.json()["endpoints"][0]["endpoint"] == fake.url
+    canary = {
+        "strategy": "canary",
+        "variants": [{"model": "fake-chat", "weight": 50}, {"model": "up2", "weight": 50}],
+    }
+    assert client.put("/admin/routes/chat", json=canary, headers=admin_headers()).status_code == 200
+    seen = {
+        client.post(
+            "/v1/chat/completions", json={"model": "chat", "messages": MESSAGES, "max_tokens": 2}
+        ).headers["x-hearth-variant"]
+        for _ in range(24)
+    }
+    assert seen == {"fake-chat", "up2"}
+    shadow = {"strategy": "shadow", "variants": [{"model": "fake-chat", "weight": 100}], "shadow": "up2"}
+    assert client.put("/admin/routes/chat", json=shadow, headers=admin_headers()).status_code == 200
+    before = len(fake.bodies("/v1/chat/completions"))
+    reply = client.post("/v1/chat/completions", json={"model": "chat", "messages": MESSAGES, "max_tokens": 2})
+    assert reply.headers["x-hearth-variant"] == "fake-chat"
+    deadline = time.monotonic() + 10
+    while len(fake.bodies("/v1/chat/completions")) == before and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert len(fake.bodies("/v1/chat/completions")) == before + 1  # the shadow's copy went upstream
+
+
+def test_scopes_limits_and_budgets_count_the_upstreams_tokens(client: TestClient) -> None:
+    scoped = make_key(client, "only-up", models=["up"])
+    assert (
+        client.post(
+            "/v1/chat/completions", json={"model": "up", "messages": MESSAGES}, headers=scoped
+        ).status_code
+        == 200
+    )
+    denied = client.post(
+        "/v1/chat/completions", json={"model": "fake-chat", "messages": MESSAGES}, headers=scoped
+    )
+    assert denied.status_code == 403
+    # tokens per minute: each answer uses the upstream's 11 + 4 = 15; a request reserves its estimate.
+    tpm = make_key(client, "tpm", tpm=100)
+    body = {"model": "up", "messages": MESSAGES, "max_tokens": 8}
+    statuses = [client.post("/v1/chat/completions", json=body, headers=tpm).status_code for _ in range(8)]
+    assert statuses[:6] == [200] * 6 and statuses[-1] == 429
+    # A monthly budget counts the Messages and Responses traffic too.
+    budget = make_key(client, "budget", monthly_tokens=40)
+    assert (
+        client.post(
+            "/v1/messages", json={"model": "up", "max_tokens": 8, "messages": MESSAGES}, headers=budget
+        ).status_code
+        == 200
+    )
+    assert (
+        client.post(
+            "/v1/responses", json={"model": "up", "input": "hi", "max_output_tokens": 8}, headers=budget
+        ).status_code
+        == 200
+    )
+    over = client.post(
+        "/v1/messages", json={"model": "up", "max_tokens": 30, "messages": MESSAGES}, headers=budget
+    )
+    assert over.status_code == 429 and over.json()["error"]["type"] == "rate_limit_error"
+    flush_ledger(client)
+    usage = client.get("/v1/usage", headers=budget).json()
+    assert usage["budget"]["used_this_month"] == 30

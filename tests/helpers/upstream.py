@@ -41,6 +41,7 @@ class FakeUpstream:
         self.context = context
         self.requests: list[tuple[str, dict[str, Any], dict[str, str]]] = []
         self.port = free_port()
+        self.metrics_text: str | None = None  # a /metrics page (vLLM's gauges), when set
         self.hang_s = 3.0  # longer than the tests' timeouts, short enough to shut down soon
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
@@ -65,6 +66,7 @@ class FakeUpstream:
             Route("/tokenize", self._tokenize, methods=["POST"]),
             Route("/v1/messages", self._messages, methods=["POST"]),
             Route("/v1/messages/count_tokens", self._count, methods=["POST"]),
+            Route("/metrics", self._metrics, methods=["GET"]),
         ]
         config = uvicorn.Config(
             Starlette(routes=routes), host="127.0.0.1", port=self.port, log_level="warning"
@@ -281,6 +283,11 @@ class FakeUpstream:
             }
         )
         yield event({"type": "message_stop"})
+
+    async def _metrics(self, request: Request) -> Response:
+        if self.metrics_text is None:
+            return Response("not found", 404)
+        return Response(self.metrics_text, media_type="text/plain")
 
     async def _count(self, request: Request) -> Response:
         await self._record(request)

@@ -171,14 +171,15 @@ class Limiter:
             await _quietly(self._release_slot(_ident(admission.key)))
 
     async def _refund(self, admission: Admission, used_tokens: int) -> None:
-        """Give back the part of the reservation that was not used."""
+        """Settle the reservation with what was used: give back the rest, or charge what went
+        beyond it (an upstream's prompt is reserved as an estimate, and counted exactly after)."""
         key, reserved = admission.key, admission.reserved_tokens
         if not reserved:
             return
         admission.reserved_tokens = 0
         self._in_flight_tokens[key.id] -= reserved
         unused = reserved - used_tokens
-        if key.tpm and unused > 0:
+        if key.tpm and unused:
             item = RateLimitItemPerMinute(key.tpm)
             await _quietly(
                 self._storage.incr(item.key_for(f"tpm/{_ident(key)}"), item.get_expiry(), amount=-unused)

@@ -13,6 +13,17 @@ from typing import Any, Literal
 
 Role = Literal["system", "user", "assistant", "tool"]
 Family = Literal["openai", "anthropic", "ollama", "oip", "hearth"]
+Dialect = Literal["openai", "anthropic"]
+
+
+@dataclass(frozen=True, slots=True)
+class Passthrough:
+    """Request fields Hearth does not model, in the dialect the caller sent them: an upstream
+    server of the same dialect gets them untouched (vLLM's ``chat_template_kwargs``, Anthropic's
+    ``metadata``); any other model ignores them."""
+
+    dialect: Dialect
+    fields: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,6 +134,7 @@ class ChatRequest:
     # The family's own defaults for what neither the caller nor the model's config sets.
     sampling_defaults: SamplingOptions | None = None
     keep_alive_s: float | None = None  # Ollama's: how long the model stays loaded after this (<0: forever)
+    passthrough: Passthrough | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,6 +152,7 @@ class CompletionRequest:
     # With ``raw=False`` only: a system turn before the prompt, and images in its user turn.
     system: str | None = None
     images: tuple[ImagePart, ...] = ()
+    passthrough: Passthrough | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -183,3 +183,30 @@ def test_an_upstream_key_written_in_the_config_is_refused(tmp_path: Path) -> Non
         ModelSpec.model_validate(
             {"id": "x", "kind": "chat", "backend": "openai", "source": "http://h/v1", "api_key": "sk-1"}
         )
+
+
+def test_requests_go_where_the_servers_say_the_queue_is_shortest(
+    tmp_path: Path, first: FakeUpstream, second: FakeUpstream
+) -> None:
+    first.metrics_text = 'vllm:num_requests_waiting{model_name="up-chat"} 6.0\nvllm:num_requests_running{model_name="up-chat"} 8.0\n'
+    second.metrics_text = 'vllm:num_requests_waiting{model_name="up-chat"} 0.0\nvllm:num_requests_running{model_name="up-chat"} 1.0\n'
+    with app_with(tmp_path, [first.url, second.url], health_check_s=0.2) as client:
+        started(client)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            endpoints = client.get("/admin/models", headers=admin_headers()).json()["data"][-1]["endpoints"]
+            if endpoints[0]["server_queue"] == 14.0:
+                break
+            time.sleep(0.05)
+        assert [e["server_queue"] for e in endpoints] == [14.0, 1.0]
+        for _ in range(3):
+            assert client.post("/v1/chat/completions", json=CHAT).status_code == 200
+        assert len(second.bodies("/v1/chat/completions")) == 3 and not first.bodies("/v1/chat/completions")
+
+
+def test_queue_gauges_are_read_from_every_engine_kind() -> None:
+    from hearth.engines.upstream.endpoints import server_queue
+
+    assert server_queue('sglang:num_queue_reqs{a="1"} 2\nsglang:num_running_reqs 3\nother 9\n') == 5.0
+    assert server_queue("llamacpp:requests_deferred 1\nllamacpp:requests_processing 2\n") == 3.0
+    assert server_queue("# nothing here\nprocess_cpu_seconds_total 4\n") is None

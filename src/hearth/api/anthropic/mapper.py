@@ -21,6 +21,7 @@ from hearth.inference.types import (
     NamedTool,
     OutputFormat,
     Part,
+    Passthrough,
     SamplingOptions,
     TextPart,
     Tool,
@@ -176,4 +177,10 @@ def chat_request(body: an.MessagesRequest) -> ChatRequest:
         top_k=body.top_k,
         stop=tuple(body.stop_sequences or ()),
     )
-    return dataclasses.replace(count_request(body), sampling=sampling, stream=body.stream)
+    extra = dict(body.model_extra or {})
+    if body.metadata is not None:
+        extra["metadata"] = body.metadata.model_dump(exclude_none=True)
+    passthrough = Passthrough("anthropic", extra) if extra else None
+    return dataclasses.replace(
+        count_request(body), sampling=sampling, stream=body.stream, passthrough=passthrough
+    )

@@ -14,6 +14,7 @@ from hearth.inference.types import (
     NamedTool,
     OutputFormat,
     Part,
+    Passthrough,
     SamplingOptions,
     TextPart,
     Tool,
@@ -103,6 +104,7 @@ def chat_request(body: oa.ChatCompletionRequest) -> ChatRequest:
         tool_choice=choice,
         parallel_tool_calls=True if body.parallel_tool_calls is None else body.parallel_tool_calls,
         output=output_format(body),
+        passthrough=passthrough(body),
     )
 
 
@@ -129,6 +131,7 @@ def completion_request(body: oa.CompletionRequest) -> CompletionRequest:
         sampling=sampling(body, body.max_tokens),
         n=body.n,
         stream=body.stream,
+        passthrough=passthrough(body),
     )
 
 
@@ -143,6 +146,12 @@ def embed_request(body: oa.EmbeddingRequest) -> EmbedRequest:
     if len(inp) > 2048:
         raise InvalidRequest("at most 2048 inputs per request", param="input")
     return EmbedRequest(body.model, tuple(str(x) for x in inp), body.dimensions)
+
+
+def passthrough(body: oa.SamplingFields) -> Passthrough | None:
+    """The fields OpenAI's protocol here does not name, for an OpenAI-dialect upstream."""
+    extra = dict(body.model_extra or {})
+    return Passthrough("openai", extra) if extra else None
 
 
 def words(body: oa.ChatCompletionRequest) -> dict[Subject, str]:

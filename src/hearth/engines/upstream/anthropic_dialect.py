@@ -122,6 +122,9 @@ def messages_body(request: ChatRequest, model: str, context_length: int | None) 
     if request.output is not None:
         schema = dict(request.output.schema or {"type": "object"})
         body["output_config"] = {"format": {"type": "json_schema", "schema": schema}}
+    passthrough = request.passthrough
+    if passthrough is not None and passthrough.dialect == "anthropic":
+        body = {**passthrough.fields, **body}  # the caller's unmodeled fields; Hearth's win
     return body
 
 

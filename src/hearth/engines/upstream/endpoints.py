@@ -23,6 +23,35 @@ LATENCY_WEIGHT = 0.2  # how far one answer moves the latency average
 BreakerState = Literal["closed", "open", "half-open"]
 
 
+# Gauges of queued and running requests that servers export (vLLM, SGLang, llama-server with
+# --metrics, another Hearth): what balancing adds to the requests in flight from here.
+QUEUE_GAUGES = (
+    "vllm:num_requests_waiting",
+    "vllm:num_requests_running",
+    "sglang:num_queue_reqs",
+    "sglang:num_running_reqs",
+    "llamacpp:requests_deferred",
+    "llamacpp:requests_processing",
+    "hearth_engine_waiting",
+    "hearth_engine_running",
+)
+
+
+def server_queue(metrics_text: str) -> float | None:
+    """The requests a server says it has queued and running, summed over its label sets; None
+    when it exports none of the gauges Hearth knows."""
+    total, found = 0.0, False
+    for line in metrics_text.splitlines():
+        name = line.split("{", 1)[0].split(" ", 1)[0]
+        if name in QUEUE_GAUGES:
+            try:
+                total += float(line.rsplit(" ", 1)[1])
+                found = True
+            except (IndexError, ValueError):
+                continue
+    return total if found else None
+
+
 def label_of(url: str) -> str:
     """A base URL as logs, errors and metric labels show it: no userinfo, no query."""
     parts = urlsplit(url)

@@ -24,7 +24,7 @@ from hearth.config import ModelSpec
 from hearth.engines.base import ConversationEngine, EmbeddingEngine, Embeddings, EngineActivity, ModelInfo
 from hearth.engines.context import EngineContext
 from hearth.engines.upstream import anthropic_dialect, openai_dialect
-from hearth.engines.upstream.endpoints import Endpoint
+from hearth.engines.upstream.endpoints import Endpoint, server_queue
 from hearth.engines.upstream.transport import Transport, server_root
 from hearth.errors import ContextLengthExceeded, EngineFailure, Subject, Unsupported, UpstreamFailure
 from hearth.inference.events import GenerationDone, UpstreamEvent
@@ -96,16 +96,26 @@ class _Upstream:
             await asyncio.sleep(self.spec.health_check_s)
 
     async def _check(self, endpoint: Endpoint) -> None:
+        """Is it up (``GET /models``), and how much work does it say it has (its metrics)?"""
         client = self.transport.client()
         path, _ = self._paths()
+        timeout = self.spec.connect_timeout_s + 5
         try:
-            reply = await client.get(endpoint.url + path, timeout=self.spec.connect_timeout_s + 5)
+            reply = await client.get(endpoint.url + path, timeout=timeout)
             healthy = reply.status_code < 500
             if healthy and self._context is None and reply.status_code == 200:
                 self._context = self._stated_context(reply)
             self.transport.pool.checked(endpoint, healthy, None if healthy else f"HTTP {reply.status_code}")
         except (httpx.HTTPError, ValueError) as exc:
             self.transport.pool.checked(endpoint, False, f"health check: {type(exc).__name__}")
+            return
+        if endpoint.extra.get("metrics") is False:
+            return
+        with contextlib.suppress(httpx.HTTPError):
+            metrics = await client.get(server_root(endpoint.url) + "/metrics", timeout=timeout)
+            queue = server_queue(metrics.text) if metrics.status_code == 200 else None
+            endpoint.extra["metrics"] = queue is not None  # a server without them is not asked again
+            endpoint.server_queue = queue or 0.0
 
     def _stated_context(self, reply: httpx.Response) -> int | None:
         if self.spec.backend == "anthropic":

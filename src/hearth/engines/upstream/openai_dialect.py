@@ -28,6 +28,7 @@ from hearth.inference.types import (
     Message,
     NamedTool,
     OutputFormat,
+    Passthrough,
     SamplingOptions,
     TextPart,
     ToolChoice,
@@ -128,7 +129,14 @@ def chat_body(request: ChatRequest, model: str) -> dict[str, Any]:
         body["parallel_tool_calls"] = request.parallel_tool_calls
     if request.output is not None:
         body["response_format"] = response_format(request.output)
-    return body
+    return with_passthrough(body, request.passthrough)
+
+
+def with_passthrough(body: dict[str, Any], passthrough: Passthrough | None) -> dict[str, Any]:
+    """The caller's unmodeled OpenAI fields, under what Hearth sends (which wins)."""
+    if passthrough is None or passthrough.dialect != "openai":
+        return body
+    return {**passthrough.fields, **body}
 
 
 def completion_body(request: CompletionRequest, model: str) -> dict[str, Any]:
@@ -144,7 +152,7 @@ def completion_body(request: CompletionRequest, model: str) -> dict[str, Any]:
         body["n"] = request.n
     if request.output is not None:
         body["response_format"] = response_format(request.output)
-    return body
+    return with_passthrough(body, request.passthrough)
 
 
 class StreamReader:
