@@ -197,12 +197,19 @@ class _EngineCollector(Collector):
             "Tokens (LLM) or inputs (embeddings, images) those forward passes carried.",
             labels=["model"],
         )
+        kv = GaugeMetricFamily(
+            "hearth_engine_kv_cache_usage_ratio",
+            "The share of a chat model's KV cache its running sequences hold (0 to 1).",
+            labels=["model"],
+        )
         for model, activity in self._source().items():
             running.add_metric([model], activity.running)
             waiting.add_metric([model], activity.waiting)
             batches.add_metric([model], activity.batches)
             items.add_metric([model], activity.batch_items)
-        yield from (running, waiting, batches, items)
+            if activity.kv_cache_usage is not None:
+                kv.add_metric([model], activity.kv_cache_usage)
+        yield from (running, waiting, batches, items, kv)
 
 
 class _UpstreamCollector(Collector):

@@ -33,6 +33,7 @@ GUIDES = [
     "backups.md",
     "observability.md",
     "ha.md",
+    "upstream.md",
 ]
 CLIENT_VARIABLES = {"HEARTH_BASE_URL", "HEARTH_API_KEY"}
 
@@ -269,3 +270,21 @@ def test_setup_podman_edits_containers_conf_idempotently(tmp_path: Path) -> None
     assert text.count("[engine]") == 1 and text.count("[containers]") == 1
     assert 'cgroup_manager = "cgroupfs"' in text and 'cgroup_manager = "systemd"' not in text
     assert 'events_logger = "file"' in text and 'runtime = "runc"' in text and "default_ulimits = []" in text
+
+
+def test_the_upstream_guides_configs_are_valid_models() -> None:
+    from hearth.config import ModelSpec
+
+    text = (DOCS / "upstream.md").read_text() + (ROOT / "README.md").read_text()
+    found = 0
+    for block in code_blocks(text):
+        try:
+            doc = yaml.safe_load(block)
+        except yaml.YAMLError:
+            continue
+        entries = doc.get("models", []) if isinstance(doc, dict) else doc if isinstance(doc, list) else []
+        for entry in entries:
+            if isinstance(entry, dict) and entry.get("backend") in ("openai", "anthropic"):
+                assert ModelSpec.model_validate(entry).upstream
+                found += 1
+    assert found >= 6

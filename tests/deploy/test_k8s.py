@@ -96,9 +96,9 @@ def key(doc: Doc) -> tuple[str, str]:
     return doc["kind"], doc["metadata"]["name"]
 
 
-@pytest.fixture(scope="module", params=["base", "ha"])
+@pytest.fixture(scope="module", params=["base", "ha", "upstream-vllm"])
 def rendered(request: pytest.FixtureRequest) -> tuple[str, list[Doc]]:
-    directory = K8S if request.param == "base" else K8S / "overlays" / "ha"
+    directory = K8S if request.param == "base" else K8S / "overlays" / request.param
     docs = sorted(render(directory), key=key)
     command = kustomize_command()
     if command is not None:
@@ -130,9 +130,17 @@ def test_each_resource_file_validates() -> None:
     files = [
         p
         for p in sorted(K8S.rglob("*.yaml"))
-        if p.name not in {"kustomization.yaml", "deployment-patch.yaml", "delete-pvc.yaml"}
+        # Patches are fragments; the InferencePool needs the Inference Extension's CRDs.
+        if p.name
+        not in {
+            "kustomization.yaml",
+            "deployment-patch.yaml",
+            "delete-pvc.yaml",
+            "configmap-patch.yaml",
+            "inference-pool.yaml",
+        }
     ]
-    assert len(files) == 8
+    assert len(files) == 10
     validate(files)
 
 
@@ -219,6 +227,31 @@ def test_ha_overlay() -> None:
     assert hpa["spec"]["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment", "name": "hearth"}
     assert 2 <= hpa["spec"]["minReplicas"] < hpa["spec"]["maxReplicas"]
     assert docs["PodDisruptionBudget"]["spec"]["selector"] == deployment["spec"]["selector"]
+
+
+def test_upstream_overlay_serves_vllm_through_hearth(tmp_path: Path) -> None:
+    overlay = K8S / "overlays" / "upstream-vllm"
+    docs = render(overlay)
+    hearth = next(d for d in docs if d["kind"] == "Deployment" and d["metadata"]["name"] == "hearth")
+    vllm = next(d for d in docs if d["kind"] == "Deployment" and d["metadata"]["name"] == "vllm")
+    service = next(d for d in docs if d["kind"] == "Service" and d["metadata"]["name"] == "vllm")
+    configmap = next(d for d in docs if d["kind"] == "ConfigMap")
+    path = tmp_path / "models.yaml"
+    path.write_text(configmap["data"]["models.yaml"])
+    upstream = next(m for m in load_settings(config=path).models if m.upstream)
+    # The model's URL is the vLLM Service; its key, an env var from the Secret vLLM reads too.
+    assert upstream.source == f"http://{service['metadata']['name']}:{service['spec']['ports'][0]['port']}/v1"
+    assert upstream.api_key_env is not None and upstream.fallbacks == ["smollm2-135m-instruct"]
+    secret_ref = container_env(hearth)[upstream.api_key_env]["secretKeyRef"]
+    assert container_env(vllm)["VLLM_API_KEY"]["secretKeyRef"] == secret_ref
+    assert any(d["kind"] == "Secret" and d["metadata"]["name"] == secret_ref["name"] for d in docs)
+    assert service["spec"]["selector"] == vllm["spec"]["selector"]["matchLabels"]
+    pool = yaml.safe_load((overlay / "inference-pool.yaml").read_text())
+    assert (pool["apiVersion"], pool["kind"]) == ("inference.networking.k8s.io/v1", "InferencePool")
+    assert pool["spec"]["selector"]["matchLabels"] == hearth["spec"]["selector"]["matchLabels"]
+    assert pool["spec"]["targetPorts"] == [
+        {"number": hearth["spec"]["template"]["spec"]["containers"][0]["ports"][0]["containerPort"]}
+    ]
 
 
 # --- one shutdown design for Kubernetes and compose -----------------------------------------

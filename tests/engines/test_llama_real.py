@@ -263,6 +263,8 @@ async def test_cancel_frees_the_slot_within_a_step(single: LlamaEngine) -> None:
     queued = asyncio.create_task(run(single, prompt, greedy(4)))
     await asyncio.sleep(0.2)
     assert single.scheduler_stats()["waiting"] == 1  # blocked behind the long one
+    busy = single.activity()
+    assert busy.kv_cache_usage is not None and 0 < busy.kv_cache_usage <= 1  # the long one's cells
     closed_at = time.perf_counter()
     await long.aclose()
     _, done = await asyncio.wait_for(queued, 10)
@@ -270,7 +272,7 @@ async def test_cancel_frees_the_slot_within_a_step(single: LlamaEngine) -> None:
     assert time.perf_counter() - closed_at < 1.5
     assert done.finish_reason == "length"
     stats = single.scheduler_stats()
-    assert (stats["running"], stats["waiting"]) == (0, 0)
+    assert (stats["running"], stats["waiting"], stats["kv_cells_used"]) == (0, 0, 0)
 
 
 async def test_task_cancellation_cancels_the_sequence(single: LlamaEngine) -> None:

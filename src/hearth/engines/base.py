@@ -73,6 +73,7 @@ class EngineActivity:
     waiting: int = 0  # queued for a slot or for the next batch
     batches: int = 0  # forward passes (llama_decode calls, embedding/vision batches)
     batch_items: int = 0
+    kv_cache_usage: float | None = None  # the share of KV cells running sequences hold (0 to 1)
 
 
 @dataclass(frozen=True)

@@ -353,7 +353,10 @@ class LlamaEngine(ChatEngine):
         stats = self.scheduler_stats()
         if not stats:
             return EngineActivity()
-        return EngineActivity(stats["running"], stats["waiting"], stats["steps"], stats["batched_tokens"])
+        usage = stats["kv_cells_used"] / stats["kv_cells"] if stats["kv_cells"] else None
+        return EngineActivity(
+            stats["running"], stats["waiting"], stats["steps"], stats["batched_tokens"], usage
+        )
 
     def clear_prefix_cache(self) -> None:
         if self._scheduler is not None:

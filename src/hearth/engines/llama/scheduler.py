@@ -112,9 +112,13 @@ class Scheduler:
     def stats(self) -> dict[str, int]:
         with self._lock:
             waiting = len(self._waiting)
+        running = list(self._running)  # read without the scheduler's lock: a gauge, not a count to trust
+        cells = sum(len(seq.slot.kv) for seq in running if seq.slot is not None)
         return {
-            "running": len(self._running),
+            "running": len(running),
             "waiting": waiting,
+            "kv_cells_used": cells,
+            "kv_cells": self.rt.n_ctx_total,
             "steps": self.steps,
             "batched_tokens": self.batched_tokens,
             "preemptions": self.preemptions,
