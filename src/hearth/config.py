@@ -102,6 +102,9 @@ class ModelSpec(BaseModel):
     connect_timeout_s: float = Field(default=5.0, gt=0, le=600)
     first_byte_timeout_s: float = Field(default=120.0, gt=0, le=3600, description="until the answer starts")
     chunk_timeout_s: float = Field(default=60.0, gt=0, le=3600, description="between two chunks of a stream")
+    answer_timeout_s: float = Field(
+        default=600.0, gt=0, le=7200, description="until a whole unstreamed answer has arrived"
+    )
     health_check_s: float = Field(default=10.0, ge=0, le=3600, description="0: no active health checks")
     supports_tools: bool | None = Field(default=None, description="None: assume the upstream can")
     supports_images: bool | None = Field(default=None, description="None: assume it cannot")

@@ -63,11 +63,8 @@ def test_openai_chat_whole_carries_the_upstreams_counts(client: TestClient, fake
     assert (usage["prompt_tokens"], usage["completion_tokens"]) == (up.PROMPT_TOKENS, up.COMPLETION_TOKENS)
     assert usage["prompt_tokens_details"]["cached_tokens"] == up.CACHED_TOKENS
     (sent,) = fake.bodies("/v1/chat/completions")
-    assert (
-        sent["model"] == "up-chat"
-        and sent["stream"] is True
-        and sent["stream_options"] == {"include_usage": True}
-    )
+    # Unstreamed to the upstream too: one body to parse instead of a chunk per token.
+    assert sent["model"] == "up-chat" and sent["stream"] is False and "stream_options" not in sent
     assert sent["max_tokens"] == 8 and sent["messages"] == MESSAGES
     (row,) = [r for r in rows(client) if r["route"] == "POST /v1/chat/completions"]
     assert (row["model"], row["variant"], row["prompt_tokens"], row["completion_tokens"]) == (
@@ -78,14 +75,19 @@ def test_openai_chat_whole_carries_the_upstreams_counts(client: TestClient, fake
     )
 
 
-def test_openai_chat_streamed(client: TestClient) -> None:
-    body = {"model": "up", "messages": MESSAGES, "stream": True, "stream_options": {"include_usage": True}}
+def test_openai_chat_streamed(client: TestClient, fake: FakeUpstream) -> None:
+    body = {"model": "up", "messages": MESSAGES, "stream": True}
     with client.stream("POST", "/v1/chat/completions", json=body) as reply:
         events = sse_events(reply.read().decode())
     assert events[-1] == "[DONE]"
     chunks = [json.loads(e) for e in events[:-1]]
     text = "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks if c["choices"])
-    assert text == TEXT and chunks[-1]["usage"]["completion_tokens"] == up.COMPLETION_TOKENS
+    assert text == TEXT and not any(c.get("usage") for c in chunks)  # the caller asked for no usage
+    # Hearth asks for the usage chunk whatever the caller asked: the ledger has the real count.
+    (sent,) = fake.bodies("/v1/chat/completions")
+    assert sent["stream"] is True and sent["stream_options"] == {"include_usage": True}
+    (row,) = [r for r in rows(client) if r["route"] == "POST /v1/chat/completions"]
+    assert (row["prompt_tokens"], row["completion_tokens"]) == (up.PROMPT_TOKENS, up.COMPLETION_TOKENS)
 
 
 def test_tool_calls_come_back_structured(client: TestClient, fake: FakeUpstream) -> None:

@@ -126,6 +126,8 @@ class FakeUpstream:
             message = f"This model's maximum context length is {self.context} tokens."
             return JSONResponse({"object": "error", "message": message, "code": 400}, 400)
         calls = bool(body.get("tools")) and body.get("tool_choice") not in (None, "auto", "none")
+        if not body.get("stream"):
+            return await _whole(self._chat_chunks(body, calls), "chat.completion")
         return StreamingResponse(self._chat_chunks(body, calls), media_type="text/event-stream")
 
     async def _chat_chunks(self, body: dict[str, Any], calls: bool) -> AsyncIterator[bytes]:
@@ -174,7 +176,7 @@ class FakeUpstream:
         yield b"data: [DONE]\n\n"
 
     async def _completions(self, request: Request) -> Response:
-        await self._record(request)
+        body = await self._record(request)
         if (refused := await self._refuse()) is not None:
             return refused
 
@@ -196,6 +198,8 @@ class FakeUpstream:
             yield _sse({"object": "text_completion", "choices": [], "usage": usage})
             yield b"data: [DONE]\n\n"
 
+        if not body.get("stream"):
+            return await _whole(chunks(), "text_completion")
         return StreamingResponse(chunks(), media_type="text/event-stream")
 
     async def _embeddings(self, request: Request) -> Response:
@@ -229,6 +233,8 @@ class FakeUpstream:
                 400,
             )
         calls = bool(body.get("tools")) and (body.get("tool_choice") or {}).get("type") in ("any", "tool")
+        if not body.get("stream"):
+            return await _whole_message(self._anthropic_events(body, calls))
         return StreamingResponse(self._anthropic_events(body, calls), media_type="text/event-stream")
 
     async def _anthropic_events(self, body: dict[str, Any], calls: bool) -> AsyncIterator[bytes]:
@@ -296,3 +302,69 @@ class FakeUpstream:
 
 def _sse(payload: dict[str, Any]) -> bytes:
     return b"data: " + json.dumps(payload).encode() + b"\n\n"
+
+
+def _payloads(raw: bytes) -> list[Any]:
+    return [json.loads(line[5:]) for line in raw.split(b"\n") if line.startswith(b"data: {")]
+
+
+async def _whole(chunks: AsyncIterator[bytes], kind: str) -> Response:
+    """What a server answers unstreamed: the same chunks, assembled (a cut is a reset connection,
+    a malformed chunk a malformed body, an error chunk the error object)."""
+    raw = b"".join([chunk async for chunk in chunks])
+    if b"data: {not json" in raw:
+        return Response(b"{not json", media_type="application/json")
+    choices: dict[int, dict[str, Any]] = {}
+    answer: dict[str, Any] = {"id": "c1", "object": kind}
+    for payload in _payloads(raw):
+        if "error" in payload:
+            return JSONResponse(payload)
+        answer.update({k: payload[k] for k in ("model", "usage") if k in payload})
+        for part in payload.get("choices") or []:
+            choice = choices.setdefault(part["index"], {"index": part["index"], "text": "", "calls": {}})
+            delta = part.get("delta") or {}
+            choice["text"] += delta.get("content") or part.get("text") or ""
+            for call in delta.get("tool_calls") or []:
+                known = choice["calls"].setdefault(call["index"], {"id": call.get("id"), "type": "function",
+                                                                   "function": {"name": None, "arguments": ""}})  # fmt: skip
+                known["function"]["name"] = call.get("function", {}).get("name") or known["function"]["name"]
+                known["function"]["arguments"] += call.get("function", {}).get("arguments") or ""
+            if part.get("finish_reason"):
+                choice["finish_reason"] = part["finish_reason"]
+    answer["choices"] = []
+    for choice in choices.values():
+        done = {"index": choice["index"], "finish_reason": choice.get("finish_reason")}
+        if kind == "text_completion":
+            done["text"] = choice["text"]
+        else:
+            calls = list(choice["calls"].values()) or None
+            done["message"] = {"role": "assistant", "content": choice["text"] or None, "tool_calls": calls}
+        answer["choices"].append(done)
+    return JSONResponse(answer)
+
+
+async def _whole_message(events: AsyncIterator[bytes]) -> Response:
+    """An unstreamed Message, assembled from the same events."""
+    message: dict[str, Any] = {}
+    blocks: list[dict[str, Any]] = []
+    for payload in _payloads(b"".join([event async for event in events])):
+        kind = payload["type"]
+        if kind == "message_start":
+            message = dict(payload["message"])
+        elif kind == "content_block_start":
+            blocks.append(dict(payload["content_block"], partial=""))
+        elif kind == "content_block_delta":
+            delta = payload["delta"]
+            if delta["type"] == "text_delta":
+                blocks[-1]["text"] += delta["text"]
+            else:
+                blocks[-1]["partial"] += delta["partial_json"]
+        elif kind == "message_delta":
+            message.update(payload["delta"])
+            message["usage"] = {**message["usage"], **payload["usage"]}
+    for block in blocks:
+        partial = block.pop("partial")
+        if block["type"] == "tool_use":
+            block["input"] = json.loads(partial or "{}")
+    message["content"] = blocks
+    return JSONResponse(message)

@@ -15,10 +15,9 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from hearth.engines.base import ChatEngine, SamplingParams
-from hearth.inference.events import ChoiceEvent, UpstreamEvent
+from hearth.inference.events import ChoiceEvent, UpstreamEvent, estimated_tokens
 
 Indexed = tuple[int, ChoiceEvent]
-CHARS_PER_TOKEN = 3  # a cautious estimate (most tokenizers give 3.5-4.5 for English text)
 
 
 class Job(Protocol):
@@ -82,7 +81,7 @@ class RemoteJob:
     @property
     def prompt_tokens(self) -> int:
         """An estimate, replaced by the upstream's own count when it reports one."""
-        return -(-self.prompt_chars // CHARS_PER_TOKEN)
+        return estimated_tokens(self.prompt_chars)
 
     @property
     def worst_case_tokens(self) -> int:

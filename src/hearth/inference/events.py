@@ -18,6 +18,14 @@ if TYPE_CHECKING:
 FinishReason = Literal["stop", "length", "tool_calls"]
 
 
+CHARS_PER_TOKEN = 3  # a cautious estimate (most tokenizers give 3.5-4.5 for English text)
+
+
+def estimated_tokens(chars: int) -> int:
+    """Tokens in ``chars`` characters, where no tokenizer counted them (rounded up)."""
+    return -(-chars // CHARS_PER_TOKEN)
+
+
 @dataclass(frozen=True, slots=True)
 class TextDelta:
     """A piece of generated text. ``text`` may be empty while a stop string is still undecided."""

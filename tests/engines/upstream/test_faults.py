@@ -29,7 +29,8 @@ TEXT = "".join(up.WORDS)
 
 def app_with(tmp_path: Path, endpoints: list[str], **spec: Any) -> TestClient:
     model = {"id": "up", "kind": "chat", "backend": "openai", "endpoints": endpoints, "upstream_model": "up-chat",
-             "health_check_s": 0, "first_byte_timeout_s": 1.0, "chunk_timeout_s": 1.0, **spec}  # fmt: skip
+             "health_check_s": 0, "first_byte_timeout_s": 1.0, "chunk_timeout_s": 1.0, "answer_timeout_s": 1.0,
+             **spec}  # fmt: skip
     models = [*[m.model_dump() for m in fake_models()], model]
     return TestClient(build_app(fake_settings(tmp_path, models=models, no_auth=False, admin_key=ADMIN)))
 
@@ -137,10 +138,36 @@ def test_a_stream_without_usage_is_counted_from_its_chunks(tmp_path: Path, first
     first.mode = "no_usage"
     with app_with(tmp_path, [first.url]) as client:
         started(client)
-        reply = client.post("/v1/chat/completions", json=CHAT).json()
-        assert reply["usage"]["completion_tokens"] == up.COMPLETION_TOKENS
+        body = {**CHAT, "stream": True, "stream_options": {"include_usage": True}}
+        with client.stream("POST", "/v1/chat/completions", json=body) as reply:
+            chunks = [json.loads(e) for e in sse_events(reply.read().decode())[:-1]]
+        assert chunks[-1]["usage"]["completion_tokens"] == up.COMPLETION_TOKENS
         (row,) = chat_rows(client)
         assert row["completion_tokens"] == up.COMPLETION_TOKENS and row["prompt_tokens"] > 0
+
+
+def test_a_whole_answer_without_usage_is_counted_from_its_text(tmp_path: Path, first: FakeUpstream) -> None:
+    first.mode = "no_usage"
+    with app_with(tmp_path, [first.url]) as client:
+        started(client)
+        reply = client.post("/v1/chat/completions", json=CHAT).json()
+        estimate = -(-len(TEXT) // 3)  # Hearth's cautious estimate, 3 characters a token
+        assert reply["usage"]["completion_tokens"] == estimate
+        (row,) = chat_rows(client)
+        assert row["completion_tokens"] == estimate and row["prompt_tokens"] > 0
+
+
+def test_a_whole_answer_waits_answer_timeout_not_first_byte(tmp_path: Path, first: FakeUpstream) -> None:
+    """An unstreamed answer's first byte is its last: it gets answer_timeout_s to arrive whole."""
+    first.mode, first.hang_s = "hang", 1.5
+    with app_with(tmp_path, [first.url], answer_timeout_s=10.0) as client:
+        started(client)
+        reply = client.post("/v1/chat/completions", json=CHAT)
+        assert reply.status_code == 200 and reply.json()["choices"][0]["message"]["content"] == TEXT
+        # Streamed, the same wait is past first_byte_timeout_s (1 s): a clean 503.
+        with client.stream("POST", "/v1/chat/completions", json={**CHAT, "stream": True}) as streamed:
+            assert streamed.status_code == 503
+            assert "did not answer" in json.loads(streamed.read())["error"]["message"]
 
 
 def test_the_key_comes_from_the_environment_and_never_shows(

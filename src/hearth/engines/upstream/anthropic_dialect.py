@@ -106,7 +106,7 @@ def messages_body(request: ChatRequest, model: str, context_length: int | None) 
     system, turns = conversation(request.messages)
     options = request.sampling
     limit = options.max_tokens or min(DEFAULT_MAX_TOKENS, context_length or DEFAULT_MAX_TOKENS)
-    body: dict[str, Any] = {"model": model, "messages": turns, "max_tokens": limit, "stream": True}
+    body: dict[str, Any] = {"model": model, "messages": turns, "max_tokens": limit, "stream": request.stream}
     if system is not None:
         body["system"] = system
     optional = {"temperature": options.temperature, "top_p": options.top_p, "top_k": options.top_k}
@@ -135,10 +135,39 @@ def count_body(request: ChatRequest, model: str) -> dict[str, Any]:
     return body
 
 
+def whole_as_events(message: Any) -> list[Any]:
+    """An unstreamed Message as the stream events that say the same, so one reader serves both."""
+    if not isinstance(message, dict) or message.get("type") == "error":
+        return [message]
+    usage = message.get("usage")
+    usage = usage if isinstance(usage, dict) else {}
+    events: list[Any] = [{"type": "message_start", "message": {"usage": usage}}]
+    for index, block in enumerate(message.get("content") or []):
+        kind = block.get("type") if isinstance(block, dict) else None
+        if kind == "tool_use":
+            start = {"type": "tool_use", "id": block.get("id"), "name": block.get("name")}
+            arguments = json.dumps(block.get("input") or {})
+            events.append({"type": "content_block_start", "index": index, "content_block": start})
+            events.append({"type": "content_block_delta", "index": index,
+                           "delta": {"type": "input_json_delta", "partial_json": arguments}})  # fmt: skip
+        elif kind == "text":
+            start = {"type": "text", "text": block.get("text") or ""}
+            events.append({"type": "content_block_start", "index": index, "content_block": start})
+    stop = {
+        "stop_reason": message.get("stop_reason") or "end_turn",
+        "stop_sequence": message.get("stop_sequence"),
+    }
+    events.append(
+        {"type": "message_delta", "delta": stop, "usage": {"output_tokens": usage.get("output_tokens")}}
+    )
+    return events
+
+
 class StreamReader:
     """The Messages API's events as neutral ones: text, tool calls, the stop and the usage."""
 
-    def __init__(self) -> None:
+    def __init__(self, whole: bool = False) -> None:
+        del whole  # a Message always carries its usage, streamed or not
         self._blocks: dict[int, int] = {}  # content block index -> tool-call index
         self._input_tokens = self._cached = self._output_tokens = 0
         self._ended = False

@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
+import json
 import logging
 import os
 from collections.abc import AsyncGenerator, Callable
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import httpx
 import numpy as np
 
@@ -97,30 +100,28 @@ class _Upstream:
 
     async def _check(self, endpoint: Endpoint) -> None:
         """Is it up (``GET /models``), and how much work does it say it has (its metrics)?"""
-        client = self.transport.client()
         path, _ = self._paths()
-        timeout = self.spec.connect_timeout_s + 5
         try:
-            reply = await client.get(endpoint.url + path, timeout=timeout)
-            healthy = reply.status_code < 500
-            if healthy and self._context is None and reply.status_code == 200:
-                self._context = self._stated_context(reply)
-            self.transport.pool.checked(endpoint, healthy, None if healthy else f"HTTP {reply.status_code}")
-        except (httpx.HTTPError, ValueError) as exc:
+            status, text = await self.transport.probe(endpoint.url + path)
+            healthy = status < 500
+            if healthy and self._context is None and status == 200:
+                self._context = self._stated_context(json.loads(text))
+            self.transport.pool.checked(endpoint, healthy, None if healthy else f"HTTP {status}")
+        except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
             self.transport.pool.checked(endpoint, False, f"health check: {type(exc).__name__}")
             return
         if endpoint.extra.get("metrics") is False:
             return
-        with contextlib.suppress(httpx.HTTPError):
-            metrics = await client.get(server_root(endpoint.url) + "/metrics", timeout=timeout)
-            queue = server_queue(metrics.text) if metrics.status_code == 200 else None
+        with contextlib.suppress(aiohttp.ClientError, TimeoutError):
+            status, text = await self.transport.probe(server_root(endpoint.url) + "/metrics")
+            queue = server_queue(text) if status == 200 else None
             endpoint.extra["metrics"] = queue is not None  # a server without them is not asked again
             endpoint.server_queue = queue or 0.0
 
-    def _stated_context(self, reply: httpx.Response) -> int | None:
+    def _stated_context(self, models: Any) -> int | None:
         if self.spec.backend == "anthropic":
             return None
-        return openai_dialect.context_length(reply.json(), self.upstream_model)
+        return openai_dialect.context_length(models, self.upstream_model)
 
     def _discover(self) -> None:
         """At load, best-effort: the context the server states (the config's wins): llama-server's
@@ -138,7 +139,7 @@ class _Upstream:
             try:
                 reply = httpx.get(endpoint.url + path, headers=headers, timeout=timeout)
                 if reply.status_code == 200:
-                    self._context = self._stated_context(reply)
+                    self._context = self._stated_context(reply.json())
                     return
             except (httpx.HTTPError, ValueError):
                 continue
@@ -152,6 +153,18 @@ class _Upstream:
     def upstream_activity(self) -> EngineActivity:
         running = sum(e.in_flight for e in self.transport.pool.endpoints)
         return EngineActivity(running=running, waiting=0)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Dialect:
+    """How one API family's generation answers read: streamed events, and a whole answer."""
+
+    reader: Callable[[bool], openai_dialect.StreamReader | anthropic_dialect.StreamReader]
+    whole: Callable[[Any], list[Any]]
+
+
+OPENAI = _Dialect(openai_dialect.StreamReader, openai_dialect.whole_as_chunks)
+ANTHROPIC = _Dialect(anthropic_dialect.StreamReader, anthropic_dialect.whole_as_events)
 
 
 class UpstreamChatEngine(_Upstream, ConversationEngine):
@@ -180,38 +193,50 @@ class UpstreamChatEngine(_Upstream, ConversationEngine):
     def converse(self, request: ChatRequest) -> AsyncGenerator[UpstreamEvent, None]:
         if self.spec.backend == "anthropic":
             body = anthropic_dialect.messages_body(request, self.upstream_model, self.context_length)
-            return self._stream("/v1/messages", body, anthropic_dialect.StreamReader)
-        body = openai_dialect.chat_body(request, self.upstream_model)
-        return self._stream("/chat/completions", body, openai_dialect.StreamReader)
+            return self._generate("/v1/messages", body, ANTHROPIC)
+        return self._generate(
+            "/chat/completions", openai_dialect.chat_body(request, self.upstream_model), OPENAI
+        )
 
     def complete(self, request: CompletionRequest) -> AsyncGenerator[UpstreamEvent, None]:
         if self.spec.backend == "anthropic":
             raise anthropic_dialect.refuse_completions()
         body = openai_dialect.completion_body(request, self.upstream_model)
-        return self._stream("/completions", body, openai_dialect.StreamReader)
+        return self._generate("/completions", body, OPENAI)
 
-    async def _stream(
-        self,
-        path: str,
-        body: dict[str, Any],
-        reader_factory: Callable[[], openai_dialect.StreamReader | anthropic_dialect.StreamReader],
+    async def _generate(
+        self, path: str, body: dict[str, Any], dialect: _Dialect
     ) -> AsyncGenerator[UpstreamEvent, None]:
-        reader = reader_factory()
-        # Each choice's end waits for the stream's end: the server's usage comes after it on the
+        reader = dialect.reader(not body.get("stream"))
+        # Each choice's end waits for the answer's end: the server's usage comes after it on the
         # wire, and the families render a choice's last event with the final counts.
         ends: list[UpstreamEvent] = []
-        async with self.transport.open("POST", path, body) as response:
-            async for payload in self.transport.events(response):
-                for event in reader.read(payload):
-                    if isinstance(event, tuple) and isinstance(event[1], GenerationDone):
-                        ends.append(event)
-                    else:
-                        yield event
+        async for payload in self._payloads(path, body, dialect):
+            for event in reader.read(payload):
+                if isinstance(event, tuple) and isinstance(event[1], GenerationDone):
+                    ends.append(event)
+                else:
+                    yield event
         usage = reader.usage()
         if usage is not None:
             yield usage
         for end in ends:
             yield end
+
+    async def _payloads(
+        self, path: str, body: dict[str, Any], dialect: _Dialect
+    ) -> AsyncGenerator[Any, None]:
+        """The upstream's stream events; or, for a request the caller does not stream, its whole
+        answer as the same events: one body to parse instead of a network chunk per token, which
+        is most of what a gateway spends on a request."""
+        if not body.get("stream"):
+            answer = await self.transport.json("POST", path, body, wait=self.spec.answer_timeout_s)
+            for payload in dialect.whole(answer):
+                yield payload
+            return
+        async with self.transport.open("POST", path, body) as response:
+            async for payload in self.transport.events(response):
+                yield payload
 
     async def count_tokens(self, request: ChatRequest) -> int:
         """Anthropic's ``count_tokens``; vLLM's ``/tokenize`` with messages; another Hearth's

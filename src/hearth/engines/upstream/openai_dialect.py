@@ -20,6 +20,7 @@ from hearth.inference.events import (
     ToolCallDelta,
     UpstreamEvent,
     UsageReport,
+    estimated_tokens,
 )
 from hearth.inference.types import (
     ChatRequest,
@@ -107,12 +108,17 @@ def response_format(output: OutputFormat) -> dict[str, Any]:
     return {"type": "json_schema", "json_schema": schema}
 
 
+def streaming(stream: bool) -> dict[str, Any]:
+    """A streamed request always asks for the usage chunk, so the ledger gets the server's own
+    counts; an unstreamed one is asked for unstreamed (its answer carries usage anyway)."""
+    return {"stream": True, "stream_options": {"include_usage": True}} if stream else {"stream": False}
+
+
 def chat_body(request: ChatRequest, model: str) -> dict[str, Any]:
     body: dict[str, Any] = {
         "model": model,
         "messages": [message(m) for m in request.messages],
-        "stream": True,
-        "stream_options": {"include_usage": True},
+        **streaming(request.stream),
         **sampling(request.sampling),
     }
     if request.n != 1:
@@ -144,8 +150,7 @@ def completion_body(request: CompletionRequest, model: str) -> dict[str, Any]:
     body: dict[str, Any] = {
         "model": model,
         "prompt": prompts[0] if len(prompts) == 1 else list(prompts),
-        "stream": True,
-        "stream_options": {"include_usage": True},
+        **streaming(request.stream),
         **sampling(request.sampling),
     }
     if request.n != 1:
@@ -155,11 +160,40 @@ def completion_body(request: CompletionRequest, model: str) -> dict[str, Any]:
     return with_passthrough(body, request.passthrough)
 
 
-class StreamReader:
-    """OpenAI's chunks (chat or completions) as neutral events, choice by choice."""
+def whole_as_chunks(answer: Any) -> list[Any]:
+    """An unstreamed answer (chat or completions) as the stream chunks that say the same, so one
+    reader serves both: each message becomes its choice's one delta, with its tool calls."""
+    if not isinstance(answer, dict) or "error" in answer:
+        return [answer]
+    choices = []
+    for choice in answer.get("choices") or []:
+        if not isinstance(choice, dict):
+            raise UpstreamFailure("the upstream's answer has a choice that is not an object")
+        whole: dict[str, Any] = {
+            "index": choice.get("index", 0),
+            "finish_reason": choice.get("finish_reason"),
+        }
+        message = choice.get("message")
+        if isinstance(message, dict):
+            calls = [c for c in message.get("tool_calls") or [] if isinstance(c, dict)]
+            tool_calls = [{**call, "index": i} for i, call in enumerate(calls)]
+            whole["delta"] = {"content": message.get("content"), "tool_calls": tool_calls}
+        else:
+            whole["text"] = choice.get("text")
+        choices.append(whole)
+    return [{"choices": choices, "usage": answer.get("usage")}]
 
-    def __init__(self) -> None:
+
+class StreamReader:
+    """OpenAI's chunks (chat or completions) as neutral events, choice by choice.
+
+    Until the server's usage arrives each chunk of text counts as a token; the text of a whole
+    answer counts as its estimate (a server that sends no usage is still never billed as 0).
+    """
+
+    def __init__(self, whole: bool = False) -> None:
         self._usage: UsageReport | None = None
+        self._whole = whole
 
     def read(self, chunk: Any) -> list[UpstreamEvent]:
         if not isinstance(chunk, dict):
@@ -174,7 +208,7 @@ class StreamReader:
             delta = choice.get("delta")
             text = choice.get("text") if delta is None else delta.get("content")
             if text:
-                events.append((index, TextDelta(text, 1)))
+                events.append((index, TextDelta(text, estimated_tokens(len(text)) if self._whole else 1)))
             for call in (delta or {}).get("tool_calls") or []:
                 function = call.get("function") or {}
                 events.append(

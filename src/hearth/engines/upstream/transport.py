@@ -18,7 +18,7 @@ import time
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
-import httpx
+import aiohttp
 
 from hearth.config import ModelSpec
 from hearth.engines.upstream.endpoints import Endpoint, EndpointPool
@@ -34,9 +34,15 @@ from hearth.errors import (
 
 log = logging.getLogger("hearth.upstream")
 RETRIED_STATUSES = frozenset({429, 500, 502, 503, 504})
+PROBE_S = 5.0  # how long a health check may take once connected
+DRAIN_S = 0.5  # how long the end of a stream after [DONE] may take to arrive
 
 
 class Transport:
+    """One model's endpoints over aiohttp: a gateway's hot path is reading the upstream's
+    answers, and aiohttp's C parser and connection pool cost a fraction of a pure-Python
+    client's per chunk and per request (docs/benchmarks.md, the LiteLLM comparison)."""
+
     def __init__(self, spec: ModelSpec, headers: Mapping[str, str], secret: str | None) -> None:
         self.spec = spec
         # Anthropic's paths carry their version (/v1/messages): its base URLs are the servers' roots.
@@ -44,35 +50,42 @@ class Transport:
         self.pool = EndpointPool(urls)
         self._headers = dict(headers)
         self._secret = secret
-        self._client: httpx.AsyncClient | None = None
+        self._session: aiohttp.ClientSession | None = None
 
     @property
     def headers(self) -> dict[str, str]:
         return dict(self._headers)
 
-    def client(self) -> httpx.AsyncClient:
-        """One connection pool per model, made on the event loop the first time it is needed."""
-        if self._client is None:
-            spec = self.spec
-            read = max(spec.first_byte_timeout_s, spec.chunk_timeout_s)
-            self._client = httpx.AsyncClient(
+    def session(self) -> aiohttp.ClientSession:
+        """One connection pool per model, made on the running event loop when first needed."""
+        loop = asyncio.get_running_loop()
+        if self._session is None or self._session.closed or self._session.loop is not loop:
+            self._session = aiohttp.ClientSession(
                 headers=self._headers,
-                timeout=httpx.Timeout(connect=spec.connect_timeout_s, read=read, write=read, pool=read),
-                limits=httpx.Limits(max_connections=None, max_keepalive_connections=64),
+                connector=aiohttp.TCPConnector(limit=0, keepalive_timeout=30),
+                # Waits for the first byte and between chunks are timed per request, below.
+                timeout=aiohttp.ClientTimeout(total=None, sock_connect=self.spec.connect_timeout_s),
             )
-        return self._client
+        return self._session
 
     async def aclose(self) -> None:
-        if self._client is not None:
-            client, self._client = self._client, None
-            await client.aclose()
+        if self._session is not None:
+            session, self._session = self._session, None
+            with contextlib.suppress(RuntimeError):  # made on an event loop that has ended
+                await session.close()
+
+    async def probe(self, url: str) -> tuple[int, str]:
+        """A GET for health checks and metrics: the status and the body's text."""
+        async with asyncio.timeout(self.spec.connect_timeout_s + PROBE_S), self.session().get(url) as reply:
+            return reply.status, await reply.text()
 
     @contextlib.asynccontextmanager
     async def open(
-        self, method: str, path: str, body: Any = None, *, root: bool = False
-    ) -> AsyncIterator[httpx.Response]:
+        self, method: str, path: str, body: Any = None, *, root: bool = False, wait: float | None = None
+    ) -> AsyncIterator[aiohttp.ClientResponse]:
         """The response of the first endpoint that answers, its body still to read. ``path`` is
-        below each endpoint's base URL, or with ``root`` below its server's root (no ``/v1``)."""
+        below each endpoint's base URL, or with ``root`` below its server's root (no ``/v1``).
+        ``wait`` is how long its first byte may take (default ``first_byte_timeout_s``)."""
         tried: set[int] = set()
         while True:
             endpoint = self.pool.choose(tried)
@@ -85,31 +98,30 @@ class Transport:
             tried.add(self.pool.index(endpoint))
             last_chance = not self._another(tried)
             base = server_root(endpoint.url) if root else endpoint.url
-            response = await self._send(endpoint, base + path, method, body, last_chance)
+            response = await self._send(endpoint, base + path, method, body, last_chance, wait)
             if response is None:
                 continue
             try:
                 yield response
             finally:
-                await response.aclose()
+                response.release()  # back to the pool when read to the end, else closed
                 self.pool.finished(endpoint)
             return
 
     async def _send(
-        self, endpoint: Endpoint, url: str, method: str, body: Any, last_chance: bool
-    ) -> httpx.Response | None:
+        self, endpoint: Endpoint, url: str, method: str, body: Any, last_chance: bool, wait: float | None
+    ) -> aiohttp.ClientResponse | None:
         """One attempt; None when it failed in a way worth another endpoint and one is left."""
-        client, pool = self.client(), self.pool
+        pool = self.pool
         pool.started(endpoint)
         started = time.perf_counter()
+        wait = wait or self.spec.first_byte_timeout_s
         try:
-            request = client.build_request(method, url, json=body)
-            response = await asyncio.wait_for(
-                client.send(request, stream=True), self.spec.first_byte_timeout_s
-            )
-        except (httpx.HTTPError, TimeoutError, OSError) as exc:
+            async with asyncio.timeout(wait):
+                response = await self.session().request(method, url, json=body)
+        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             pool.finished(endpoint)
-            reason = _describe(exc, self.spec.first_byte_timeout_s)
+            reason = _describe(exc, wait)
             pool.failed(endpoint, reason)
             log.warning("upstream %s (%s): %s", self.spec.id, endpoint.label, reason)
             if not last_chance:
@@ -117,18 +129,17 @@ class Transport:
             raise UpstreamUnavailable(
                 f"the upstream of the model {self.spec.id!r} did not answer: {reason}", retry_after=2
             ) from exc
-        if response.status_code < 400:
+        if response.status < 400:
             pool.succeeded(endpoint, time.perf_counter() - started)
             return response
         try:
-            text = (await asyncio.wait_for(response.aread(), self.spec.first_byte_timeout_s)).decode(
-                "utf-8", "replace"
-            )
-        except (httpx.HTTPError, TimeoutError):
+            async with asyncio.timeout(self.spec.first_byte_timeout_s):
+                text = (await response.read()).decode("utf-8", "replace")
+        except (aiohttp.ClientError, TimeoutError):
             text = ""
-        await response.aclose()
+        response.release()
         pool.finished(endpoint)
-        status = response.status_code
+        status = response.status
         if status >= 500:
             pool.failed(endpoint, f"HTTP {status}")
         else:
@@ -146,41 +157,63 @@ class Transport:
             f"{e.label}: {e.breaker()}, {'up' if e.healthy else 'down'}" for e in self.pool.endpoints
         )
 
-    async def json(self, method: str, path: str, body: Any = None, *, root: bool = False) -> Any:
-        """A whole JSON answer (models, embeddings, token counts)."""
-        async with self.open(method, path, body, root=root) as response:
+    async def json(
+        self, method: str, path: str, body: Any = None, *, root: bool = False, wait: float | None = None
+    ) -> Any:
+        """A whole JSON answer (models, embeddings, token counts, an unstreamed generation)."""
+        wait = wait or self.spec.first_byte_timeout_s
+        async with self.open(method, path, body, root=root, wait=wait) as response:
             try:
-                raw = await asyncio.wait_for(response.aread(), self.spec.first_byte_timeout_s)
+                async with asyncio.timeout(wait):
+                    raw = await response.read()
                 return json.loads(raw)
-            except (httpx.HTTPError, TimeoutError) as exc:
+            except (aiohttp.ClientError, TimeoutError) as exc:
                 raise UpstreamFailure(f"the upstream's answer broke off: {type(exc).__name__}") from exc
             except ValueError as exc:
                 raise UpstreamFailure("the upstream answered with malformed JSON") from exc
 
-    async def events(self, response: httpx.Response) -> AsyncIterator[Any]:
-        """The JSON payloads of a server-sent-event stream (``[DONE]`` ends it)."""
-        lines = response.aiter_lines()
+    async def events(self, response: aiohttp.ClientResponse) -> AsyncIterator[Any]:
+        """The JSON payloads of a server-sent-event stream (``[DONE]`` ends it).
+
+        A gateway reads many events per request, so this is the hot path: it splits lines out
+        of each network chunk itself, and the timeout between chunks is a rescheduled timer,
+        not a task per read.
+        """
+        content = response.content
         timeout = self.spec.chunk_timeout_s
+        rest = b""
         while True:
             try:
-                line = await asyncio.wait_for(anext(lines), timeout)
-            except StopAsyncIteration:
-                return
+                async with asyncio.timeout(timeout):
+                    chunk = await content.readany()
             except TimeoutError as exc:
                 raise UpstreamFailure(
                     f"the upstream sent nothing for {timeout:g}s in the middle of its answer"
                 ) from exc
-            except httpx.HTTPError as exc:
+            except aiohttp.ClientError as exc:
                 raise UpstreamFailure(f"the upstream's stream broke off: {type(exc).__name__}") from exc
-            if not line.startswith("data:"):
-                continue
-            data = line[5:].strip()
-            if data == "[DONE]":
+            if not chunk:
                 return
-            try:
-                yield json.loads(data)
-            except ValueError as exc:
-                raise UpstreamFailure("the upstream sent a malformed stream event") from exc
+            *lines, rest = (rest + chunk).split(b"\n")
+            for line in lines:
+                if not line.startswith(b"data:"):
+                    continue  # event names, comments, keep-alives, the blank line between events
+                data = line[5:].strip()
+                if data == b"[DONE]":
+                    await self._finish(content)
+                    return
+                try:
+                    yield json.loads(data)
+                except ValueError as exc:
+                    raise UpstreamFailure("the upstream sent a malformed stream event") from exc
+
+    async def _finish(self, content: aiohttp.StreamReader) -> None:
+        """Read a finished stream to its end, so its connection goes back to the pool: a
+        half-read one is closed, and a new connection per request costs more than the request
+        itself. A server that keeps the stream open after ``[DONE]`` is not waited for."""
+        with contextlib.suppress(aiohttp.ClientError, TimeoutError):
+            async with asyncio.timeout(DRAIN_S):
+                await content.read()
 
     def error(self, status: int, text: str, headers: Mapping[str, str]) -> HearthError:
         """An upstream's error answer as Hearth's own, in the caller's terms where it is theirs."""
@@ -245,10 +278,12 @@ def _retry_after(headers: Mapping[str, str]) -> float | None:
 
 
 def _describe(exc: BaseException, first_byte_s: float) -> str:
-    if isinstance(exc, TimeoutError | httpx.ReadTimeout):
-        return f"no answer within {first_byte_s:g}s"
-    if isinstance(exc, httpx.ConnectTimeout):
+    if isinstance(exc, aiohttp.ConnectionTimeoutError):
         return "connecting timed out"
-    if isinstance(exc, httpx.ConnectError):
+    if isinstance(exc, TimeoutError):
+        return f"no answer within {first_byte_s:g}s"
+    if isinstance(exc, aiohttp.ClientConnectorError):
         return "connection refused or unreachable"
+    if isinstance(exc, aiohttp.ServerDisconnectedError):
+        return "the server closed the connection"
     return type(exc).__name__
