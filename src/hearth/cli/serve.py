@@ -8,7 +8,9 @@ Ctrl-C (SIGINT) skips the delay.
 
 from __future__ import annotations
 
+import gc
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -88,7 +90,9 @@ def serve(
     json_logs = settings.log_format == "json"
     log_config = logs.configure(settings.log_level, settings.log_format, (settings.admin_key or "",))
     # JSON logs keep stdout machine-readable: a ready line instead of the banner.
-    hooks = [] if quiet else [lambda app: log_ready(settings) if json_logs else announce(settings, app)]
+    hooks: list[Callable[[FastAPI], None]] = [lambda _app: settle_heap()]
+    if not quiet:
+        hooks.append(lambda app: log_ready(settings) if json_logs else announce(settings, app))
     app = build_app(settings, on_ready=hooks)
     server_config = uvicorn.Config(
         app,
@@ -106,3 +110,12 @@ def serve(
     finally:
         if serving is not None:
             serving.close()
+
+
+def settle_heap() -> None:
+    """Once serving: move what start-up made (imports, the app, the models' objects) out of the
+    garbage collector's sight. They live as long as the process, and a full collection would
+    otherwise walk them all, a pause of tens of milliseconds in the middle of serving (p99 at 16
+    clients through an upstream halves; docs/benchmarks.md)."""
+    gc.collect()
+    gc.freeze()
