@@ -127,6 +127,11 @@ export async function operatorScenario(page, { URL, env }) {
   await page.click('#tab-keys');
   const own = await keyRow(page, 'operator-web');
   check(own.status === 'active' && own.cells[0].includes('this tab'), `own key row: ${own.cells}`);
+  // The models table beside the keys: a local model has one row, with its state.
+  const modelRow = page.locator('#models-table tbody tr[data-model="fake-chat"]');
+  await modelRow.waitFor();
+  const modelCells = await modelRow.locator('td').allInnerTexts();
+  check(modelCells[1] === 'fake' && modelCells[2] === 'ready' && modelCells[4] === 'local', `model row: ${modelCells}`);
 
   // 8. Create a key with limits: its secret is shown once, copied, then hidden for good.
   await page.fill('#keys-name', 'web-ui-alice');

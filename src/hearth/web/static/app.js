@@ -8,6 +8,7 @@ import { initClassify, resetClassify, setClassifyModels } from './classify.js';
 import { initDashboard, loadUsage, resetDashboard } from './dashboard.js';
 import { $, wireCopyButtons } from './dom.js';
 import { initKeys, loadKeys, resetKeys, setKeyModels } from './keys.js';
+import { initModels, loadModels, resetModels } from './models.js';
 import { configureSignIn, initSignIn, showSignInMessages } from './signin.js';
 
 const ALL_TABS = ['chat', 'classify', 'usage', 'keys'];
@@ -31,7 +32,10 @@ function selectTab(name, { focus = false } = {}) {
   }
   if (window.location.hash !== `#${name}`) window.history.replaceState(null, '', `#${name}`);
   if (name === 'usage') loadUsage();
-  if (name === 'keys') loadKeys();
+  if (name === 'keys') {
+    loadKeys();
+    loadModels();
+  }
 }
 
 function initTabs() {
@@ -103,6 +107,7 @@ function signOut(messages = {}) {
   resetClassify();
   resetDashboard();
   resetKeys();
+  resetModels();
   state.keyName = null;
   showSignIn(messages);
 }
@@ -135,6 +140,7 @@ function init() {
   initClassify();
   initDashboard({ onKeyName: (key) => setAccountLabel(key) });
   initSignIn({ onSignedIn: enterApp });
+  initModels();
   initKeys({
     ownKeyRevoked: (key) =>
       signOut({ info: `You revoked “${key.name}”, the key this tab used, and are signed out.` }),
