@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import re
 import socket
 import statistics
 import subprocess
@@ -88,11 +89,12 @@ def env_pairs(pairs: list[str]) -> dict[str, str]:
 
 
 def start_default_hearth(
-    work: Path, port: int, env: dict[str, str] | None = None
+    work: Path, port: int, env: dict[str, str] | None = None, key_options: tuple[str, ...] = ()
 ) -> tuple[subprocess.Popen[bytes], str, str]:
     """What a user runs: ``hearth serve`` with the default models, auth on and the SQLite ledger.
 
-    A key is made first, as a user would (``hearth keys create``). Returns the process, the base
+    A key is made first, as a user would (``hearth keys create``, with ``key_options`` such as
+    limits). Returns the process, the base
     URL and the key's secret.
     """
     data_dir = work / "data"
@@ -100,7 +102,7 @@ def start_default_hearth(
     env = {k: v for k, v in os.environ.items() if not k.startswith("HEARTH_")}
     env.update({"HEARTH_DATA_DIR": str(data_dir), "HF_HUB_OFFLINE": "1", **settings})
     made = subprocess.run(
-        [sys.executable, "-m", "hearth.cli", "keys", "create", BENCH_KEY],
+        [sys.executable, "-m", "hearth.cli", "keys", "create", BENCH_KEY, *key_options],
         env=env,
         capture_output=True,
         text=True,
@@ -188,3 +190,33 @@ def stop(process: subprocess.Popen[bytes]) -> None:
         process.wait(30)
     except subprocess.TimeoutExpired:
         process.kill()
+
+
+def wrk(
+    url: str, seconds: int, connections: int, header: str | None = None, *, script: Path | None = None
+) -> dict[str, float]:
+    """Closed-loop load from ``wrk`` (C, keep-alive): req/s, p50 and p99 latency, non-2xx count.
+
+    ``script`` is a wrk Lua file (a POST body, headers); ``header`` one extra header line.
+    """
+    cmd = ["wrk", "-t", "1", "-c", str(connections), "-d", f"{seconds}s", "--latency"]
+    if header:
+        cmd += ["-H", header]
+    if script:
+        cmd += ["-s", str(script)]
+    out = subprocess.run([*cmd, url], capture_output=True, text=True, check=True).stdout
+    rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    assert rps is not None, out
+    non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    return {
+        "rps": float(rps.group(1)),
+        "p50_ms": _latency(out, "50%"),
+        "p99_ms": _latency(out, "99%"),
+        "non_2xx": float(non_2xx.group(1)) if non_2xx else 0.0,
+    }
+
+
+def _latency(wrk_output: str, label: str) -> float:
+    found = re.search(rf"{label}\s+([\d.]+)(us|ms|s)", wrk_output)
+    assert found is not None, wrk_output
+    return float(found.group(1)) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[found.group(2)]

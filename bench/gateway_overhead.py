@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import shutil
-import subprocess
 import tempfile
 from pathlib import Path
 
@@ -22,28 +20,11 @@ from rich.console import Console
 from rich.progress import track
 from rich.table import Table
 
-from bench.common import RESULTS, free_ports, median, start_hearth, stop, wait_http
+from bench.common import RESULTS, free_ports, median, start_hearth, stop, wait_http, wrk
 
 console = Console()
 MODELS = '[{"id": "gemma-3-270m", "kind": "chat", "backend": "fake", "source": "-"}, {"id": "all-minilm-l6-v2", "kind": "embedding", "backend": "fake", "source": "-"}]'
 ADMIN = "bench-admin-secret"
-
-
-def wrk(url: str, seconds: int, connections: int, header: str | None) -> dict[str, float]:
-    cmd = ["wrk", "-t", "1", "-c", str(connections), "-d", f"{seconds}s", "--latency", url]
-    if header:
-        cmd[1:1] = ["-H", header]
-    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
-    p50 = re.search(r"50%\s+([\d.]+)(us|ms|s)", out)
-    assert p50 is not None, out
-    scale = {"us": 0.001, "ms": 1.0, "s": 1000.0}[p50.group(2)]
-    non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    return {
-        "rps": rps,
-        "p50_ms": float(p50.group(1)) * scale,
-        "non_2xx": float(non_2xx.group(1)) if non_2xx else 0.0,
-    }
 
 
 def main() -> None:
