@@ -17,6 +17,7 @@ from tests.helpers.apps import fake_settings, wait_ready
 from tests.helpers.fake_server import FakeHearth
 from tests.helpers.keys import ADMIN, MakeKey, admin_headers
 from tests.helpers.live import LiveServer
+from tests.helpers.spec_check import SpecCheck
 
 
 @pytest.fixture(autouse=True)
@@ -36,8 +37,10 @@ def settings(tmp_path: Path) -> Settings:
 
 @pytest.fixture
 def client(settings: Settings) -> Iterator[TestClient]:
-    """An app on fake engines without keys (``--no-auth``)."""
+    """An app on fake engines without keys (``--no-auth``), whose every answer is checked
+    against its family's published description (tests/helpers/spec_check.py)."""
     app = build_app(settings)
+    app.add_middleware(SpecCheck)
     with TestClient(app) as test_client:
         wait_ready(test_client)
         yield test_client
@@ -46,7 +49,9 @@ def client(settings: Settings) -> Iterator[TestClient]:
 @pytest.fixture
 def gw_app(tmp_path: Path) -> Any:
     """An app on fake engines with keys on and a known admin key (not started)."""
-    return build_app(fake_settings(tmp_path, no_auth=False, admin_key=ADMIN))
+    app = build_app(fake_settings(tmp_path, no_auth=False, admin_key=ADMIN))
+    app.add_middleware(SpecCheck)
+    return app
 
 
 @pytest.fixture

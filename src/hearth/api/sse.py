@@ -23,8 +23,8 @@ DONE = b"data: [DONE]\n\n"
 _STREAM_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
-def frame(model: BaseModel) -> bytes:
-    return b"data: " + model.model_dump_json(exclude_none=False).encode() + b"\n\n"
+def frame(model: BaseModel, exclude: set[str] | None = None) -> bytes:
+    return b"data: " + model.model_dump_json(exclude=exclude).encode() + b"\n\n"
 
 
 def json_frame(payload: object) -> bytes:

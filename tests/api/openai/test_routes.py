@@ -98,6 +98,10 @@ def test_chat_stream_chunks_usage_and_done(client: TestClient) -> None:
     assert chunks[-1]["usage"]["completion_tokens"] == 4
     assert all(c["object"] == "chat.completion.chunk" for c in chunks)
     assert len({c["id"] for c in chunks}) == 1
+    # Every chunk, the usage chunk too, names the same fingerprint; later deltas carry no role.
+    assert len({c["system_fingerprint"] for c in chunks}) == 1 and chunks[-1]["system_fingerprint"]
+    assert all("role" not in c["choices"][0]["delta"] for c in chunks[1:] if c["choices"])
+    assert chunks[-2]["choices"][0]["delta"] == {}
 
 
 def test_chat_n_choices(client: TestClient) -> None:

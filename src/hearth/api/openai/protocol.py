@@ -204,19 +204,28 @@ class ChatCompletion(BaseModel):
     system_fingerprint: str | None = None
 
 
-class FunctionCallDelta(BaseModel):
+class _OmitsAbsent(BaseModel):
+    @model_serializer(mode="wrap")
+    def _omit_absent(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # A stream's deltas carry only what they change: OpenAI leaves the other keys out, and
+        # strict clients read a null ``role`` or ``id`` as a value.
+        data: dict[str, Any] = handler(self)
+        return {key: value for key, value in data.items() if value is not None}
+
+
+class FunctionCallDelta(_OmitsAbsent):
     name: str | None = None
     arguments: str | None = None
 
 
-class ToolCallDelta(BaseModel):
+class ToolCallDelta(_OmitsAbsent):
     index: int
     id: str | None = None
     type: Literal["function"] | None = None
     function: FunctionCallDelta
 
 
-class ChoiceDelta(_OmitsAbsentToolCalls):
+class ChoiceDelta(_OmitsAbsent):
     role: Literal["assistant"] | None = None
     content: str | None = None
     tool_calls: list[ToolCallDelta] | None = None

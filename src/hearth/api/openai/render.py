@@ -93,8 +93,11 @@ async def _chunks(
         stream.model,
     )
 
+    # OpenAI's chat chunks carry ``usage: null`` until the last only when usage was asked for;
+    # its completion chunks (and chat chunks otherwise) leave the key out.
+    null_usage = include_usage and envelope is oa.ChatCompletionChunk
+
     def chunk(choices: list[Any], used: Usage | None = None) -> bytes:
-        fingerprint = FINGERPRINT if choices else None
         return frame(
             envelope(
                 id=chunk_id,
@@ -102,8 +105,9 @@ async def _chunks(
                 model=model,
                 choices=choices,
                 usage=None if used is None else usage(used),
-                system_fingerprint=fingerprint,
-            )
+                system_fingerprint=FINGERPRINT,
+            ),
+            exclude=None if used is not None or null_usage else {"usage"},
         )
 
     async def body() -> AsyncIterator[bytes]:

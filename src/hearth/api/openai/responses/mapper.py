@@ -164,6 +164,17 @@ def _refuse_unsupported(body: rs.ResponseCreate) -> None:
         raise Unsupported("streaming a background response is not supported yet", param="stream")
 
 
+def _tool_echo(tool: Any) -> dict[str, Any]:
+    """A tool as the response lists it: a function tool always says ``strict`` and ``parameters``
+    (the spec requires both); ``strict`` is true unless turned off, as OpenAI defaults it, and
+    what Hearth's grammar does either way."""
+    shown: dict[str, Any] = tool.model_dump(mode="json", by_alias=True, exclude_none=True)
+    if isinstance(tool, rs.FunctionTool):
+        shown.setdefault("strict", True)
+        shown.setdefault("parameters", None)
+    return shown
+
+
 def _echo(body: rs.ResponseCreate, choice: Any) -> dict[str, Any]:
     """The request's parameters as the response object repeats them."""
     text = body.text.model_dump(mode="json", by_alias=True, exclude_none=True) if body.text else {}
@@ -171,7 +182,7 @@ def _echo(body: rs.ResponseCreate, choice: Any) -> dict[str, Any]:
         "max_output_tokens": body.max_output_tokens,
         "temperature": body.temperature,
         "top_p": body.top_p,
-        "tools": [t.model_dump(mode="json", by_alias=True, exclude_none=True) for t in body.tools or []],
+        "tools": [_tool_echo(t) for t in body.tools or []],
         "tool_choice": choice,
         "text": {"format": {"type": "text"}, **text},
         "truncation": body.truncation or "disabled",

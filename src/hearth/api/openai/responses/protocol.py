@@ -8,7 +8,16 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    SerializerFunctionWrapHandler,
+    Tag,
+    field_validator,
+    model_serializer,
+)
 
 
 class _Open(BaseModel):
@@ -218,6 +227,7 @@ OutputItem = OutputMessage | FunctionCall
 
 class InputTokensDetails(BaseModel):
     cached_tokens: int = 0
+    cache_write_tokens: int = 0  # the current spec requires it; Hearth's cache writes are not billed apart
 
 
 class OutputTokensDetails(BaseModel):
@@ -273,6 +283,16 @@ class Response(BaseModel):
     user: str | None = None
     metadata: dict[str, str] = Field(default_factory=dict)
     service_tier: Literal["default"] = "default"
+
+    @model_serializer(mode="wrap")
+    def _omit_absent(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # The spec types these as a string and an object, not nullable: left out while unset
+        # (``usage`` until the response has finished).
+        data: dict[str, Any] = handler(self)
+        for key in ("user", "usage"):
+            if data.get(key) is None:
+                data.pop(key, None)
+        return data
 
 
 class InputItemList(BaseModel):
