@@ -306,6 +306,18 @@ def test_auto_is_text_without_the_marker_or_valid_calls() -> None:
                 _check(x)
 
 
+def test_text_without_calls_never_holds_the_marker() -> None:
+    c = constraints.text_without_calls()
+    text, complete = walk(c, random.Random(0), max_bytes=200, prefer=b"It is sunny in Paris.")
+    assert (text, complete) == (b"It is sunny in Paris.", True)
+    copied, _ = walk(c, random.Random(0), max_bytes=200, prefer=b'<tool_call>\n{"name": "get_weather"')
+    assert b"<tool_call>" not in copied
+    matcher = llguidance.LLMatcher(byte_tokenizer(), c.grammar, log_level=0)
+    assert not (matcher.consume_tokens(list(b"ok <tool_call>")) and matcher.is_accepting())
+    variant = llguidance.LLMatcher(byte_tokenizer(), c.grammar, log_level=0)
+    assert not (variant.consume_tokens(list(b'<tool_call ref="x">')) and variant.is_accepting())
+
+
 def test_custom_markers_and_arguments_key() -> None:
     fmt = ToolCallFormat(open="[CALL]", close="[/CALL]", separator="", arguments_key="parameters")
     c = constraints.tool_calls([WEATHER], "required", fmt=fmt, parallel=False)

@@ -229,3 +229,36 @@ def test_an_agents_sdk_run_on_the_responses_api(real_server: LiveServer) -> None
     )
     result: Any = asyncio.run(Runner.run(agent, "What is the weather in Paris?", max_turns=4))
     assert seen and result.final_output == f"It is sunny and 21 C in {seen[0]}."
+
+
+def test_an_agents_sdk_tool_loop_ends_with_a_text_answer(real_server: LiveServer) -> None:
+    """The loop users run: a required call first, then the SDK's reset to ``auto``, and the run
+    ends in text within three model turns (the repeated call is answered instead, the result
+    is in the conversation), not in MaxTurnsExceeded."""
+    from agents import Agent, ModelSettings, OpenAIResponsesModel, Runner, function_tool, set_tracing_disabled
+
+    set_tracing_disabled(True)
+    seen: list[str] = []
+
+    @function_tool
+    def get_weather(city: str) -> str:
+        """Current weather in a city."""
+        seen.append(city)
+        return f"It is sunny and 21 C in {city}."
+
+    client = openai.AsyncOpenAI(base_url=real_server.url + "/v1", api_key="no-auth", max_retries=0)
+    agent = Agent(
+        name="weather",
+        instructions="Call the tool to get the facts, then answer the question in one short sentence.",
+        tools=[get_weather],
+        model=OpenAIResponsesModel(model="default", openai_client=client),
+        model_settings=ModelSettings(tool_choice="required", max_tokens=200),
+    )
+    result: Any = asyncio.run(Runner.run(agent, "What is the weather in Paris?", max_turns=3))
+    assert seen, "the agent never called its tool"
+    assert (
+        len(result.raw_responses) <= 3
+        and isinstance(result.final_output, str)
+        and result.final_output.strip()
+    )
+    assert "<tool_call" not in result.final_output

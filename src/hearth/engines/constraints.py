@@ -339,12 +339,22 @@ def tool_calls(
         f"body: %json {json.dumps(body)}",
     ]
     if mode == "auto":
-        marker = json.dumps(fmt.open.strip())[1:-1] if fmt.open_lark is None else ""
-        # Text that never holds the opening marker: once it is written, only calls can follow.
-        lines.append(
-            rf"TEXT: /(?s:.+)/ & ~/(?s:.*{_regex_literal(marker)}.*)/" if marker else r"TEXT: /(?s:.+)/"
-        )
+        lines.append(_text_rule(fmt))  # once the opening marker is written, only calls can follow
     return Constraint(_compile_lark("\n".join(lines), tools_at), "tool_calls")
+
+
+def text_without_calls(fmt: ToolCallFormat = HERMES) -> Constraint:
+    """Text that never holds the opening marker: for ``tool_choice: none`` after calls, whose
+    markup a small model would otherwise copy into its answer."""
+    return Constraint(_compile_lark(f"start: TEXT\n{_text_rule(fmt)}", TOOLS), "grammar")
+
+
+def _text_rule(fmt: ToolCallFormat) -> str:
+    # Without a closing ">": a small model told not to call writes ``<tool_call ref=...>`` instead.
+    marker = json.dumps(fmt.open.strip().rstrip(">"))[1:-1] if fmt.open_lark is None else ""
+    if not marker:
+        return r"TEXT: /(?s:.+)/"
+    return rf"TEXT: /(?s:.+)/ & ~/(?s:.*{_regex_literal(marker)}.*)/"
 
 
 def parse_tool_calls(text: str, fmt: ToolCallFormat = HERMES) -> list[tuple[str, dict[str, Any]]] | None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass
 from typing import Protocol
@@ -31,7 +32,10 @@ class Job(Protocol):
     def caller_stops(self) -> tuple[str, ...]: ...
     @property
     def tool_calls(self) -> bool: ...
+    @property
+    def answered(self) -> frozenset[tuple[str, str]]: ...
     def events(self) -> AsyncGenerator[UpstreamEvent, None]: ...
+    def answer_events(self, spent: int) -> AsyncGenerator[UpstreamEvent, None] | None: ...
 
 
 @dataclass
@@ -41,6 +45,8 @@ class LocalJob:
     params: SamplingParams
     caller_stops: tuple[str, ...]  # the stops the caller asked for (not the template's)
     tool_calls: bool = False  # the output may hold tool-call markup, parsed as it streams
+    answered: frozenset[tuple[str, str]] = frozenset()  # calls the conversation has results for
+    answer_params: SamplingParams | None = None  # a text answer's params, when it may answer again
 
     @property
     def choices(self) -> int:
@@ -65,6 +71,17 @@ class LocalJob:
             async for item in merged:
                 yield item
 
+    def answer_events(self, spent: int) -> AsyncGenerator[UpstreamEvent, None] | None:
+        """The one choice generated again as text, within what is left of its max_tokens after
+        ``spent``; None where it cannot be (no text grammar, several choices, no tokens left)."""
+        if self.answer_params is None or len(self.prompts) != 1:
+            return None
+        left = self.answer_params.max_tokens - spent
+        if left < 1:
+            return None
+        job = LocalJob(self.engine, self.prompts, dataclasses.replace(self.answer_params, max_tokens=left), ())
+        return job.events()
+
 
 @dataclass
 class RemoteJob:
@@ -77,6 +94,7 @@ class RemoteJob:
     caller_stops: tuple[str, ...]
     context_length: int | None = None
     tool_calls: bool = False  # upstreams send tool calls structured: nothing to parse
+    answered: frozenset[tuple[str, str]] = frozenset()
 
     @property
     def prompt_tokens(self) -> int:
@@ -90,6 +108,9 @@ class RemoteJob:
 
     def events(self) -> AsyncGenerator[UpstreamEvent, None]:
         return self.start()
+
+    def answer_events(self, spent: int) -> AsyncGenerator[UpstreamEvent, None] | None:
+        return None  # the upstream decides what its model says
 
 
 async def _merge(job: LocalJob) -> AsyncGenerator[Indexed, None]:

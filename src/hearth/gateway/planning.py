@@ -113,6 +113,8 @@ def plan(
     family_defaults: SamplingOptions | None = None,
     constraint: Constraint | None = None,
     tool_calls: bool = False,
+    answered: frozenset[tuple[str, str]] = frozenset(),
+    answer: Constraint | None = None,
 ) -> LocalJob:
     """Choose the output limit (default: the rest of the context), add template stops, check it all.
 
@@ -135,4 +137,5 @@ def plan(
         )
     for prompt in {tuple(p) for p in prompts}:
         engine.validate(prompt, params)
-    return LocalJob(engine, prompts, params, options.stop, tool_calls)
+    answer_params = None if answer is None else dataclasses.replace(params, constraint=answer)
+    return LocalJob(engine, prompts, params, options.stop, tool_calls, answered, answer_params)

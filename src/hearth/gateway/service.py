@@ -208,6 +208,8 @@ class Gateway:
             family_defaults=request.sampling_defaults,
             constraint=tools.constraint,
             tool_calls=tools.calls,
+            answered=tools.answered,
+            answer=tools.answer,
         )
 
     async def complete(self, call: Call, request: CompletionRequest) -> GenerationStream:
@@ -301,7 +303,7 @@ class Gateway:
             async def on_end() -> None:
                 await self.close_call(call, 200)
 
-        filters = (lambda _index: ToolCallParser(TOOL_FORMAT)) if job.tool_calls else None
+        filters = (lambda _index: ToolCallParser(TOOL_FORMAT, job.answered)) if job.tool_calls else None
         stream = GenerationStream(call, job, model=model, filters=filters, on_finish=on_finish, on_end=on_end)
         return await stream.prime()
 

@@ -16,6 +16,7 @@ from collections.abc import AsyncGenerator, Awaitable, Callable
 from hearth.errors import HearthError, as_hearth_error
 from hearth.gateway.call import Call
 from hearth.gateway.jobs import Indexed, Job
+from hearth.gateway.tool_stream import AnswerInstead
 from hearth.inference.events import (
     ChoiceEvent,
     ChoiceResult,
@@ -29,7 +30,7 @@ from hearth.inference.events import (
 )
 
 # Rewrites one choice's events (tool-call parsing); gets the choice index, returns a filter.
-ChoiceFilter = Callable[[ChoiceEvent], list[ChoiceEvent]]
+ChoiceFilter = Callable[[ChoiceEvent], list[ChoiceEvent | AnswerInstead]]
 
 
 class GenerationStream:
@@ -49,7 +50,9 @@ class GenerationStream:
         self.prompt_tokens = job.prompt_tokens
         self.error: HearthError | None = None
         self._job = job
+        self._make_filter = filters
         self._filters = [filters(i) for i in range(self.choices)] if filters else None
+        self._answering = False  # generating again in text (tool_stream.AnswerInstead)
         self._caller_stops = set(job.caller_stops)
         self._pending: list[Indexed] = []
         self._events = self._run()
@@ -105,7 +108,25 @@ class GenerationStream:
         self._keep(index, event)
         if self._filters is None:
             return [(index, event)]
-        return [(index, e) for e in self._filters[index](event)]
+        out: list[Indexed] = []
+        for filtered in self._filters[index](event):
+            if not isinstance(filtered, AnswerInstead):
+                out.append((index, filtered))
+            elif not await self._answer_again(index):
+                out.extend((index, e) for e in filtered.fallback)
+        return out
+
+    async def _answer_again(self, index: int) -> bool:
+        """The model only repeated calls it has results for: it answers in text instead, the
+        same prompt again (its cells are cached) under a grammar without calls. Its first
+        tokens stay counted; the prompt is counted once, with the first pass's cached share."""
+        again = self._job.answer_events(self.call.metering.completion_tokens)
+        if again is None or self._make_filter is None or self._filters is None:
+            return False
+        await self._events.aclose()
+        self._events, self._answering = _indexed(again), True
+        self._filters[index] = self._make_filter(index)
+        return True
 
     def _keep(self, index: int, event: ChoiceEvent) -> None:
         if self._texts is None:
@@ -124,7 +145,7 @@ class GenerationStream:
             meter.completion_tokens += event.tokens
             if event.text:
                 self.call.mark_first_token()
-        elif isinstance(event, GenerationDone):
+        elif isinstance(event, GenerationDone) and not self._answering:
             meter.cached_tokens += event.cached_tokens
 
     def _report(self, usage: UsageReport) -> None:
@@ -167,3 +188,9 @@ class GenerationStream:
         for result, pieces in zip(results, text, strict=True):
             result.text = "".join(pieces)
         return results
+
+
+async def _indexed(events: AsyncGenerator[UpstreamEvent, None]) -> AsyncGenerator[UpstreamEvent, None]:
+    async with contextlib.aclosing(events) as items:
+        async for item in items:
+            yield item

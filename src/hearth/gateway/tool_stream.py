@@ -5,15 +5,27 @@ The grammar fixes the shape of every call (``<tool_call>\\n{"name": "...", "argu
 until it knows whether the answer is text or calls, emits a call's first delta (id and name) as
 soon as its name is complete, then its arguments as they arrive, and ends the choice with
 ``tool_calls``. Text the grammar allowed (``auto``) passes through untouched.
+
+A call that repeats an earlier one of the same turn (same name, same arguments) is dropped: small
+models loop on a call, and running it twice gives the caller nothing. So that it can be, every
+call after the first is held until it is complete; the first streams as it is written.
+
+Under ``auto``, a call whose result the conversation already holds is dropped too, and every
+call is held (the first included) so that it can be. A turn left with nothing but such repeats
+ends in ``AnswerInstead``: the stream then has the model answer in text (streams.py), with the
+repeated calls as the fallback where it cannot.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import uuid
+from dataclasses import dataclass
 
 from hearth.engines.constraints import ToolCallFormat
-from hearth.inference.events import ChoiceEvent, GenerationDone, TextDelta, ToolCallDelta
+from hearth.gateway.tools import call_key
+from hearth.inference.events import ChoiceEvent, FinishReason, GenerationDone, TextDelta, ToolCallDelta
 
 _NAME = '{"name": '
 
@@ -22,29 +34,43 @@ def new_call_id() -> str:
     return f"call_{uuid.uuid4().hex[:24]}"
 
 
+@dataclass(frozen=True)
+class AnswerInstead:
+    """The turn only repeated calls already answered: answer in text, or send ``fallback``."""
+
+    fallback: list[ChoiceEvent]
+
+
 class ToolCallParser:
     """One choice's filter; call it with each event, it returns the events to pass on."""
 
-    def __init__(self, fmt: ToolCallFormat) -> None:
+    def __init__(self, fmt: ToolCallFormat, answered: frozenset[tuple[str, str]] = frozenset()) -> None:
         self._fmt = fmt
+        self._answered = answered
+        self._repeats: list[list[ChoiceEvent]] = []  # calls dropped as answered already
         self._args_key = f', "{fmt.arguments_key}": '
         self._mode: str | None = None  # None (undecided), "text" or "calls"
         self._buffer = ""  # calls text not yet consumed
         self._tokens = 0  # tokens behind text not yet passed on
-        self._calls = 0
+        self._calls = 0  # calls read from the text
+        self._sent = 0  # calls passed on (repeats dropped); the index of the next one
+        self._seen: set[tuple[str, str]] = set()
+        self._name = ""
+        self._arguments = ""
+        self._held: list[ChoiceEvent] | None = None  # a later call's deltas, until it is complete
         self._state = "open"  # open -> name -> args -> close (-> open for the next call)
         self._depth = 0
         self._in_string = False
         self._escaped = False
 
-    def __call__(self, event: ChoiceEvent) -> list[ChoiceEvent]:
+    def __call__(self, event: ChoiceEvent) -> list[ChoiceEvent | AnswerInstead]:
         if isinstance(event, TextDelta):
             return self._text(event)
         if isinstance(event, GenerationDone):
             return self._done(event)
         return [event]
 
-    def _text(self, delta: TextDelta) -> list[ChoiceEvent]:
+    def _text(self, delta: TextDelta) -> list[ChoiceEvent | AnswerInstead]:
         self._tokens += delta.tokens
         if self._mode == "text":
             return [self._pass(delta.text)]
@@ -64,8 +90,8 @@ class ToolCallParser:
         tokens, self._tokens = self._tokens, 0
         return TextDelta(text, tokens)
 
-    def _scan(self) -> list[ChoiceEvent]:
-        out: list[ChoiceEvent] = []
+    def _scan(self) -> list[ChoiceEvent | AnswerInstead]:
+        out: list[ChoiceEvent | AnswerInstead] = []
         progressed = True
         while progressed:
             progressed = False
@@ -77,16 +103,20 @@ class ToolCallParser:
             elif self._state == "name":
                 end = self._buffer.find(self._args_key)
                 if self._buffer.startswith(_NAME) and end > 0:
-                    name = json.loads(self._buffer[len(_NAME) : end])
+                    self._name = str(json.loads(self._buffer[len(_NAME) : end]))
+                    self._arguments = ""
                     self._buffer = self._buffer[end + len(self._args_key) :]
-                    out.append(ToolCallDelta(self._calls, "", new_call_id(), str(name), self._take_tokens()))
+                    self._held = [] if self._sent or self._answered else None
+                    first = ToolCallDelta(self._sent, "", new_call_id(), self._name, self._take_tokens())
+                    (out if self._held is None else self._held).append(first)
                     self._state, self._depth, progressed = "args", 0, True
             elif self._state == "args":
                 consumed, complete = self._json_end(self._buffer)
                 if consumed:
-                    out.append(
-                        ToolCallDelta(self._calls, self._buffer[:consumed], tokens=self._take_tokens())
-                    )
+                    piece = self._buffer[:consumed]
+                    self._arguments += piece
+                    delta = ToolCallDelta(self._sent, piece, tokens=self._take_tokens())
+                    (out if self._held is None else self._held).append(delta)
                     self._buffer = self._buffer[consumed:]
                 if complete:
                     self._state, progressed = "close", True
@@ -95,8 +125,23 @@ class ToolCallParser:
                 if len(self._buffer) >= len(tail):
                     self._buffer = self._buffer[len(tail) :]
                     self._calls += 1
+                    out.extend(self._complete())
                     self._state, progressed = "open", True
         return out
+
+    def _complete(self) -> list[ChoiceEvent]:
+        """The call just read, unless it repeats one this turn already made."""
+        held, self._held = self._held or [], None
+        key = call_key(self._name, self._arguments)
+        if key in self._seen:
+            self._tokens += sum(e.tokens for e in held if isinstance(e, ToolCallDelta))
+            return []
+        self._seen.add(key)
+        if key in self._answered:
+            self._repeats.append(held)
+            return []
+        self._sent += 1
+        return held
 
     def _take_tokens(self) -> int:
         tokens, self._tokens = self._tokens, 0
@@ -122,19 +167,45 @@ class ToolCallParser:
                     return index + 1, True
         return len(text), False
 
-    def _done(self, done: GenerationDone) -> list[ChoiceEvent]:
-        out: list[ChoiceEvent] = []
+    def _done(self, done: GenerationDone) -> list[ChoiceEvent | AnswerInstead]:
+        out: list[ChoiceEvent | AnswerInstead] = []
         if self._mode is None and self._buffer:  # ended while it could still have been a call
             out.append(self._pass(self._buffer))
             self._buffer = ""
-        elif self._mode == "calls" and self._tokens and self._calls:
-            out.append(ToolCallDelta(self._calls - 1, "", tokens=self._take_tokens()))
+        elif self._mode == "calls":
+            if self._repeats and not self._sent:
+                if done.finish_reason == "stop" and not self._held:
+                    return [AnswerInstead([*self._renumbered(), self._ended(done, "tool_calls")])]
+                out.extend(self._renumbered())
+            if self._held:  # cut short (max_tokens): the caller sees what there was, as for the first
+                out.extend(self._held)
+                self._held, self._sent = None, self._sent + 1
+            if self._tokens and self._sent:
+                out.append(ToolCallDelta(self._sent - 1, "", tokens=self._take_tokens()))
         reason = done.finish_reason
-        if self._calls and reason == "stop":
+        if self._sent and reason == "stop":
             reason = "tool_calls"
-        out.append(
-            GenerationDone(
-                reason, done.prompt_tokens, done.completion_tokens, done.cached_tokens, done.stop_sequence
-            )
-        )
+        out.append(self._ended(done, reason))
         return out
+
+    def _renumbered(self) -> list[ChoiceEvent]:
+        """The repeated calls, numbered as the only calls of the turn."""
+        events: list[ChoiceEvent] = []
+        for held in self._repeats:
+            events.extend(
+                dataclasses.replace(e, call_index=self._sent) if isinstance(e, ToolCallDelta) else e for e in held
+            )
+            self._sent += 1
+        self._repeats = []
+        return events
+
+    @staticmethod
+    def _ended(done: GenerationDone, reason: FinishReason) -> GenerationDone:
+        return GenerationDone(
+            reason,
+            done.prompt_tokens,
+            done.completion_tokens,
+            done.cached_tokens,
+            done.stop_sequence,
+        )
+

@@ -4,9 +4,10 @@ A model whose chat template lays out tools (Hermes-style ``<tool_call>`` templat
 through its template. Any other model gets Hearth's generic tool prompt, a system message that
 lists the tools and the call format (documented in the README); earlier calls and their results
 are written into the conversation the same way. Either way the output is constrained by a
-grammar: ``required`` and a named tool must produce a call, ``auto`` lets the model choose
-between text and calls, and a call it starts is a valid call, so its arguments always parse
-and validate against the tool's ``parameters``.
+grammar: ``required`` must produce a call and a named tool exactly one, ``auto`` lets the model
+choose between text and calls, ``none`` (after calls) allows text without call markup, and a
+call it starts is a valid call, so its arguments always parse and validate against the tool's
+``parameters``.
 """
 
 from __future__ import annotations
@@ -33,6 +34,10 @@ class ToolPlan:
     calls: bool  # the output may hold tool calls, to be parsed into ToolCallDeltas
     messages: tuple[Message, ...]  # the conversation as the model will read it
     template_tools: tuple[Tool, ...]  # tools handed to the chat template (those that render them)
+    # Under ``auto``: the calls the conversation already holds results for, and the grammar of
+    # a text answer, used when the model only repeats those calls (see tool_stream.py).
+    answered: frozenset[tuple[str, str]] = frozenset()
+    answer: constraints.Constraint | None = None
 
 
 def plan_tools(engine: ChatEngine, request: ChatRequest, messages: Sequence[Message]) -> ToolPlan:
@@ -46,6 +51,10 @@ def plan_tools(engine: ChatEngine, request: ChatRequest, messages: Sequence[Mess
         )
     history = tuple(messages) if engine.template_renders_tools else tuple(_as_text_history(messages))
     if not active and request.output is None:
+        if engine.supports_constraints and (request.tools or any(m.tool_calls for m in messages)):
+            # Earlier calls are in the conversation as markup, which a small model copies into
+            # its answer when it may not call: its text must never hold the marker.
+            return ToolPlan(constraints.text_without_calls(FORMAT), False, history, ())
         return ToolPlan(None, False, history, ())
     if not engine.supports_constraints:
         what = "tools" if active else "structured output"
@@ -68,13 +77,44 @@ def plan_tools(engine: ChatEngine, request: ChatRequest, messages: Sequence[Mess
         if request.tool_choice == "auto"
         else "required",
         name=request.tool_choice.name if isinstance(request.tool_choice, NamedTool) else None,
-        parallel=request.parallel_tool_calls,
+        parallel=_parallel(request),
         fmt=FORMAT,
     )
+    answered = answered_calls(messages) if request.tool_choice == "auto" else frozenset()
+    answer = constraints.text_without_calls(FORMAT) if answered else None
     if engine.template_renders_tools:
-        return ToolPlan(constraint, True, tuple(messages), request.tools)
+        return ToolPlan(constraint, True, tuple(messages), request.tools, answered, answer)
     prompted = [tool_prompt(request.tools, request.tool_choice), *history]
-    return ToolPlan(constraint, True, tuple(_merge_system(prompted)), ())
+    return ToolPlan(constraint, True, tuple(_merge_system(prompted)), (), answered, answer)
+
+
+def answered_calls(messages: Sequence[Message]) -> frozenset[tuple[str, str]]:
+    """``(name, arguments)`` of every earlier call that a tool result answers."""
+    results = {m.tool_call_id for m in messages if m.role == "tool"}
+    return frozenset(
+        call_key(c.name, c.arguments) for m in messages for c in m.tool_calls if c.id in results
+    )
+
+
+def call_key(name: str, arguments: str) -> tuple[str, str]:
+    """A call as compared for repeats: its name, and its arguments as canonical JSON."""
+    try:
+        canonical = json.dumps(json.loads(arguments), sort_keys=True, separators=(",", ":"))
+    except ValueError:
+        canonical = arguments
+    return name, canonical
+
+
+def _parallel(request: ChatRequest) -> bool:
+    """Whether the turn may hold several calls. A named choice calls exactly that function once
+    (OpenAI's and Anthropic's semantics); ``required`` makes one call unless the caller asked
+    for parallel calls in so many words (a small model otherwise fills the turn with variants
+    of one call); ``auto`` allows several unless they were turned off, as the APIs default."""
+    if isinstance(request.tool_choice, NamedTool):
+        return False
+    if request.tool_choice == "required":
+        return request.parallel_tool_calls is True
+    return request.parallel_tool_calls is not False
 
 
 def output_constraint(output: OutputFormat) -> constraints.Constraint:
@@ -111,7 +151,11 @@ def tool_prompt(tools: Sequence[Tool], choice: object) -> Message:
     elif choice == "required":
         rule = "You must call one of the tools."
     else:
-        rule = "Call a tool only when it helps; otherwise answer normally, in plain text."
+        rule = (
+            "Call a tool only when it helps; otherwise answer normally, in plain text. Once a "
+            "tool's result answers the question, answer in plain text: never repeat a call "
+            "whose result you already have."
+        )
     return Message.of(
         "system",
         "You can call these tools:\n"
@@ -131,17 +175,33 @@ def format_call(name: str, arguments: str) -> str:
     return f"{FORMAT.open}{body}{FORMAT.close}"
 
 
+ANSWER_NOW = (
+    "Answer the question with these results, in plain text. Call a tool again only for something "
+    "these results do not give."
+)
+
+
 def _as_text_history(messages: Sequence[Message]) -> list[Message]:
-    """Earlier calls and results as plain text, for templates that know no tool roles or fields."""
+    """Earlier calls and results as plain text, for templates that know no tool roles or fields.
+
+    A result is labelled with the call it answers (name and arguments), and the results that
+    end the conversation say to answer with them: a small model shown a bare result tends to
+    make the same call again."""
     out: list[Message] = []
-    for message in messages:
+    calls_by_id = {c.id: c for m in messages for c in m.tool_calls}
+    last_turn = max((i for i, m in enumerate(messages) if m.role != "tool"), default=-1)
+    for index, message in enumerate(messages):
         if message.tool_calls:
             calls = FORMAT.separator.join(format_call(c.name, c.arguments) for c in message.tool_calls)
             text = f"{message.text}\n{calls}" if message.text else calls
             out.append(Message("assistant", (TextPart(text),)))
         elif message.role == "tool":
-            label = message.name or message.tool_call_id or "the tool"
-            out.append(Message.of("user", f"[result of {label}]\n{message.text}"))
+            call = calls_by_id.get(message.tool_call_id or "")
+            label = f"{call.name} {call.arguments}" if call else message.name or message.tool_call_id or "the tool"
+            text = f"[result of {label}]\n{message.text}"
+            if index == len(messages) - 1 and index > last_turn:
+                text = f"{text}\n\n{ANSWER_NOW}"
+            out.append(Message.of("user", text))
         else:
             out.append(message)
     return out

@@ -77,7 +77,7 @@ class NewResponse:
     sampling: SamplingOptions = field(default_factory=SamplingOptions)
     tools: tuple[Tool, ...] = ()
     tool_choice: ToolChoice = "auto"
-    parallel_tool_calls: bool = True
+    parallel_tool_calls: bool | None = None
     output: OutputFormat | None = None
     truncation: Literal["disabled", "auto"] = "disabled"
     # The request's parameters as the family echoes them on the response object (opaque here).
@@ -87,7 +87,7 @@ class NewResponse:
         system = () if self.instructions is None else (Message.of("system", self.instructions),)
         return ChatRequest(
             model=self.model,
-            messages=(*system, *history, *(item.message for item in self.input)),
+            messages=(*system, *grouped_calls([*history, *(item.message for item in self.input)])),
             sampling=self.sampling,
             stream=self.stream,
             tools=self.tools,
@@ -96,6 +96,24 @@ class NewResponse:
             output=self.output,
             truncation=self.truncation,
         )
+
+
+def grouped_calls(messages: Sequence[Message]) -> list[Message]:
+    """One assistant turn per model turn: the Responses API lists each call as its own item, and a
+    model shown parallel calls as consecutive assistant turns copies them, one after another."""
+    out: list[Message] = []
+    for message in messages:
+        last = out[-1] if out else None
+        if (
+            last is not None
+            and last.role == message.role == "assistant"
+            and message.tool_calls
+            and not message.parts
+        ):
+            out[-1] = replace(last, tool_calls=(*last.tool_calls, *message.tool_calls))
+        else:
+            out.append(message)
+    return out
 
 
 @dataclass

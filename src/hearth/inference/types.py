@@ -126,7 +126,7 @@ class ChatRequest:
     stream: bool = False
     tools: tuple[Tool, ...] = ()
     tool_choice: ToolChoice = "auto"
-    parallel_tool_calls: bool = True
+    parallel_tool_calls: bool | None = None  # None: the caller did not say (see gateway/tools.py)
     output: OutputFormat | None = None
     # "auto" drops the oldest turns that do not fit the context; "disabled" refuses instead.
     truncation: Literal["disabled", "auto"] = "disabled"

@@ -126,15 +126,15 @@ def test_image_sources() -> None:
 @pytest.mark.parametrize(
     ("choice", "expected", "parallel"),
     [
-        (None, "auto", True),
-        ({"type": "auto"}, "auto", True),
-        ({"type": "any"}, "required", True),
+        (None, "auto", None),
+        ({"type": "auto"}, "auto", None),
+        ({"type": "any"}, "required", None),
         ({"type": "any", "disable_parallel_tool_use": True}, "required", False),
-        ({"type": "tool", "name": "weather"}, NamedTool("weather"), True),
-        ({"type": "none"}, "none", True),
+        ({"type": "tool", "name": "weather"}, NamedTool("weather"), None),
+        ({"type": "none"}, "none", None),
     ],
 )
-def test_tool_choice(choice: dict[str, Any] | None, expected: object, parallel: bool) -> None:
+def test_tool_choice(choice: dict[str, Any] | None, expected: object, parallel: bool | None) -> None:
     tools = [
         {"name": "weather", "description": "today's", "input_schema": {"type": "object", "properties": {}}}
     ]

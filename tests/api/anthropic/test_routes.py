@@ -131,7 +131,10 @@ def test_content_blocks_and_a_tool_conversation(client: TestClient) -> None:
     # The tool result reaches the prompt.
     shorter = [
         *conversation[:2],
-        {**conversation[2], "content": [{**conversation[2]["content"][0], "content": "sunny"}]},
+        {
+            **conversation[2],
+            "content": [{**conversation[2]["content"][0], "content": "sunny"}, conversation[2]["content"][1]],
+        },
     ]
     assert (
         client.post("/v1/messages/count_tokens", json={**MESSAGE, "messages": shorter}).json()["input_tokens"]
@@ -171,7 +174,9 @@ def test_tool_use_in_every_choice_mode(client: TestClient) -> None:
     assert auto.status_code == 200 and auto.json()["stop_reason"] in {"end_turn", "max_tokens", "tool_use"}
     none = client.post("/v1/messages", json={**MESSAGE, "tools": tools, "tool_choice": {"type": "none"}})
     assert none.status_code == 200, none.text
-    assert none.json()["stop_reason"] == "max_tokens"
+    assert none.json()["stop_reason"] in {"end_turn", "max_tokens"}
+    assert [block["type"] for block in none.json()["content"]] == ["text"]
+    assert "<tool_call>" not in none.json()["content"][0]["text"]
     unknown = {**MESSAGE, "tools": tools, "tool_choice": {"type": "tool", "name": "nope"}}
     assert "nope" in assert_error(client.post("/v1/messages", json=unknown), 400, "invalid_request_error")
     bad_schema = [{"name": "w", "input_schema": {"type": "object", "patternProperties": {"a": {}}}}]
@@ -253,3 +258,13 @@ def test_structured_output_follows_the_schema(client: TestClient) -> None:
         client.post("/v1/messages", json={**MESSAGE, "output_config": refused}), 400, "invalid_request_error"
     )
     assert "uniqueItems" in message
+
+
+def test_a_call_cut_short_by_max_tokens_is_left_out_not_a_500(client: TestClient) -> None:
+    schema = {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}
+    tools = [{"name": "weather", "input_schema": schema}]
+    body = {**MESSAGE, "max_tokens": 8, "tools": tools, "tool_choice": {"type": "any"}}
+    reply = client.post("/v1/messages", json=body)
+    assert reply.status_code == 200, reply.text
+    assert reply.json()["stop_reason"] == "max_tokens"
+    assert [b["type"] for b in reply.json()["content"]] == ["text"]  # no tool_use with a guessed input

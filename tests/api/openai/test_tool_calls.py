@@ -57,6 +57,14 @@ def test_required_and_named_calls_validate_against_their_schema(client: TestClie
                     jsonschema.validate(arguments, WEATHER)
 
 
+def test_a_named_choice_makes_exactly_one_call_when_parallel_calls_are_left_on(client: TestClient) -> None:
+    named = {"type": "function", "function": {"name": "get_weather"}}
+    for seed in range(5):
+        reply = chat(client, tools=TOOLS, tool_choice=named, seed=seed, temperature=1)
+        calls = reply.json()["choices"][0]["message"]["tool_calls"]
+        assert [c["function"]["name"] for c in calls] == ["get_weather"]
+
+
 def test_parallel_tool_calls_false_makes_one_call(client: TestClient) -> None:
     for seed in range(5):
         reply = chat(client, tools=TOOLS, tool_choice="required", parallel_tool_calls=False, seed=seed)
@@ -75,8 +83,11 @@ def test_streamed_calls_arrive_in_openais_delta_format(client: TestClient) -> No
     first, rest = calls[0], calls[1:]
     assert first["index"] == 0 and first["id"].startswith("call_") and first["type"] == "function"
     assert first["function"]["name"] == "get_weather"
-    assert all(c["id"] is None and c["function"]["name"] is None for c in rest)
-    arguments = "".join(c["function"]["arguments"] or "" for c in calls)
+    # After a call's first delta, OpenAI sends only its index and argument text: no null keys.
+    assert all(set(c) == {"index", "function"} and set(c["function"]) == {"arguments"} for c in rest)
+    assert all(set(d) <= {"content", "tool_calls"} for d in deltas[1:]), "role only on the first delta"
+    assert all(c["system_fingerprint"] == chunks[0]["system_fingerprint"] for c in chunks)
+    arguments = "".join(c["function"]["arguments"] for c in calls)
     jsonschema.validate(json.loads(arguments), WEATHER)
     assert chunks[-1]["choices"][0]["finish_reason"] == "tool_calls"
 

@@ -117,7 +117,7 @@ def messages(body: an.CountTokensRequest | an.MessagesRequest) -> tuple[Message,
     return tuple(out)
 
 
-def tools(body: an.CountTokensRequest | an.MessagesRequest) -> tuple[tuple[Tool, ...], ToolChoice, bool]:
+def tools(body: an.CountTokensRequest | an.MessagesRequest) -> tuple[tuple[Tool, ...], ToolChoice, bool | None]:
     listed: list[Tool] = []
     for i, spec in enumerate(body.tools or []):
         if spec.type not in (None, "custom") or spec.input_schema is None:
@@ -138,7 +138,7 @@ def tools(body: an.CountTokensRequest | an.MessagesRequest) -> tuple[tuple[Tool,
         resolved = "required"
     else:
         resolved = choice.type
-    parallel = not getattr(choice, "disable_parallel_tool_use", False)
+    parallel = False if getattr(choice, "disable_parallel_tool_use", False) else None
     return tuple(listed), resolved, parallel
 
 

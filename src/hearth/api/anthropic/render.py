@@ -49,22 +49,35 @@ def usage(value: Usage) -> an.Usage:
     )
 
 
-def _tool_input(call: ToolCall) -> dict[str, Any]:
+def _tool_input(call: ToolCall) -> dict[str, Any] | None:
     try:
         value = json.loads(call.arguments or "{}")
     except json.JSONDecodeError:
-        value = None
-    if not isinstance(value, dict):
-        raise EngineFailure(f"the model's arguments for the tool {call.name!r} are not a JSON object")
-    return value
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def _tool_uses(result: ChoiceResult) -> list[an.ToolUseContent]:
+    """The calls as ``tool_use`` blocks. A call that max_tokens cut short has no JSON object to
+    show: it is left out (``stop_reason: max_tokens`` says the turn was cut), never guessed."""
+    blocks: list[an.ToolUseContent] = []
+    for call in result.tool_calls:
+        value = _tool_input(call)
+        if value is None and result.finish_reason == "length":
+            continue
+        if value is None:
+            raise EngineFailure(f"the model's arguments for the tool {call.name!r} are not a JSON object")
+        blocks.append(an.ToolUseContent(id=call.id, name=call.name, input=value))
+    return blocks
 
 
 def message(stream: GenerationStream, results: list[ChoiceResult]) -> an.Message:
     result = results[0]  # Anthropic has no ``n``: one choice
     content: list[an.ResponseBlock] = []
-    if result.text or not result.tool_calls:
+    calls = _tool_uses(result)
+    if result.text or not calls:
         content.append(an.TextContent(text=result.text))
-    content.extend(an.ToolUseContent(id=c.id, name=c.name, input=_tool_input(c)) for c in result.tool_calls)
+    content.extend(calls)
     return an.Message(
         id=new_id("msg", "_"),
         model=stream.model,

@@ -102,7 +102,7 @@ def chat_request(body: oa.ChatCompletionRequest) -> ChatRequest:
         stream=body.stream,
         tools=listed,
         tool_choice=choice,
-        parallel_tool_calls=True if body.parallel_tool_calls is None else body.parallel_tool_calls,
+        parallel_tool_calls=body.parallel_tool_calls,
         output=output_format(body),
         passthrough=passthrough(body),
     )

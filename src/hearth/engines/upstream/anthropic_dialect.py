@@ -88,7 +88,7 @@ def conversation(messages: tuple[Message, ...]) -> tuple[str | None, list[dict[s
 
 def _tool_choice(request: ChatRequest) -> dict[str, Any]:
     choice = request.tool_choice
-    parallel = {} if request.parallel_tool_calls else {"disable_parallel_tool_use": True}
+    parallel = {} if request.parallel_tool_calls is not False else {"disable_parallel_tool_use": True}
     if isinstance(choice, NamedTool):
         return {"type": "tool", "name": choice.name, **parallel}
     if choice == "required":

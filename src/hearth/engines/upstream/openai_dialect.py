@@ -132,7 +132,8 @@ def chat_body(request: ChatRequest, model: str) -> dict[str, Any]:
             for t in request.tools
         ]
         body["tool_choice"] = tool_choice(request.tool_choice)
-        body["parallel_tool_calls"] = request.parallel_tool_calls
+        if request.parallel_tool_calls is not None:
+            body["parallel_tool_calls"] = request.parallel_tool_calls
     if request.output is not None:
         body["response_format"] = response_format(request.output)
     return with_passthrough(body, request.passthrough)

@@ -216,7 +216,7 @@ def new_response(body: rs.ResponseCreate) -> NewResponse:
         ),
         tools=listed,
         tool_choice=choice,
-        parallel_tool_calls=True if body.parallel_tool_calls is None else body.parallel_tool_calls,
+        parallel_tool_calls=body.parallel_tool_calls,
         output=output_format(body),
         truncation=body.truncation or "disabled",
         params=_echo(body, echoed_choice),
