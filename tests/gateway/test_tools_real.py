@@ -172,11 +172,16 @@ def test_langchain_with_structured_output(real_server: LiveServer) -> None:
     assert isinstance(city, City) and city.name
 
 
-def test_an_openai_agents_sdk_run_calls_a_function_tool(real_server: LiveServer) -> None:
+def _weather_run(
+    server: LiveServer, api: str, instructions: str, max_turns: int, **agent_options: Any
+) -> tuple[Any, list[str]]:
+    """One OpenAI Agents SDK run of a weather agent (a required call first, on the ``api``
+    model class), and the cities its tool was called with."""
     from agents import (
         Agent,
         ModelSettings,
         OpenAIChatCompletionsModel,
+        OpenAIResponsesModel,
         Runner,
         function_tool,
         set_tracing_disabled,
@@ -191,70 +196,36 @@ def test_an_openai_agents_sdk_run_calls_a_function_tool(real_server: LiveServer)
         seen.append(city)
         return f"It is sunny and 21 C in {city}."
 
-    client = openai.AsyncOpenAI(base_url=real_server.url + "/v1", api_key="no-auth", max_retries=0)
+    client = openai.AsyncOpenAI(base_url=server.url + "/v1", api_key="no-auth", max_retries=0)
+    model_class = OpenAIResponsesModel if api == "responses" else OpenAIChatCompletionsModel
     agent = Agent(
         name="weather",
-        instructions="Use the get_weather tool to answer questions about the weather.",
+        instructions=instructions,
         tools=[get_weather],
-        model=OpenAIChatCompletionsModel(model="default", openai_client=client),
-        model_settings=ModelSettings(tool_choice="required", max_tokens=120),
-        # A 135M model tends to call the tool again after its result: the tool's answer is final.
-        tool_use_behavior="stop_on_first_tool",
+        model=model_class(model="default", openai_client=client),
+        model_settings=ModelSettings(tool_choice="required", max_tokens=200),
+        **agent_options,
     )
-    result = asyncio.run(Runner.run(agent, "What is the weather in Paris?", max_turns=4))
+    return asyncio.run(Runner.run(agent, "What is the weather in Paris?", max_turns=max_turns)), seen
+
+
+USE_THE_TOOL = "Use the get_weather tool to answer questions about the weather."
+
+
+@pytest.mark.parametrize("api", ["chat", "responses"])
+def test_an_openai_agents_sdk_run_calls_a_function_tool(real_server: LiveServer, api: str) -> None:
+    # The tool's answer is final here: what is tested is the call on each API.
+    result, seen = _weather_run(real_server, api, USE_THE_TOOL, 4, tool_use_behavior="stop_on_first_tool")
     assert seen, "the agent never called its tool"
     assert result.final_output == f"It is sunny and 21 C in {seen[0]}."
-
-
-def test_an_agents_sdk_run_on_the_responses_api(real_server: LiveServer) -> None:
-    from agents import Agent, ModelSettings, OpenAIResponsesModel, Runner, function_tool, set_tracing_disabled
-
-    set_tracing_disabled(True)
-    seen: list[str] = []
-
-    @function_tool
-    def get_weather(city: str) -> str:
-        """Current weather in a city."""
-        seen.append(city)
-        return f"It is sunny and 21 C in {city}."
-
-    client = openai.AsyncOpenAI(base_url=real_server.url + "/v1", api_key="no-auth", max_retries=0)
-    agent = Agent(
-        name="weather",
-        instructions="Use the get_weather tool to answer questions about the weather.",
-        tools=[get_weather],
-        model=OpenAIResponsesModel(model="default", openai_client=client),
-        model_settings=ModelSettings(tool_choice="required", max_tokens=120),
-        tool_use_behavior="stop_on_first_tool",
-    )
-    result: Any = asyncio.run(Runner.run(agent, "What is the weather in Paris?", max_turns=4))
-    assert seen and result.final_output == f"It is sunny and 21 C in {seen[0]}."
 
 
 def test_an_agents_sdk_tool_loop_ends_with_a_text_answer(real_server: LiveServer) -> None:
     """The loop users run: a required call first, then the SDK's reset to ``auto``, and the run
     ends in text within three model turns (the repeated call is answered instead, the result
     is in the conversation), not in MaxTurnsExceeded."""
-    from agents import Agent, ModelSettings, OpenAIResponsesModel, Runner, function_tool, set_tracing_disabled
-
-    set_tracing_disabled(True)
-    seen: list[str] = []
-
-    @function_tool
-    def get_weather(city: str) -> str:
-        """Current weather in a city."""
-        seen.append(city)
-        return f"It is sunny and 21 C in {city}."
-
-    client = openai.AsyncOpenAI(base_url=real_server.url + "/v1", api_key="no-auth", max_retries=0)
-    agent = Agent(
-        name="weather",
-        instructions="Call the tool to get the facts, then answer the question in one short sentence.",
-        tools=[get_weather],
-        model=OpenAIResponsesModel(model="default", openai_client=client),
-        model_settings=ModelSettings(tool_choice="required", max_tokens=200),
-    )
-    result: Any = asyncio.run(Runner.run(agent, "What is the weather in Paris?", max_turns=3))
+    instructions = "Call the tool to get the facts, then answer the question in one short sentence."
+    result, seen = _weather_run(real_server, "responses", instructions, 3)
     assert seen, "the agent never called its tool"
     assert (
         len(result.raw_responses) <= 3

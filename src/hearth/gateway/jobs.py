@@ -79,7 +79,9 @@ class LocalJob:
         left = self.answer_params.max_tokens - spent
         if left < 1:
             return None
-        job = LocalJob(self.engine, self.prompts, dataclasses.replace(self.answer_params, max_tokens=left), ())
+        job = LocalJob(
+            self.engine, self.prompts, dataclasses.replace(self.answer_params, max_tokens=left), ()
+        )
         return job.events()
 
 

@@ -193,7 +193,8 @@ class ToolCallParser:
         events: list[ChoiceEvent] = []
         for held in self._repeats:
             events.extend(
-                dataclasses.replace(e, call_index=self._sent) if isinstance(e, ToolCallDelta) else e for e in held
+                dataclasses.replace(e, call_index=self._sent) if isinstance(e, ToolCallDelta) else e
+                for e in held
             )
             self._sent += 1
         self._repeats = []
@@ -208,4 +209,3 @@ class ToolCallParser:
             done.cached_tokens,
             done.stop_sequence,
         )
-

@@ -91,9 +91,7 @@ def plan_tools(engine: ChatEngine, request: ChatRequest, messages: Sequence[Mess
 def answered_calls(messages: Sequence[Message]) -> frozenset[tuple[str, str]]:
     """``(name, arguments)`` of every earlier call that a tool result answers."""
     results = {m.tool_call_id for m in messages if m.role == "tool"}
-    return frozenset(
-        call_key(c.name, c.arguments) for m in messages for c in m.tool_calls if c.id in results
-    )
+    return frozenset(call_key(c.name, c.arguments) for m in messages for c in m.tool_calls if c.id in results)
 
 
 def call_key(name: str, arguments: str) -> tuple[str, str]:
@@ -197,7 +195,11 @@ def _as_text_history(messages: Sequence[Message]) -> list[Message]:
             out.append(Message("assistant", (TextPart(text),)))
         elif message.role == "tool":
             call = calls_by_id.get(message.tool_call_id or "")
-            label = f"{call.name} {call.arguments}" if call else message.name or message.tool_call_id or "the tool"
+            label = (
+                f"{call.name} {call.arguments}"
+                if call
+                else message.name or message.tool_call_id or "the tool"
+            )
             text = f"[result of {label}]\n{message.text}"
             if index == len(messages) - 1 and index > last_turn:
                 text = f"{text}\n\n{ANSWER_NOW}"

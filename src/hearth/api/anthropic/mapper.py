@@ -117,7 +117,9 @@ def messages(body: an.CountTokensRequest | an.MessagesRequest) -> tuple[Message,
     return tuple(out)
 
 
-def tools(body: an.CountTokensRequest | an.MessagesRequest) -> tuple[tuple[Tool, ...], ToolChoice, bool | None]:
+def tools(
+    body: an.CountTokensRequest | an.MessagesRequest,
+) -> tuple[tuple[Tool, ...], ToolChoice, bool | None]:
     listed: list[Tool] = []
     for i, spec in enumerate(body.tools or []):
         if spec.type not in (None, "custom") or spec.input_schema is None:
