@@ -17,7 +17,9 @@ Slots are llama.cpp sequence ids (``n_seq_max = slots``). A slot keeps the KV ce
 sequence after it finishes or is cancelled; that is the prefix cache. A new request takes the
 free slot whose cached tokens share the longest prefix with its prompt, removes the cells past
 that prefix (``llama_memory_seq_rm``) and prefills only the rest; the reused length is reported
-as ``cached_tokens``. Sliding-window-attention layers (Gemma 3) only keep the last ``n_swa``
+as ``cached_tokens``. When another slot, running or idle, holds a longer prefix, its cells are
+shared instead (``llama_memory_seq_cp``, unified KV only): eight agents with one instruction
+and tool prefix compute it once, which llama-server's per-slot prompt cache cannot do. Sliding-window-attention layers (Gemma 3) only keep the last ``n_swa``
 positions of a sequence, so a prefix of length ``p`` is reusable only while the SWA cache still
 holds positions ``[p - n_swa, p)`` (``llama_memory_seq_pos_min <= p - n_swa``), the rule
 llama-server uses; otherwise the prompt is evaluated in full.
@@ -72,6 +74,7 @@ class Scheduler:
         self.steps = 0
         self.batched_tokens = 0  # tokens over all llama_decode calls: their mean batch size
         self.preemptions = 0
+        self.shared_prefixes = 0  # admissions that shared another slot's cached prefix
         # Every llama_decode, the warm-up included, runs on this one thread: an OpenMP build of
         # llama.cpp parallelises on the calling thread, and a second calling thread keeps a second
         # OpenMP team around that slowed every later decode by ~18% (measured): libgomp then
@@ -122,6 +125,7 @@ class Scheduler:
             "steps": self.steps,
             "batched_tokens": self.batched_tokens,
             "preemptions": self.preemptions,
+            "shared_prefixes": self.shared_prefixes,
         }
 
     def close(self) -> None:
@@ -284,7 +288,13 @@ class Scheduler:
                     self._idle_slots += 1
                 return
         slot, reuse = self._pick_slot(seq.tokens)
-        if reuse < len(slot.kv):
+        donor, shared = self._donor(seq.tokens, slot, reuse)
+        if donor is not None:  # another slot holds a longer prefix: share its cells
+            llama_cpp.llama_memory_seq_rm(self._mem, slot.seq_id, -1, -1)
+            llama_cpp.llama_memory_seq_cp(self._mem, donor.seq_id, slot.seq_id, -1, shared)
+            slot.kv[:], reuse = donor.kv[:shared], shared
+            self.shared_prefixes += 1
+        elif reuse < len(slot.kv):
             if not llama_cpp.llama_memory_seq_rm(self._mem, slot.seq_id, reuse, -1):
                 llama_cpp.llama_memory_seq_rm(self._mem, slot.seq_id, -1, -1)  # e.g. recurrent state
                 reuse = 0
@@ -315,6 +325,24 @@ class Scheduler:
             if best is None or key > best:
                 best, chosen, chosen_reuse = key, slot, reuse
         return chosen, chosen_reuse
+
+    def _donor(self, tokens: list[int], chosen: Slot, reuse: int) -> tuple[Slot | None, int]:
+        """The slot, busy or idle, whose cells hold the longest prefix of ``tokens`` when that is
+        at least MIN_REUSE longer than what ``chosen`` keeps: its cells are then shared with the
+        new sequence (``llama_memory_seq_cp`` adds a sequence id to cells of one unified pool,
+        nothing is copied), so agents that share instructions and tools compute them once.
+        Separate per-sequence caches cannot share a range, so they never donate."""
+        if not self.rt.unified:
+            return None, 0
+        best: Slot | None = None
+        longest = reuse + MIN_REUSE - 1
+        for slot in self._slots:
+            if slot is chosen or not slot.kv:
+                continue
+            shared = min(common_prefix(slot.kv, tokens), len(tokens) - 1)
+            if shared > longest and self._swa_ok(slot, shared):
+                best, longest = slot, shared
+        return best, (longest if best is not None else 0)
 
     def _swa_ok(self, slot: Slot, reuse: int) -> bool:
         if self.rt.n_swa <= 0:
