@@ -232,6 +232,31 @@ def test_haproxy_takes_a_draining_replica_out_on_its_ready_check(cluster: Cluste
     assert result.answered_with_one_row == result.requests, result.as_dict()
 
 
+def test_haproxy_keeps_each_prompt_cache_key_on_one_replica(cluster: Cluster, secret: str) -> None:
+    """Agents that name a prompt cache land on the replica that holds it; others still spread."""
+    haproxy = cluster.balancer("haproxy")
+    cluster.extra_balancers.append(haproxy)
+    assert haproxy.check().returncode == 0
+    haproxy.start()
+    wait_until(lambda: _all_served(haproxy.url, secret, cluster))  # no key: every replica, in turn
+    body = {"model": "fake-chat", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 2}
+    homes: dict[str, str | None] = {}
+    with client(haproxy.url, secret) as http:
+        for key in (f"agent-{i}" for i in range(12)):
+            served = set()
+            for path, payload in (
+                ("/v1/chat/completions", body),
+                ("/v1/responses", {"model": "fake-chat", "input": "hi", "max_output_tokens": 2}),
+            ):
+                for _ in range(3):
+                    reply = http.post(path, json={**payload, "prompt_cache_key": key})
+                    assert reply.status_code == 200, reply.text
+                    served.add(reply.headers.get("x-upstream"))
+            assert len(served) == 1, (key, served)
+            homes[key] = served.pop()
+    assert len(set(homes.values())) >= 2, homes  # the keys are spread over the replicas
+
+
 def _all_served(url: str, secret: str, cluster: Cluster) -> bool:
     with client(url, secret) as http:
         served = {http.get("/v1/models").headers.get("x-upstream") for _ in range(2 * REPLICAS)}

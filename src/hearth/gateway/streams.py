@@ -105,15 +105,20 @@ class GenerationStream:
             raise self.error from exc
         self._account(event)
         event = self._public(event)
-        self._keep(index, event)
         if self._filters is None:
+            self._keep(index, event)
             return [(index, event)]
         out: list[Indexed] = []
+        again = False
         for filtered in self._filters[index](event):
             if not isinstance(filtered, AnswerInstead):
                 out.append((index, filtered))
-            elif not await self._answer_again(index):
+            elif not (again := await self._answer_again(index)):
                 out.extend((index, e) for e in filtered.fallback)
+        if again and self._texts is not None:
+            self._texts[index] = []  # a shadow compares the text answer, not the repeated call
+        else:
+            self._keep(index, event)
         return out
 
     async def _answer_again(self, index: int) -> bool:
