@@ -17,13 +17,13 @@ import logging
 import os
 from collections.abc import AsyncGenerator, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import aiohttp
 import httpx
 import numpy as np
 
-from hearth.config import ModelSpec
+from hearth.config import ModelKind, ModelSpec
 from hearth.engines.base import ConversationEngine, EmbeddingEngine, Embeddings, EngineActivity, ModelInfo
 from hearth.engines.context import EngineContext
 from hearth.engines.upstream import anthropic_dialect, openai_dialect
@@ -65,6 +65,7 @@ class _Upstream:
     """What the chat and embedding engines share: the key, the transport, the health checks."""
 
     spec: ModelSpec
+    kind: ClassVar[ModelKind]
     transport: Transport
     _health: asyncio.Task[None] | None = None
     _context: int | None = None
@@ -150,6 +151,14 @@ class _Upstream:
     def status(self) -> dict[str, Any]:
         return {"upstream_model": self.upstream_model, "endpoints": self.endpoint_views()}
 
+    def upstream_info(self, context_length: int | None) -> ModelInfo:
+        extra = {
+            "upstream_model": self.upstream_model,
+            "endpoints": [e.label for e in self.transport.pool.endpoints],
+        }
+        return ModelInfo(self.spec.id, self.kind, self.spec.backend, context_length=context_length,
+                         device="upstream", extra=extra)  # fmt: skip
+
     def upstream_activity(self) -> EngineActivity:
         running = sum(e.in_flight for e in self.transport.pool.endpoints)
         return EngineActivity(running=running, waiting=0)
@@ -180,12 +189,7 @@ class UpstreamChatEngine(_Upstream, ConversationEngine):
         return self.spec.context_length or self._context
 
     def info(self) -> ModelInfo:
-        extra = {
-            "upstream_model": self.upstream_model,
-            "endpoints": [e.label for e in self.transport.pool.endpoints],
-        }
-        return ModelInfo(self.spec.id, self.kind, self.spec.backend, context_length=self.context_length,
-                         device="upstream", extra=extra)  # fmt: skip
+        return self.upstream_info(self.context_length)
 
     def activity(self) -> EngineActivity:
         return self.upstream_activity()
@@ -311,12 +315,7 @@ class UpstreamEmbeddingEngine(_Upstream, EmbeddingEngine):
         self._discover()
 
     def info(self) -> ModelInfo:
-        extra = {
-            "upstream_model": self.upstream_model,
-            "endpoints": [e.label for e in self.transport.pool.endpoints],
-        }
-        return ModelInfo(self.spec.id, self.kind, self.spec.backend, context_length=self._context,
-                         device="upstream", extra=extra)  # fmt: skip
+        return self.upstream_info(self._context)
 
     def activity(self) -> EngineActivity:
         return self.upstream_activity()
