@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -79,6 +80,17 @@ class LiveServer:
 
     def logs(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def wait_for_log(self, pattern: str, timeout: float = 30) -> re.Match[str]:
+        """The first match of ``pattern`` in the log; the banner is printed just after /ready answers."""
+        deadline = time.monotonic() + timeout
+        while True:
+            found = re.search(pattern, self.logs(), re.MULTILINE)
+            if found is not None:
+                return found
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{pattern!r} not in the server log:\n{self.logs()}")
+            time.sleep(0.1)
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 30) -> int | None:
         if self.process is None or self.process.poll() is not None:

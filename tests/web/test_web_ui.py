@@ -95,8 +95,7 @@ def _create_key(server: LiveServer, name: str, **limits: object) -> str:
 
 def _banner_key_command(server: LiveServer) -> str:
     """The "get a key" line the server printed: the sign-in page must say the same."""
-    found = re.search(r"^  get a key     (.+)$", server.logs(), re.MULTILINE)
-    assert found is not None, server.logs()
+    found = server.wait_for_log(r"^  get a key     (.+)$")
     config = httpx.get(server.url + "/ui/config").json()
     assert config["key_command"] == found.group(1), (config, found.group(1))
     return found.group(1)
