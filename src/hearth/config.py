@@ -259,6 +259,9 @@ class Settings(BaseSettings):
     # replica then loses none), and take this header, which the load balancer sets once per
     # client request and keeps on a retry, as the row's dedupe key (a retry is not counted twice).
     ledger_durable: bool = False
+    # Fair admission under overload: engines queue by key and priority (engines/fair_queue.py).
+    # Off: one first-come, first-served queue, as before (a benchmark's anchor).
+    fair_admission: bool = True
     trusted_request_id_header: str | None = None
     # Stored responses (/v1/responses): finished ones older than this many days are deleted
     # (0 keeps them for ever; an admin can purge sooner: DELETE /admin/responses?older_than_days=N).

@@ -88,6 +88,12 @@ def keys_create(
         int | None, typer.Option(min=1, help="Token budget per calendar month.")
     ] = None,
     expires_days: Annotated[int | None, typer.Option(min=1, help="Expire after N days.")] = None,
+    priority: Annotated[
+        str, typer.Option(help="Default priority class under overload: interactive, standard or batch.")
+    ] = "interactive",
+    weight: Annotated[
+        float, typer.Option(min=0.001, help="Share among keys of one class under overload.")
+    ] = 1.0,
     config: ConfigOpt = None,
 ) -> None:
     """Create a key. The secret is printed once, alone on the last line."""
@@ -101,6 +107,8 @@ def keys_create(
             max_concurrent=max_concurrent,
             monthly_tokens=monthly_tokens,
             expires_days=expires_days,
+            priority=priority,
+            weight=weight,
         )
     except (HearthError, ValueError) as exc:
         raise _fail(exc) from exc

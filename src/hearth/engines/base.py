@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from hearth.config import ModelKind, ModelSpec
 from hearth.engines.context import EngineContext
+from hearth.engines.fair_queue import Ticket
 from hearth.engines.weights import parameters_of, weights_in
 from hearth.errors import ContextLengthExceeded, InvalidRequest, Subject, Unsupported
 from hearth.inference.events import GenerationDone, GenerationEvent, Prediction, TextDelta, UpstreamEvent
@@ -94,6 +95,10 @@ class SamplingParams:
     # What the output must match (a JSON schema, a grammar, tool calls); built and checked by
     # hearth.engines.constraints. A complete match ends the generation with "stop".
     constraint: Constraint | None = None
+    # OpenAI's prompt_cache_key: a hint that calls sharing it share cached prompts (scheduler.py).
+    cache_key: str | None = None
+    # Whose work this is and how urgent, for fair admission under overload (fair_queue.py).
+    ticket: Ticket = field(default_factory=Ticket)
 
 
 @dataclass(frozen=True)

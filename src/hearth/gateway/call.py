@@ -58,6 +58,9 @@ class Metering:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     cached_tokens: int = 0
+    cache_point: int = 0  # prompt tokens up to the caller's cache breakpoint (Anthropic's cache_control)
+    cache_write_tokens: int = 0  # of those, the ones computed (not read from the cache)
+    cache_ttl_s: float = 300.0
     images: int = 0
     load_seconds: float = 0.0  # time spent loading the model for this call (keep_alive reloads)
     first_token_at: float | None = None
@@ -68,7 +71,8 @@ class Metering:
 
     def begin_again(self) -> None:
         """Another model takes the request over (a fallback): what the failed try counted goes."""
-        self.prompt_tokens = self.completion_tokens = self.cached_tokens = 0
+        self.prompt_tokens = self.completion_tokens = self.cached_tokens = self.cache_write_tokens = 0
+        self.cache_point = 0
         self.first_token_at, self.error_label, self.failed_status = None, None, None
 
 
@@ -102,7 +106,9 @@ class Call:
     @property
     def usage(self) -> Usage:
         m = self.metering
-        return Usage(m.prompt_tokens, m.completion_tokens, m.cached_tokens)
+        return Usage(
+            m.prompt_tokens, m.completion_tokens, m.cached_tokens, m.cache_write_tokens, m.cache_ttl_s
+        )
 
     @property
     def total_tokens(self) -> int:

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from hearth.engines.base import ChatEngine, SamplingParams
+from hearth.engines.fair_queue import Ticket
 from hearth.inference.events import ChoiceEvent, UpstreamEvent, estimated_tokens
 
 Indexed = tuple[int, ChoiceEvent]
@@ -51,6 +52,12 @@ class LocalJob:
     @property
     def choices(self) -> int:
         return len(self.prompts)
+
+    def admit_as(self, ticket: Ticket) -> None:
+        """Whose work this is and how urgent, for the engine's fair admission."""
+        self.params = dataclasses.replace(self.params, ticket=ticket)
+        if self.answer_params is not None:
+            self.answer_params = dataclasses.replace(self.answer_params, ticket=ticket)
 
     @property
     def worst_case_tokens(self) -> int:

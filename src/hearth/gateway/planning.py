@@ -17,7 +17,8 @@ from hearth.engines.base import ChatEngine, SamplingParams
 from hearth.engines.constraints import Constraint
 from hearth.errors import ContextLengthExceeded, Subject
 from hearth.gateway.jobs import LocalJob
-from hearth.inference.types import Message, SamplingOptions, Tool
+from hearth.gateway.tools import plan_tools
+from hearth.inference.types import ChatRequest, Message, SamplingOptions, Tool
 
 T = TypeVar("T")
 
@@ -63,6 +64,28 @@ async def chat_prompt(
         return await asyncio.to_thread(_render_and_tokenize, engine, messages, tools)
     tokens, _ = await asyncio.to_thread(_truncated, engine, messages, tools, truncate_for)
     return tokens
+
+
+async def cache_point(engine: ChatEngine, request: ChatRequest, prompt: list[int]) -> int:
+    """How many of ``prompt``'s tokens lie before the caller's cache breakpoint: the prefix is
+    rendered as the whole prompt is (tools, template, tool-call prompt) and compared token by
+    token, so the count is exactly what the two prompts share."""
+    prefix = request.cache_prefix
+    if prefix is None:
+        return 0
+    shaped = dataclasses.replace(
+        request,
+        messages=prefix.messages,
+        tools=prefix.tools,
+        tool_choice="auto" if prefix.tools else "none",
+        output=None,
+    )
+    tools = plan_tools(engine, shaped, prefix.messages)
+    tokens = await chat_prompt(engine, tools.messages, tools.template_tools)
+    return next(
+        (i for i, (a, b) in enumerate(zip(tokens, prompt, strict=False)) if a != b),
+        min(len(tokens), len(prompt)),
+    )
 
 
 def _tokenize_all(engine: ChatEngine, prompts: Sequence[str | Sequence[int]]) -> list[list[int]]:
@@ -115,6 +138,7 @@ def plan(
     tool_calls: bool = False,
     answered: frozenset[tuple[str, str]] = frozenset(),
     answer: Constraint | None = None,
+    cache_key: str | None = None,
 ) -> LocalJob:
     """Choose the output limit (default: the rest of the context), add template stops, check it all.
 
@@ -124,8 +148,8 @@ def plan(
     ctx = min(engine.context_length, context_limit or engine.context_length)
     max_tokens = options.max_tokens if options.max_tokens is not None else max(1, ctx - len(longest))
     params = sampling_params(options, max_tokens, engine.spec.sampling, family_defaults)
-    if constraint is not None:
-        params = dataclasses.replace(params, constraint=constraint)
+    if constraint is not None or cache_key is not None:
+        params = dataclasses.replace(params, constraint=constraint, cache_key=cache_key)
     if chat and engine.chat_stop_sequences():
         stops = tuple(dict.fromkeys((*params.stop, *engine.chat_stop_sequences())))
         params = dataclasses.replace(params, stop=stops)

@@ -24,10 +24,11 @@ from hearth.gateway import images, remote
 from hearth.gateway.auth import GET_A_KEY, presented_secret
 from hearth.gateway.call import Call, Identity
 from hearth.gateway.fallbacks import with_fallbacks
-from hearth.gateway.jobs import Job, RemoteJob
+from hearth.gateway.jobs import Job, LocalJob, RemoteJob
 from hearth.gateway.keyring import KeyRing
 from hearth.gateway.limits import Admission, Limiter
-from hearth.gateway.planning import chat_prompt, completion_prompts, plan
+from hearth.gateway.planning import cache_point, chat_prompt, completion_prompts, plan
+from hearth.gateway.priority import ticket_for
 from hearth.gateway.resolver import Resolver
 from hearth.gateway.shadow import ShadowJob, ShadowOutcome, ShadowRunner, agreement
 from hearth.gateway.streams import GenerationStream
@@ -171,7 +172,7 @@ class Gateway:
     async def chat(self, call: Call, request: ChatRequest) -> GenerationStream:
         async def attempt(model: str, fallback: bool) -> GenerationStream:
             job = await self.plan_chat(call, request, model, fallback=fallback)
-            return await self.start_job(call, job, request.model, mirror=request)
+            return await self.start_job(call, job, request.model, mirror=request, priority=request.priority)
 
         return await with_fallbacks(self._resolver, call, request.model, attempt)
 
@@ -199,6 +200,9 @@ class Gateway:
             tools.template_tools,
             truncate_for=room if request.truncation == "auto" else None,
         )
+        if request.cache_prefix is not None:
+            call.metering.cache_point = await cache_point(engine, request, prompt)
+            call.metering.cache_ttl_s = request.cache_prefix.ttl_s
         return plan(
             engine,
             [prompt] * request.n,
@@ -210,6 +214,7 @@ class Gateway:
             tool_calls=tools.calls,
             answered=tools.answered,
             answer=tools.answer,
+            cache_key=request.cache_key,
         )
 
     async def complete(self, call: Call, request: CompletionRequest) -> GenerationStream:
@@ -262,7 +267,7 @@ class Gateway:
             family_defaults=request.sampling_defaults,
             constraint=constraint,
         )
-        return await self.start_job(call, job, request.model)
+        return await self.start_job(call, job, request.model, priority=request.priority)
 
     async def _remote_completion(
         self, call: Call, engine: ConversationEngine, request: CompletionRequest
@@ -285,10 +290,18 @@ class Gateway:
         return remote.chat_job(engine, chat, await self._readable(call, engine, turn))
 
     async def start_job(
-        self, call: Call, job: Job, model: str, mirror: ChatRequest | None = None
+        self,
+        call: Call,
+        job: Job,
+        model: str,
+        mirror: ChatRequest | None = None,
+        priority: int | None = None,
     ) -> GenerationStream:
-        """Generate ``job`` for ``call``; ``mirror`` is the chat a shadow route copies once it ends."""
+        """Generate ``job`` for ``call``; ``mirror`` is the chat a shadow route copies once it
+        ends; ``priority`` is the request's own (vLLM's field), within its key's class."""
         await self._reserve_tokens(call, job.worst_case_tokens)
+        if isinstance(job, LocalJob) and self.settings.fair_admission:
+            job.admit_as(ticket_for(call, priority))
         on_finish = None
         candidate = call.resolution.shadow
         if mirror is not None and candidate is not None:

@@ -53,6 +53,7 @@ class GenerationStream:
         self._make_filter = filters
         self._filters = [filters(i) for i in range(self.choices)] if filters else None
         self._answering = False  # generating again in text (tool_stream.AnswerInstead)
+        self._cache_counted: set[int] = set()  # choices whose cache reads are counted
         self._caller_stops = set(job.caller_stops)
         self._pending: list[Indexed] = []
         self._events = self._run()
@@ -103,7 +104,7 @@ class GenerationStream:
             self.call.metering.error_label = self.error.label
             self.call.metering.failed_status = self.error.status_code
             raise self.error from exc
-        self._account(event)
+        self._account(index, event)
         event = self._public(event)
         if self._filters is None:
             self._keep(index, event)
@@ -144,20 +145,32 @@ class GenerationStream:
                 finish, self._on_finish = self._on_finish, None
                 finish([ChoiceResult(text="".join(t)) for t in self._texts])
 
-    def _account(self, event: ChoiceEvent) -> None:
+    def _account(self, index: int, event: ChoiceEvent) -> None:
         meter = self.call.metering
         if isinstance(event, TextDelta):
             meter.completion_tokens += event.tokens
             if event.text:
                 self.call.mark_first_token()
-        elif isinstance(event, GenerationDone) and not self._answering:
-            meter.cached_tokens += event.cached_tokens
+            if event.cached_tokens is not None:
+                self._count_cache(index, event.cached_tokens)
+        elif isinstance(event, GenerationDone):
+            self._count_cache(index, event.cached_tokens)
+
+    def _count_cache(self, index: int, cached: int) -> None:
+        """A choice's cache reads and writes, once: from its first piece or else its end."""
+        if self._answering or index in self._cache_counted:
+            return
+        self._cache_counted.add(index)
+        meter = self.call.metering
+        meter.cached_tokens += cached
+        meter.cache_write_tokens += max(0, meter.cache_point - cached)
 
     def _report(self, usage: UsageReport) -> None:
         meter = self.call.metering
         meter.prompt_tokens = usage.prompt_tokens
         meter.completion_tokens = usage.completion_tokens
         meter.cached_tokens = usage.cached_tokens
+        meter.cache_write_tokens = usage.cache_write_tokens
 
     def _public(self, event: ChoiceEvent) -> ChoiceEvent:
         """Only the caller's own stop strings are reported as the reason a choice stopped."""

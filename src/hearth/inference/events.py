@@ -32,6 +32,9 @@ class TextDelta:
 
     text: str
     tokens: int = 1
+    # On a choice's first piece, where the engine knows it: its prompt tokens read from the
+    # cache (so an answer's start, Anthropic's message_start, can already count them).
+    cached_tokens: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +65,7 @@ class UsageReport:
     prompt_tokens: int
     completion_tokens: int
     cached_tokens: int = 0
+    cache_write_tokens: int = 0
 
 
 GenerationEvent = TextDelta | GenerationDone
@@ -83,7 +87,10 @@ def add_call_delta(calls: list[ToolCall], delta: ToolCallDelta) -> None:
 class Usage:
     prompt_tokens: int = 0
     completion_tokens: int = 0
-    cached_tokens: int = 0
+    cached_tokens: int = 0  # of the prompt, read from the cache
+    # Of the prompt, computed and kept up to the caller's cache breakpoint, for this long.
+    cache_write_tokens: int = 0
+    cache_write_ttl_s: float = 300.0
 
     @property
     def total_tokens(self) -> int:

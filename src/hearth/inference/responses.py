@@ -80,6 +80,7 @@ class NewResponse:
     parallel_tool_calls: bool | None = None
     output: OutputFormat | None = None
     truncation: Literal["disabled", "auto"] = "disabled"
+    cache_key: str | None = None
     # The request's parameters as the family echoes them on the response object (opaque here).
     params: Mapping[str, Any] = field(default_factory=dict)
 
@@ -95,6 +96,7 @@ class NewResponse:
             parallel_tool_calls=self.parallel_tool_calls,
             output=self.output,
             truncation=self.truncation,
+            cache_key=self.cache_key,
         )
 
 

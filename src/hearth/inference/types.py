@@ -118,6 +118,16 @@ class SamplingOptions:
 
 
 @dataclass(frozen=True, slots=True)
+class CachePrefix:
+    """The part of a chat the caller asked to keep cached (Anthropic's last ``cache_control``
+    breakpoint): the tools and messages up to it, and for how long."""
+
+    messages: tuple[Message, ...]
+    tools: tuple[Tool, ...]
+    ttl_s: float = 300.0
+
+
+@dataclass(frozen=True, slots=True)
 class ChatRequest:
     model: str
     messages: tuple[Message, ...]
@@ -135,6 +145,10 @@ class ChatRequest:
     sampling_defaults: SamplingOptions | None = None
     keep_alive_s: float | None = None  # Ollama's: how long the model stays loaded after this (<0: forever)
     passthrough: Passthrough | None = None
+    cache_prefix: CachePrefix | None = None
+    priority: int | None = None  # vLLM's: lower is served first (gateway/priority.py)
+    # OpenAI's prompt_cache_key: requests sharing it share a cache (a hint, never a refusal).
+    cache_key: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,6 +167,7 @@ class CompletionRequest:
     system: str | None = None
     images: tuple[ImagePart, ...] = ()
     passthrough: Passthrough | None = None
+    priority: int | None = None  # vLLM's: lower is served first (gateway/priority.py)
 
 
 @dataclass(frozen=True, slots=True)

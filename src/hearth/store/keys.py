@@ -38,6 +38,9 @@ from hearth.store.errors import (
 )
 from hearth.store.tables import ApiKey, utcnow
 
+# A key's default priority class under overload, most urgent first (gateway/priority.py).
+PRIORITY_CLASSES = ("interactive", "standard", "batch")
+
 log = logging.getLogger(__name__)
 
 SECRET_PREFIX = "hk-"
@@ -65,6 +68,8 @@ class ApiKeyView:
     revoked_at: datetime | None
     created_at: datetime
     last_used_at: datetime | None
+    priority: str = "interactive"
+    weight: float = 1.0
 
     @classmethod
     def from_row(cls, row: ApiKey) -> ApiKeyView:
@@ -81,6 +86,8 @@ class ApiKeyView:
             revoked_at=row.revoked_at,
             created_at=row.created_at,
             last_used_at=row.last_used_at,
+            priority=row.priority or "interactive",
+            weight=row.weight if row.weight is not None else 1.0,
         )
 
     @property
@@ -118,6 +125,8 @@ class ApiKeyView:
             "tpm": self.tpm,
             "max_concurrent": self.max_concurrent,
             "monthly_tokens": self.monthly_tokens,
+            "priority": self.priority,
+            "weight": self.weight,
             "expires_at": iso(self.expires_at),
             "revoked_at": iso(self.revoked_at),
             "created_at": iso(self.created_at),
@@ -176,11 +185,17 @@ class KeyStore:
         max_concurrent: int | None = None,
         monthly_tokens: int | None = None,
         expires_days: float | None = None,
+        priority: str = "interactive",
+        weight: float = 1.0,
     ) -> tuple[ApiKeyView, str]:
         """Create a key; returns its view and the secret, which is shown once and never stored."""
         validate_name(name)
         if expires_days is not None and (isinstance(expires_days, bool) or expires_days <= 0):
             raise InvalidRequest("expires_days must be positive or omitted", param="expires_days")
+        if priority not in PRIORITY_CLASSES:
+            raise InvalidRequest(f"priority must be one of: {', '.join(PRIORITY_CLASSES)}", param="priority")
+        if isinstance(weight, bool) or not 0 < weight <= 1000:
+            raise InvalidRequest("weight must be a number above 0 and at most 1000", param="weight")
         now = utcnow()
         secret = new_secret()
         row = ApiKey(
@@ -192,6 +207,8 @@ class KeyStore:
             tpm=_positive(tpm, "tpm"),
             max_concurrent=_positive(max_concurrent, "max_concurrent"),
             monthly_tokens=_positive(monthly_tokens, "monthly_tokens"),
+            priority=priority,
+            weight=float(weight),
             expires_at=now + timedelta(days=expires_days) if expires_days is not None else None,
             created_at=now,
         )

@@ -82,6 +82,10 @@ class ApiKey(Base):
     tpm: Mapped[int | None] = mapped_column(Integer)
     max_concurrent: Mapped[int | None] = mapped_column(Integer)
     monthly_tokens: Mapped[int | None] = mapped_column(BigInteger)
+    # Fair admission under overload (engines/fair_queue.py): the key's default priority class
+    # (interactive, standard, batch) and its weight among keys of one class.
+    priority: Mapped[str] = mapped_column(String(16), default="interactive", server_default="interactive")
+    weight: Mapped[float] = mapped_column(Float, default=1.0, server_default="1")
     expires_at: Mapped[datetime | None] = mapped_column()
     revoked_at: Mapped[datetime | None] = mapped_column()
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -214,6 +214,7 @@ def test_tool_calls_render_as_tool_use_blocks() -> None:
         "output_tokens": 7,
         "cache_creation_input_tokens": 0,
         "cache_read_input_tokens": 12,
+        "cache_creation": {"ephemeral_5m_input_tokens": 0, "ephemeral_1h_input_tokens": 0},
     }
     only_call = ChoiceResult("", [ToolCall("toolu_9", "weather", "{}")], "tool_calls")
     assert [b.type for b in render.message(fake_stream([], Usage()), [only_call]).content] == ["tool_use"]
@@ -276,3 +277,62 @@ def test_an_empty_reply_still_streams_one_text_block() -> None:
         "message_stop",
     ]
     assert frames[4][1]["delta"] == {"stop_reason": "end_turn", "stop_sequence": None}
+
+
+EPHEMERAL = {"type": "ephemeral"}
+TOOL = {"name": "lookup", "description": "d", "input_schema": {"type": "object"}}
+
+
+def test_cache_control_breakpoints_become_the_cached_prefix() -> None:
+    assert mapper.chat_request(request()).cache_prefix is None
+    on_tools = mapper.chat_request(
+        request(tools=[TOOL, {**TOOL, "name": "two", "cache_control": EPHEMERAL}, TOOL])
+    )
+    assert on_tools.cache_prefix is not None
+    assert on_tools.cache_prefix.messages == () and [t.name for t in on_tools.cache_prefix.tools] == [
+        "lookup",
+        "two",
+    ]
+
+    system = [
+        {"type": "text", "text": "one", "cache_control": {**EPHEMERAL, "ttl": "1h"}},
+        {"type": "text", "text": "two"},
+    ]
+    on_system = mapper.chat_request(request(system=system)).cache_prefix
+    assert on_system is not None and on_system.ttl_s == 3600
+    assert on_system.messages == (Message("system", (TextPart("one"),)),)
+
+    turns = [
+        {"role": "user", "content": "first"},
+        {"role": "assistant", "content": [{"type": "tool_use", "id": "c1", "name": "lookup", "input": {}}]},
+        {"role": "user", "content": [
+            {"type": "tool_result", "tool_use_id": "c1", "content": "42", "cache_control": EPHEMERAL},
+            {"type": "text", "text": "and now?"},
+        ]},
+    ]  # fmt: skip
+    on_message = mapper.chat_request(request(messages=turns, tools=[TOOL])).cache_prefix
+    assert on_message is not None and on_message.ttl_s == 300
+    assert [m.role for m in on_message.messages] == ["user", "assistant", "tool"], "up to the tool result"
+    automatic = mapper.chat_request(
+        request(messages=turns, tools=[TOOL], cache_control=EPHEMERAL)
+    ).cache_prefix
+    assert automatic is not None and [m.role for m in automatic.messages] == [
+        "user",
+        "assistant",
+        "tool",
+        "user",
+    ]
+
+
+def test_cache_writes_are_reported_apart_from_reads_and_fresh_input() -> None:
+    value = render.usage(
+        Usage(prompt_tokens=500, completion_tokens=4, cached_tokens=100, cache_write_tokens=350)
+    )
+    assert (value.input_tokens, value.cache_read_input_tokens, value.cache_creation_input_tokens) == (
+        50,
+        100,
+        350,
+    )
+    assert value.cache_creation.ephemeral_5m_input_tokens == 350
+    long_lived = render.usage(Usage(500, 4, 0, 400, cache_write_ttl_s=3600))
+    assert long_lived.cache_creation.ephemeral_1h_input_tokens == 400

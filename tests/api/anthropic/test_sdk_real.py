@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import anthropic
 import pytest
 
@@ -70,3 +72,40 @@ def test_errors(sdk: anthropic.Anthropic) -> None:
     with pytest.raises(anthropic.BadRequestError) as too_long, huge as stream:
         stream.get_final_message()
     assert too_long.value.type == "invalid_request_error" and "context" in str(too_long.value.api_message)
+
+
+def test_cache_control_breakpoints_report_true_cache_writes_and_reads(sdk: anthropic.Anthropic) -> None:
+    """A ``cache_control`` breakpoint on the system prompt: the first request writes the prefix
+    up to it (``cache_creation_input_tokens``, split by ttl), the next one with another question
+    reads it (``cache_read_input_tokens``), and the three counts always sum to the prompt."""
+    rules = " ".join(f"Rule {i}: answer questions about topic {i} in one short sentence." for i in range(30))
+    system: list[anthropic.types.TextBlockParam] = [
+        {"type": "text", "text": f"Session {time.time_ns()}. You are a helpful assistant."},
+        {"type": "text", "text": rules, "cache_control": {"type": "ephemeral", "ttl": "1h"}},
+    ]
+    questions = ["What is the capital of France?", "What is the capital of Italy?"]
+    usages = []
+    for question in questions:
+        messages: list[anthropic.types.MessageParam] = [{"role": "user", "content": question}]
+        with sdk.messages.stream(
+            model="smollm2", system=system, messages=messages, max_tokens=8, extra_body=GREEDY
+        ) as stream:
+            final = stream.get_final_message()
+        counted = sdk.messages.count_tokens(model="smollm2", system=system, messages=messages).input_tokens
+        usage = final.usage
+        assert (
+            usage.input_tokens
+            + (usage.cache_creation_input_tokens or 0)
+            + (usage.cache_read_input_tokens or 0)
+            == counted
+        )
+        usages.append(usage)
+    first, second = usages
+    assert (first.cache_read_input_tokens or 0) < 10, "at most a chat template's first tokens"
+    assert (first.cache_creation_input_tokens or 0) > 300, "the system prompt up to the breakpoint"
+    assert first.cache_creation is not None
+    assert first.cache_creation.ephemeral_1h_input_tokens == first.cache_creation_input_tokens
+    assert first.cache_creation.ephemeral_5m_input_tokens == 0
+    assert (second.cache_read_input_tokens or 0) >= (first.cache_creation_input_tokens or 0)
+    assert second.cache_creation_input_tokens == 0, "nothing new before the breakpoint"
+    assert second.input_tokens < 30, "only the new question was computed"

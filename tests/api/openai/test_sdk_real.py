@@ -99,3 +99,34 @@ def test_sdk_errors(sdk: openai.OpenAI) -> None:
             model="gemma-3-270m", messages=[{"role": "user", "content": "hi"}], max_tokens=100_000
         )
     assert too_long.value.code == "context_length_exceeded"
+
+
+def test_prompt_cache_key_in_chat_and_responses(sdk: openai.OpenAI) -> None:
+    """``prompt_cache_key`` is taken by chat and Responses through the SDK's own argument, the
+    Response object repeats it, and a conversation sent again under it reads its prefix from
+    the cache (``cached_tokens``)."""
+    instructions = " ".join(f"Step {i}: check the ledger entry {i} before answering." for i in range(30))
+    messages: list[openai.types.chat.ChatCompletionMessageParam] = [
+        {"role": "system", "content": instructions},
+        {"role": "user", "content": "Which step checks entry 7?"},
+    ]
+    first = sdk.chat.completions.create(
+        model="smollm2", messages=messages, max_tokens=4, temperature=0, prompt_cache_key="ledger-agent"
+    )
+    again = sdk.chat.completions.create(
+        model="smollm2", messages=messages, max_tokens=4, temperature=0, prompt_cache_key="ledger-agent"
+    )
+    assert first.usage is not None and again.usage is not None
+    details = again.usage.prompt_tokens_details
+    assert details is not None and details.cached_tokens is not None
+    assert details.cached_tokens >= again.usage.prompt_tokens - 2, (
+        "all but the last prompt token came from the cache"
+    )
+
+    response = sdk.responses.create(
+        model="smollm2", instructions=instructions, input="Which step checks entry 7?", max_output_tokens=16,
+        temperature=0, prompt_cache_key="ledger-agent",
+    )  # fmt: skip
+    assert response.prompt_cache_key == "ledger-agent"
+    assert sdk.responses.retrieve(response.id).prompt_cache_key == "ledger-agent"
+    assert response.usage is not None and response.usage.input_tokens_details.cached_tokens > 100

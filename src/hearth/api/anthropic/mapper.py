@@ -11,6 +11,7 @@ import dataclasses
 import json
 
 from hearth.api.anthropic import protocol as an
+from hearth.api.anthropic.caching import cache_prefix
 from hearth.api.images import image_from_base64, image_from_url
 from hearth.api.mapping import default_choice
 from hearth.errors import InvalidRequest, Unsupported
@@ -95,6 +96,10 @@ def _assistant(item: an.InputMessage, index: int) -> Message:
     return Message("assistant", tuple(parts), tuple(calls), origin=origin)
 
 
+def _mapped(item: an.InputMessage, index: int) -> list[Message]:
+    return _user(item, index) if item.role == "user" else [_assistant(item, index)]
+
+
 def messages(body: an.CountTokensRequest | an.MessagesRequest) -> tuple[Message, ...]:
     out: list[Message] = []
     system = body.system
@@ -103,10 +108,7 @@ def messages(body: an.CountTokensRequest | an.MessagesRequest) -> tuple[Message,
     elif isinstance(system, list) and system:
         out.append(Message("system", tuple(TextPart(b.text) for b in system), origin="system"))
     for i, item in enumerate(body.messages):
-        if item.role == "user":
-            out.extend(_user(item, i))
-        else:
-            out.append(_assistant(item, i))
+        out.extend(_mapped(item, i))
     if body.messages[-1].role == "assistant":
         # Anthropic continues a final assistant turn; the chat templates here would close it.
         last = len(body.messages) - 1
@@ -168,6 +170,7 @@ def count_request(body: an.CountTokensRequest | an.MessagesRequest) -> ChatReque
         tool_choice=choice,
         parallel_tool_calls=parallel,
         output=output_format(body),
+        cache_prefix=cache_prefix(body, listed, _mapped),
     )
 
 

@@ -196,13 +196,21 @@ ResponseBlock = Annotated[TextContent | ToolUseContent, Field(discriminator="typ
 StopReason = Literal["end_turn", "max_tokens", "stop_sequence", "tool_use"]
 
 
+class CacheCreation(BaseModel):
+    """The cache writes by how long they are kept (the breakpoint's ``ttl``)."""
+
+    ephemeral_5m_input_tokens: int = 0
+    ephemeral_1h_input_tokens: int = 0
+
+
 class Usage(BaseModel):
-    # Anthropic's input_tokens excludes the tokens read from the prompt cache; the three sum
-    # to the whole prompt.
+    # Anthropic's input_tokens excludes the tokens read from and written to the prompt cache;
+    # the three sum to the whole prompt.
     input_tokens: int
     output_tokens: int
     cache_creation_input_tokens: int = 0
     cache_read_input_tokens: int = 0
+    cache_creation: CacheCreation = Field(default_factory=CacheCreation)
 
 
 class Message(BaseModel):

@@ -42,10 +42,17 @@ def stop_reason(finish: FinishReason | None, stop_sequence: str | None) -> an.St
 
 
 def usage(value: Usage) -> an.Usage:
+    written = value.cache_write_tokens
+    long_lived = value.cache_write_ttl_s > 300
     return an.Usage(
-        input_tokens=value.prompt_tokens - value.cached_tokens,
+        input_tokens=value.prompt_tokens - value.cached_tokens - written,
         output_tokens=value.completion_tokens,
         cache_read_input_tokens=value.cached_tokens,
+        cache_creation_input_tokens=written,
+        cache_creation=an.CacheCreation(
+            ephemeral_5m_input_tokens=0 if long_lived else written,
+            ephemeral_1h_input_tokens=written if long_lived else 0,
+        ),
     )
 
 
@@ -130,7 +137,7 @@ async def message_stream(stream: GenerationStream) -> AsyncIterator[bytes]:
         content=[],
         stop_reason=None,
         stop_sequence=None,
-        usage=an.Usage(input_tokens=start.prompt_tokens, output_tokens=start.completion_tokens),
+        usage=usage(start),  # the cache counts are known once the first piece has come
     )
 
     async def body() -> AsyncIterator[bytes]:
@@ -164,11 +171,7 @@ async def message_stream(stream: GenerationStream) -> AsyncIterator[bytes]:
                             stop_reason=stop_reason(event.finish_reason, event.stop_sequence),
                             stop_sequence=event.stop_sequence,
                         ),
-                        usage=an.MessageDeltaUsage(
-                            input_tokens=totals.prompt_tokens - totals.cached_tokens,
-                            output_tokens=totals.completion_tokens,
-                            cache_read_input_tokens=totals.cached_tokens,
-                        ),
+                        usage=an.MessageDeltaUsage(**usage(totals).model_dump(exclude={"cache_creation"})),
                     )
                 )
                 yield _event(an.MessageStop())

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
@@ -21,6 +21,10 @@ class KeyCreate(BaseModel):
     max_concurrent: int | None = Field(default=None, ge=1)
     monthly_tokens: int | None = Field(default=None, ge=1)
     expires_days: int | None = Field(default=None, ge=1)
+    # Fair admission: the default priority class of the key's requests, and its weight among
+    # keys of one class when the server is overloaded.
+    priority: Literal["interactive", "standard", "batch"] = "interactive"
+    weight: float = Field(default=1.0, gt=0, le=1000)
 
 
 @router.get("/keys")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from hearth.api.images import image_from_url
-from hearth.api.mapping import ROLES, default_choice, function_tools
+from hearth.api.mapping import ROLES, default_choice, function_tools, prompt_cache_key
 from hearth.api.openai import protocol as oa
 from hearth.errors import InvalidRequest, Subject, Unsupported
 from hearth.inference.types import (
@@ -105,6 +105,8 @@ def chat_request(body: oa.ChatCompletionRequest) -> ChatRequest:
         parallel_tool_calls=body.parallel_tool_calls,
         output=output_format(body),
         passthrough=passthrough(body),
+        cache_key=prompt_cache_key(body),
+        priority=body.priority,
     )
 
 
@@ -132,6 +134,7 @@ def completion_request(body: oa.CompletionRequest) -> CompletionRequest:
         n=body.n,
         stream=body.stream,
         passthrough=passthrough(body),
+        priority=body.priority,
     )
 
 

@@ -118,6 +118,9 @@ class SamplingFields(_Request):
     stream: bool = False
     stream_options: StreamOptions | None = None
     logprobs: bool | int | None = None
+    # vLLM's extension: lower is served first under overload, within the key's class (not
+    # passed on to an upstream, where vLLM refuses it unless priority scheduling is on).
+    priority: int | None = Field(default=None, ge=-1000, le=1000)
 
     @field_validator("stop")
     @classmethod

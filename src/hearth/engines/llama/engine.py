@@ -1,6 +1,6 @@
 """llama.cpp chat engine: one model, one context, every running sequence decoded together.
 
-KV cache policy. The context has ``n_seq_max = slots``; each sequence may hold up to
+KV cache policy. The context has ``n_seq_max = slots`` (plus a scratch id for the host cache); each sequence may hold up to
 ``context_length`` tokens (the spec's, else the model's training context up to 8192). By default the KV
 cache is *unified*: all slots share one pool of ``n_ctx_total`` cells, with
 ``n_ctx_total = min(slots * context_length, max(context_length, 32768))``, so a few long
@@ -8,6 +8,9 @@ conversations or many short ones fit without reserving ``slots * context_length`
 would mostly sit empty (``options.kv_cells`` overrides it, ``options.kv_unified = false`` gives
 each slot its own ``context_length`` cells instead). If the pool runs out, the scheduler evicts
 idle prefix caches, then preempts and later recomputes the newest sequence (see scheduler.py).
+A slot's state about to be overwritten goes to a host-memory cache of ``options.host_cache_mb``
+MiB (1024 by default, 0 turns it off; filled only when conversations outnumber the slots), from
+which a returning conversation is restored instead of prefilled again (host_cache.py).
 Sliding-window layers (Gemma 3: 15 of 18 layers) keep only a window of ``n_swa`` positions per
 sequence (``swa_full = false``), which keeps their cache small: with the defaults the gemma-3-270m
 context holds about 160 MiB of KV cache in all.
@@ -53,6 +56,8 @@ DEFAULT_POOL_CELLS = 32768
 # Without a configured context_length, a sequence gets at most this many tokens: Llama 3.2's
 # trained 131072 would reserve gigabytes of KV cache that few local chats ever use.
 DEFAULT_MAX_CONTEXT = 8192
+# SmolLM2 keeps 23 KB of KV per token: 1 GiB holds about 45,000 tokens of past conversations.
+DEFAULT_HOST_CACHE_MB = 1024
 
 
 class LlamaEngine(ChatEngine):
@@ -141,6 +146,7 @@ class LlamaEngine(ChatEngine):
                 self._ctx_seq = n_train
             self._unified = bool(options.get("kv_unified", True))
             slots = self.spec.slots
+            n_swa = int(llama_cpp.llama_model_n_swa(self._model))
             if self._unified:
                 default_cells = min(slots * self._ctx_seq, max(self._ctx_seq, DEFAULT_POOL_CELLS))
                 n_ctx = max(self._ctx_seq, int(options.get("kv_cells", default_cells)))
@@ -150,8 +156,10 @@ class LlamaEngine(ChatEngine):
             params = llama_cpp.llama_context_default_params()
             params.n_ctx = n_ctx
             params.n_batch = params.n_ubatch = self.spec.batch_size
-            params.n_seq_max = slots
-            params.n_outputs_max = min(slots, self.spec.batch_size)  # one row of logits per sequence
+            # One sequence id past the slots lets the host cache copy ranges of cells (host_cache.py).
+            self._scratch_seq = slots if self._unified and n_swa == 0 else None
+            params.n_seq_max = slots + (self._scratch_seq is not None)
+            params.n_outputs_max = min(params.n_seq_max, self.spec.batch_size)  # a row of logits per sequence
             params.n_threads = params.n_threads_batch = self._threads
             params.swa_full = False  # SWA layers keep only their window, per sequence
             params.kv_unified = self._unified
@@ -186,6 +194,10 @@ class LlamaEngine(ChatEngine):
             n_ctx_total=self._n_ctx_total,
             unified=self._unified,
             n_swa=int(llama_cpp.llama_model_n_swa(self._model)),
+            scratch_seq=self._scratch_seq,
+            host_cache_bytes=int(
+                float(self.spec.options.get("host_cache_mb", DEFAULT_HOST_CACHE_MB)) * 2**20
+            ),
             turn=self._pool.turn if self._pool is not None else no_turn,
             cpu_turn=self.context.compute.turn,
         )

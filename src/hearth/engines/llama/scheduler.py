@@ -13,16 +13,12 @@ One scheduler thread owns the context. Every step it
    grammar's end and limits, and
 5. hands that step's events to the asyncio side with one ``call_soon_threadsafe`` per event loop.
 
-Slots are llama.cpp sequence ids (``n_seq_max = slots``). A slot keeps the KV cells of its last
-sequence after it finishes or is cancelled; that is the prefix cache. A new request takes the
-free slot whose cached tokens share the longest prefix with its prompt, removes the cells past
-that prefix (``llama_memory_seq_rm``) and prefills only the rest; the reused length is reported
-as ``cached_tokens``. When another slot, running or idle, holds a longer prefix, its cells are
-shared instead (``llama_memory_seq_cp``, unified KV only): eight agents with one instruction
-and tool prefix compute it once, which llama-server's per-slot prompt cache cannot do. Sliding-window-attention layers (Gemma 3) only keep the last ``n_swa``
-positions of a sequence, so a prefix of length ``p`` is reusable only while the SWA cache still
-holds positions ``[p - n_swa, p)`` (``llama_memory_seq_pos_min <= p - n_swa``), the rule
-llama-server uses; otherwise the prompt is evaluated in full.
+Slots are llama.cpp sequence ids; which slot a sequence takes and which cached cells it starts
+from (a slot's own, another slot's shared, or the host cache's) is prefix_cache.py's business.
+Waiting requests are admitted by priority and fairly across keys (fair_queue.py): with every
+slot busy, a key below its fair share takes a slot from the key furthest above its share, and
+urgent work from less urgent work (``_make_way``); the sequence that gives it up is parked in
+the host cache and resumes from there.
 
 With a unified KV cache (all sequences share one pool of cells) the pool can run out while
 sequences grow. Admission keeps a margin; if a decode still finds no free cells, idle slots'
@@ -35,7 +31,6 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import contextlib
 import logging
 import threading
 import time
@@ -43,30 +38,29 @@ from collections.abc import Callable
 
 import llama_cpp
 
+from hearth.engines.fair_queue import FairQueue, fair_shares
 from hearth.engines.llama.detokenize import IncrementalDetokenizer, PieceTable
 from hearth.engines.llama.grammar import ConstrainedSampler
-from hearth.engines.llama.sequence import BatchView, Event, Runtime, Sequence, Slot, common_prefix
+from hearth.engines.llama.prefix_cache import PrefixCache
+from hearth.engines.llama.sequence import BatchView, Event, Runtime, Sequence
 from hearth.errors import EngineFailure, Overloaded
 from hearth.inference.events import FinishReason, GenerationDone, TextDelta
 
 log = logging.getLogger("hearth.llama.scheduler")
-
-MIN_REUSE = 16  # tokens: shorter shared prefixes don't decide which slot's cache to overwrite
 
 
 class Scheduler:
     def __init__(self, rt: Runtime, pieces: PieceTable, warm_up: Callable[[], None] | None = None) -> None:
         self.rt = rt
         self._pieces = pieces
-        self._mem = llama_cpp.llama_get_memory(rt.ctx)
         self._batch = BatchView(rt.n_batch)
-        self._slots = [Slot(i, []) for i in range(rt.slots)]
+        self._cache = PrefixCache(rt)
         self._running: list[Sequence] = []  # in admission order
         self._outbox: dict[asyncio.AbstractEventLoop, list[tuple[Sequence, Event]]] = {}
         # Shared with the event loop threads, under _lock.
         self._lock = threading.Lock()
         self._wake = threading.Condition(self._lock)
-        self._waiting: collections.deque[Sequence] = collections.deque()
+        self._waiting: FairQueue[Sequence] = FairQueue()
         self._idle_slots = rt.slots
         self._stopping = False
         self._pending_clear: threading.Event | None = None
@@ -74,7 +68,6 @@ class Scheduler:
         self.steps = 0
         self.batched_tokens = 0  # tokens over all llama_decode calls: their mean batch size
         self.preemptions = 0
-        self.shared_prefixes = 0  # admissions that shared another slot's cached prefix
         # Every llama_decode, the warm-up included, runs on this one thread: an OpenMP build of
         # llama.cpp parallelises on the calling thread, and a second calling thread keeps a second
         # OpenMP team around that slowed every later decode by ~18% (measured): libgomp then
@@ -103,13 +96,13 @@ class Scheduler:
                     f"the server is busy: {len(self._waiting)} requests are waiting for this model",
                     retry_after=min(60.0, max(1.0, wait)),
                 )
-            self._waiting.append(seq)
+            self._waiting.push(seq, seq.params.ticket)
             self._wake.notify()
 
     def cancel(self, seq: Sequence) -> None:
         """The consumer is gone: drop it from the queue now, or from its slot at the next step."""
         seq.cancelled = True
-        with self._lock, contextlib.suppress(ValueError):
+        with self._lock:
             self._waiting.remove(seq)
 
     def stats(self) -> dict[str, int]:
@@ -125,7 +118,7 @@ class Scheduler:
             "steps": self.steps,
             "batched_tokens": self.batched_tokens,
             "preemptions": self.preemptions,
-            "shared_prefixes": self.shared_prefixes,
+            **self._cache.stats(),
         }
 
     def close(self) -> None:
@@ -136,7 +129,7 @@ class Scheduler:
         self._batch.free()
 
     def clear_cache(self) -> None:
-        """Forget every idle slot's cached prefix (tests use it to start from a cold cache)."""
+        """Forget every idle slot's cached prefix and the host cache (tests start cold with it)."""
         done = threading.Event()
         with self._lock:
             self._pending_clear = done
@@ -163,7 +156,8 @@ class Scheduler:
                 clear, self._pending_clear = self._pending_clear, None
             try:
                 if clear is not None:
-                    self._evict_idle_caches()
+                    self._cache.evict_idle(keep=False)
+                    self._cache.host.clear()
                     clear.set()
                 self._step()
             except Exception as exc:  # a bug must not wedge every stream: fail them and go on
@@ -172,7 +166,7 @@ class Scheduler:
             self._flush()
         self._fail_all(EngineFailure("the model is shutting down"))
         with self._lock:
-            waiting, self._waiting = list(self._waiting), collections.deque()
+            waiting, self._waiting = list(self._waiting), FairQueue()
         for seq in waiting:
             self._emit(seq, EngineFailure("the model is shutting down"))
         self._flush()
@@ -212,8 +206,15 @@ class Scheduler:
         plan: list[tuple[Sequence, int]] = []
         used = 0
         ordered = sorted(self._running, key=lambda s: len(s.tokens) - s.fed > 1)  # stable
+        prefilling: list[Sequence] = []
         for seq in ordered:
             assert seq.slot is not None
+            if len(seq.tokens) - seq.fed > 1:
+                self._cache.share_late(seq)
+                if self._cache.sibling_computes(seq, prefilling):
+                    seq.out_index = -1
+                    continue  # it shares those cells next step instead of computing them too
+                prefilling.append(seq)
             budget = self.rt.n_batch - used
             take = min(len(seq.tokens) - seq.fed, budget)
             seq.out_index = -1
@@ -242,8 +243,7 @@ class Scheduler:
             return
         text = seq.stops.push(seq.detok.push(token))
         if text:
-            self._emit(seq, TextDelta(text, seq.unreported))
-            seq.unreported = 0
+            self._emit(seq, self._delta(seq, text))
         if seq.stops.stopped or (isinstance(seq.sampler, ConstrainedSampler) and seq.sampler.complete):
             self._finish(seq, "stop")
         elif seq.completion_tokens >= seq.params.max_tokens or len(seq.tokens) >= self.rt.ctx_seq:
@@ -254,19 +254,62 @@ class Scheduler:
     # ---- admission and slots ---------------------------------------------------------------
 
     def _admit(self) -> None:
+        """Waiting work into free slots, most urgent class first and fairly across keys
+        (fair_queue.py); with no slot free, a key below its fair share takes one from a key
+        above it, and more urgent work one from less urgent work (``_make_way``)."""
         while True:
             with self._lock:
-                if not self._waiting or self._idle_slots == 0:
+                seq = self._waiting.peek()
+                if seq is None:
                     return
-                seq = self._waiting[0]
                 if seq.cancelled:  # flagged without the lock (a stream garbage-collected)
-                    self._waiting.popleft()
+                    self._waiting.remove(seq)
                     continue
-                if self._running and not self._fits(seq):
+                if self._idle_slots == 0:
+                    victim = self._make_way(seq)
+                    if victim is None:
+                        return
+                    self._waiting.take(seq)
+                elif self._running and not self._fits(seq):
                     return  # wait for cells to free up rather than preempt right away
-                self._waiting.popleft()
+                else:
+                    victim = None
+                    self._waiting.pop()
                 self._idle_slots -= 1
+            if victim is not None:
+                self._preempt(victim, keep=True)  # its slot goes to ``seq``
             self._attach(seq)
+
+    def _make_way(self, seq: Sequence) -> Sequence | None:
+        """The running sequence ``seq`` should take the place of, if any (called under the lock).
+
+        One that is less urgent, else, among equally urgent work, the newest of the key furthest
+        above its fair share, when ``seq``'s key is below its own. A victim must have produced a
+        token since it was admitted, so that every sequence makes progress between preemptions;
+        its state goes to the host cache, so coming back costs a copy, not a prefill.
+        """
+        ticket = seq.params.ticket
+        movable = [s for s in self._running if s.admitted_tokens < s.completion_tokens and not s.cancelled]
+        less_urgent = [s for s in movable if s.params.ticket.priority > ticket.priority]
+        if less_urgent:
+            return max(less_urgent, key=lambda s: (s.params.ticket.priority, s.started))
+        peers = [s for s in self._running if s.params.ticket.priority == ticket.priority]
+        weights = {s.params.ticket.tenant: s.params.ticket.weight for s in peers}
+        weights.update(self._waiting.waiting_tenants())
+        shares = fair_shares(self.rt.slots, weights)
+        running = collections.Counter(s.params.ticket.tenant for s in peers)
+        if running[ticket.tenant] + 1 > shares.get(ticket.tenant, 0) + 0.5:
+            return None  # it already runs its share
+        over = [
+            s
+            for s in movable
+            if s in peers and running[s.params.ticket.tenant] - 1 >= shares[s.params.ticket.tenant]
+        ]
+        if not over:
+            return None
+        return max(
+            over, key=lambda s: (running[s.params.ticket.tenant] - shares[s.params.ticket.tenant], s.started)
+        )
 
     def _fits(self, seq: Sequence) -> bool:
         if not self.rt.unified:
@@ -287,68 +330,14 @@ class Scheduler:
                 with self._lock:
                     self._idle_slots += 1
                 return
-        slot, reuse = self._pick_slot(seq.tokens)
-        donor, shared = self._donor(seq.tokens, slot, reuse)
-        if donor is not None:  # another slot holds a longer prefix: share its cells
-            llama_cpp.llama_memory_seq_rm(self._mem, slot.seq_id, -1, -1)
-            llama_cpp.llama_memory_seq_cp(self._mem, donor.seq_id, slot.seq_id, -1, shared)
-            slot.kv[:], reuse = donor.kv[:shared], shared
-            self.shared_prefixes += 1
-        elif reuse < len(slot.kv):
-            if not llama_cpp.llama_memory_seq_rm(self._mem, slot.seq_id, reuse, -1):
-                llama_cpp.llama_memory_seq_rm(self._mem, slot.seq_id, -1, -1)  # e.g. recurrent state
-                reuse = 0
-            del slot.kv[reuse:]
+        slot, reuse = self._cache.place(seq)
         slot.seq, seq.slot, seq.fed = seq, slot, reuse
+        seq.admitted_tokens = seq.completion_tokens
         if seq.cached_tokens is None:  # first admission
             seq.cached_tokens = min(reuse, len(seq.prompt))
             seq.started = time.monotonic()
             seq.detok = IncrementalDetokenizer(self._pieces)
         self._running.append(seq)
-
-    def _pick_slot(self, tokens: list[int]) -> tuple[Slot, int]:
-        """The free slot with the longest reusable cached prefix, else an empty or the LRU one.
-
-        A match shorter than MIN_REUSE (a shared BOS, a chat template's first line) is not worth
-        overwriting another conversation's cache for, so it only counts as a tie-breaker.
-        """
-        best: tuple[int, bool, float] | None = None
-        chosen, chosen_reuse = self._slots[0], 0
-        for slot in self._slots:
-            if slot.seq is not None:
-                continue
-            # Keep at least one prompt token to evaluate: its logits give the first sample.
-            reuse = min(common_prefix(slot.kv, tokens), len(tokens) - 1)
-            if reuse > 0 and not self._swa_ok(slot, reuse):
-                reuse = 0
-            key = (reuse if reuse >= MIN_REUSE else 0, not slot.kv, -slot.last_used)
-            if best is None or key > best:
-                best, chosen, chosen_reuse = key, slot, reuse
-        return chosen, chosen_reuse
-
-    def _donor(self, tokens: list[int], chosen: Slot, reuse: int) -> tuple[Slot | None, int]:
-        """The slot, busy or idle, whose cells hold the longest prefix of ``tokens`` when that is
-        at least MIN_REUSE longer than what ``chosen`` keeps: its cells are then shared with the
-        new sequence (``llama_memory_seq_cp`` adds a sequence id to cells of one unified pool,
-        nothing is copied), so agents that share instructions and tools compute them once.
-        Separate per-sequence caches cannot share a range, so they never donate."""
-        if not self.rt.unified:
-            return None, 0
-        best: Slot | None = None
-        longest = reuse + MIN_REUSE - 1
-        for slot in self._slots:
-            if slot is chosen or not slot.kv:
-                continue
-            shared = min(common_prefix(slot.kv, tokens), len(tokens) - 1)
-            if shared > longest and self._swa_ok(slot, shared):
-                best, longest = slot, shared
-        return best, (longest if best is not None else 0)
-
-    def _swa_ok(self, slot: Slot, reuse: int) -> bool:
-        if self.rt.n_swa <= 0:
-            return True
-        pos_min = int(llama_cpp.llama_memory_seq_pos_min(self._mem, slot.seq_id))
-        return 0 <= pos_min <= max(0, reuse - self.rt.n_swa)
 
     def _detach(self, seq: Sequence) -> None:
         slot = seq.slot
@@ -367,33 +356,31 @@ class Scheduler:
 
     def _make_room(self) -> None:
         """No free KV cells for this batch: evict idle caches, else preempt the newest sequence."""
-        if self._evict_idle_caches():
+        if self._cache.evict_idle(keep=True):
             return
         if len(self._running) > 1:
             victim = self._running[-1]
             log.info("KV cache full: preempting a sequence of %d tokens", len(victim.tokens))
-            self.preemptions += 1
-            assert victim.slot is not None
-            llama_cpp.llama_memory_seq_rm(self._mem, victim.slot.seq_id, -1, -1)
-            victim.slot.kv.clear()
-            victim.slot.seq, victim.slot = None, None
-            self._running.remove(victim)
-            victim.fed = 0
-            with self._lock:
-                self._idle_slots += 1
-                self._waiting.appendleft(victim)
+            self._preempt(victim, keep=False)
             return
         for seq in list(self._running):
             self._fail(seq, EngineFailure("the KV cache is too small for this sequence"))
 
-    def _evict_idle_caches(self) -> bool:
-        evicted = False
-        for slot in self._slots:
-            if slot.seq is None and slot.kv:
-                llama_cpp.llama_memory_seq_rm(self._mem, slot.seq_id, -1, -1)
-                slot.kv.clear()
-                evicted = True
-        return evicted
+    def _preempt(self, victim: Sequence, keep: bool) -> None:
+        """Take ``victim`` out of its slot and put it first in its key's queue, keeping its
+        sampler and text; with ``keep`` its cells go to the host cache, to come back from."""
+        self.preemptions += 1
+        slot = victim.slot
+        assert slot is not None
+        if keep:  # every token: coming back must not cost a prefill, however short
+            victim.parked = self._cache.park(slot)
+        self._cache.drop(slot)
+        slot.seq, victim.slot = None, None
+        self._running.remove(victim)
+        victim.fed = 0
+        with self._lock:
+            self._idle_slots += 1
+            self._waiting.push(victim, victim.params.ticket, front=True)
 
     # ---- endings and delivery --------------------------------------------------------------
 
@@ -407,8 +394,7 @@ class Scheduler:
             else:
                 tail += seq.stops.flush()
         if tail or seq.unreported:
-            self._emit(seq, TextDelta(tail, seq.unreported))
-            seq.unreported = 0
+            self._emit(seq, self._delta(seq, tail))
         self._emit(
             seq,
             GenerationDone(
@@ -417,10 +403,16 @@ class Scheduler:
         )
         self._detach(seq)
 
+    @staticmethod
+    def _delta(seq: Sequence, text: str) -> TextDelta:
+        """The next piece of ``seq``'s text; its first also says how much of the prompt was cached."""
+        cached = None if seq.cache_told else seq.cached_tokens
+        seq.cache_told, tokens, seq.unreported = True, seq.unreported, 0
+        return TextDelta(text, tokens, cached)
+
     def _fail(self, seq: Sequence, error: EngineFailure) -> None:
         if seq.slot is not None:  # its cells may be half-written: don't keep them as a cache
-            llama_cpp.llama_memory_seq_rm(self._mem, seq.slot.seq_id, -1, -1)
-            seq.slot.kv.clear()
+            self._cache.drop(seq.slot)
         self._emit(seq, error)
         self._detach(seq)
 

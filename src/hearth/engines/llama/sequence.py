@@ -39,6 +39,8 @@ class Runtime:
     n_ctx_total: int  # KV cells in the context (shared by all slots when unified)
     unified: bool
     n_swa: int  # sliding window of SWA layers; 0 when the model has none
+    host_cache_bytes: int = 0  # budget of KV state kept in host memory past the slots (host_cache.py)
+    scratch_seq: int | None = None  # a sequence id beyond the slots', for the host cache's copies
     # Held around every decode: the context's turn on the thread pool it shares (threadpool.py).
     turn: Callable[[], AbstractContextManager[None]] = no_turn
     # And the server's turn on the CPU, shared with the other engines' passes (compute.py).
@@ -70,8 +72,11 @@ class Sequence:
         self.stops = StopFilter(params.stop)
         self.out_index = -1  # batch index of this sequence's logits in the last decode, or -1
         self.completion_tokens = 0
+        self.admitted_tokens = 0  # completion_tokens when it last took a slot (fair preemption)
         self.unreported = 0  # generated tokens not yet counted by a TextDelta
         self.cached_tokens: int | None = None
+        self.cache_told = False  # whether a TextDelta has carried cached_tokens yet
+        self.parked: Any = None  # a preempted sequence's cells in the host cache (a HostEntry)
         self.started = 0.0
 
 
@@ -81,6 +86,7 @@ class Slot:
     kv: list[int]  # tokens whose cells this seq id holds, at positions 0..len-1
     seq: Sequence | None = None
     last_used: float = 0.0
+    cache_key: str | None = None  # the prompt_cache_key of the last sequence it ran
 
 
 class BatchView:

@@ -22,7 +22,7 @@ from hearth.inference.events import (
     UpstreamEvent,
     UsageReport,
 )
-from hearth.inference.types import ChatRequest, ImagePart, Message, NamedTool, TextPart
+from hearth.inference.types import CachePrefix, ChatRequest, ImagePart, Message, NamedTool, TextPart
 
 API_VERSION = "2023-06-01"
 DEFAULT_MAX_TOKENS = 4096
@@ -122,6 +122,8 @@ def messages_body(request: ChatRequest, model: str, context_length: int | None) 
     if request.output is not None:
         schema = dict(request.output.schema or {"type": "object"})
         body["output_config"] = {"format": {"type": "json_schema", "schema": schema}}
+    if request.cache_prefix is not None:
+        _mark_cache_breakpoint(body, request.cache_prefix)
     passthrough = request.passthrough
     if passthrough is not None and passthrough.dialect == "anthropic":
         body = {**passthrough.fields, **body}  # the caller's unmodeled fields; Hearth's win
@@ -169,7 +171,7 @@ class StreamReader:
     def __init__(self, whole: bool = False) -> None:
         del whole  # a Message always carries its usage, streamed or not
         self._blocks: dict[int, int] = {}  # content block index -> tool-call index
-        self._input_tokens = self._cached = self._output_tokens = 0
+        self._input_tokens = self._cached = self._written = self._output_tokens = 0
         self._ended = False
 
     def read(self, event: Any) -> list[UpstreamEvent]:
@@ -209,15 +211,15 @@ class StreamReader:
         # Cumulative counts; input tokens read from the cache are counted apart from the rest.
         if usage.get("input_tokens") is not None or usage.get("cache_read_input_tokens") is not None:
             self._cached = int(usage.get("cache_read_input_tokens") or 0)
-            fresh = int(usage.get("input_tokens") or 0) + int(usage.get("cache_creation_input_tokens") or 0)
-            self._input_tokens = fresh + self._cached
+            self._written = int(usage.get("cache_creation_input_tokens") or 0)
+            self._input_tokens = int(usage.get("input_tokens") or 0) + self._written + self._cached
         if usage.get("output_tokens") is not None:
             self._output_tokens = int(usage["output_tokens"])
 
     def usage(self) -> UsageReport | None:
         if not (self._input_tokens or self._output_tokens):
             return None
-        return UsageReport(self._input_tokens, self._output_tokens, self._cached)
+        return UsageReport(self._input_tokens, self._output_tokens, self._cached, self._written)
 
     @property
     def ended(self) -> bool:
@@ -229,3 +231,21 @@ def refuse_completions() -> Unsupported:
         "this model's server speaks Anthropic's Messages API, which continues no raw prompt: use chat",
         subject=Subject.PROMPT,
     )
+
+
+def _mark_cache_breakpoint(body: dict[str, Any], prefix: CachePrefix) -> None:
+    """Put the caller's last ``cache_control`` breakpoint on the same block of the upstream body."""
+    control: dict[str, Any] = {"type": "ephemeral", **({"ttl": "1h"} if prefix.ttl_s > 300 else {})}
+    system, turns = conversation(prefix.messages)
+    blocks = sum(len(turn["content"]) for turn in turns)
+    if blocks:
+        for turn in body["messages"]:
+            content = turn["content"]
+            if blocks <= len(content):
+                content[blocks - 1] = {**content[blocks - 1], "cache_control": control}
+                return
+            blocks -= len(content)
+    elif system is not None and isinstance(body.get("system"), str):
+        body["system"] = [{"type": "text", "text": body["system"], "cache_control": control}]
+    elif prefix.tools and body.get("tools"):
+        body["tools"][min(len(prefix.tools), len(body["tools"])) - 1]["cache_control"] = control

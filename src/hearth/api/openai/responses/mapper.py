@@ -10,7 +10,7 @@ from typing import Any
 
 from hearth.api.ids import new_id
 from hearth.api.images import image_from_url
-from hearth.api.mapping import ROLES, default_choice
+from hearth.api.mapping import ROLES, default_choice, prompt_cache_key
 from hearth.api.openai.responses import protocol as rs
 from hearth.errors import InvalidRequest, Unsupported
 from hearth.inference.responses import InputItem, NewResponse
@@ -189,6 +189,7 @@ def _echo(body: rs.ResponseCreate, choice: Any) -> dict[str, Any]:
         "parallel_tool_calls": True if body.parallel_tool_calls is None else body.parallel_tool_calls,
         "metadata": body.metadata or {},
         "user": body.user,
+        "prompt_cache_key": prompt_cache_key(body),
     }
 
 
@@ -219,5 +220,6 @@ def new_response(body: rs.ResponseCreate) -> NewResponse:
         parallel_tool_calls=body.parallel_tool_calls,
         output=output_format(body),
         truncation=body.truncation or "disabled",
+        cache_key=prompt_cache_key(body),
         params=_echo(body, echoed_choice),
     )

@@ -281,6 +281,7 @@ class Response(BaseModel):
     truncation: Literal["auto", "disabled"] = "disabled"
     usage: Usage | None = None
     user: str | None = None
+    prompt_cache_key: str | None = None
     metadata: dict[str, str] = Field(default_factory=dict)
     service_tier: Literal["default"] = "default"
 

@@ -103,6 +103,7 @@ def response(record: ResponseRecord) -> rs.Response:
         truncation=p.get("truncation", "disabled"),
         usage=usage(record.usage),
         user=p.get("user"),
+        prompt_cache_key=p.get("prompt_cache_key"),
         metadata=p.get("metadata", {}),
     )
 
