@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from fastapi import FastAPI, Request
+from starlette.middleware.cors import CORSMiddleware
 from starlette.responses import Response
 
 from hearth import __version__
@@ -56,6 +57,13 @@ from hearth.metrics import Metrics
 from hearth.store.database import Database
 
 log = logging.getLogger("hearth")
+
+# What a browser page may read of an answer: the request id and each family's rate-limit headers.
+CORS_EXPOSED = [
+    "x-request-id", "request-id", "retry-after", "x-hearth-variant",
+    *(f"x-ratelimit-{w}-{u}" for w in ("limit", "remaining", "reset") for u in ("requests", "tokens")),
+    *(f"anthropic-ratelimit-{u}-{w}" for u in ("requests", "tokens") for w in ("limit", "remaining", "reset")),
+]  # fmt: skip
 
 # Matched in this order, one router at a time: the inference routes come first because a
 # request walks past every router ahead of its own (measured ~10 % of a short request's CPU).
@@ -256,6 +264,16 @@ def build_app(
         max_bytes=settings.max_body_bytes,
         max_header_bytes=settings.max_header_bytes,
     )
-    # Outermost: the request id every other layer uses, and (JSON logs) the access line.
+    # The request id every other layer uses, and (JSON logs) the access line.
     app.add_middleware(AccessLogMiddleware, enabled=settings.log_format == "json")
+    origins = [o.strip() for o in (settings.cors_origins or "").split(",") if o.strip()]
+    if origins:  # outermost: a preflight is answered before auth, and errors carry the headers too
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=origins,
+            allow_methods=["*"],
+            allow_headers=["*"],
+            expose_headers=CORS_EXPOSED,
+            max_age=600,
+        )
     return app

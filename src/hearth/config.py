@@ -245,6 +245,9 @@ class Settings(BaseSettings):
     # "json": one JSON object per log line, with the request id (hearth.logs); "text" otherwise.
     log_format: Literal["text", "json"] = "text"
     max_body_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
+    # The origins a browser page may call the API from, comma-separated ("*": any); unset, no
+    # cross-origin call is allowed (no CORS headers at all). The web UI is same-origin.
+    cors_origins: str | None = None
     max_header_bytes: int = Field(default=32 * 1024, ge=1024)
     max_image_pixels: int = Field(default=40_000_000, ge=1)
     # Images given to chat models as http(s) URLs are fetched only when this is on.
