@@ -45,7 +45,7 @@ from hearth.gateway.auth import AdminSecret
 from hearth.gateway.catalog import Catalog
 from hearth.gateway.health import Readiness
 from hearth.gateway.keyring import KeyRing
-from hearth.gateway.limits import Limiter
+from hearth.gateway.limits import FailOpenLimiter, Limiter
 from hearth.gateway.replica_sync import ReplicaSync
 from hearth.gateway.resolver import Resolver
 from hearth.gateway.responses import Responses
@@ -128,7 +128,11 @@ def build_root(settings: Settings, registry: ModelRegistry | None = None) -> Roo
     registry = registry or ModelRegistry(settings.models, EngineContext.of(settings))
     database = Database(settings.resolved_database_url)
     keys = KeyRing(database)
-    limiter = Limiter(settings.redis_url, keys.month_usage)
+    limiter = (
+        FailOpenLimiter(settings.redis_url, keys.month_usage)
+        if settings.redis_url and settings.limits_fail_open
+        else Limiter(settings.redis_url, keys.month_usage)
+    )
     routes = RouteTable()
     resolver = Resolver(registry, routes)
     shadows = ShadowRunner()

@@ -240,6 +240,9 @@ class Settings(BaseSettings):
     data_dir: Path = Field(default_factory=default_data_dir)
     database_url: str | None = None
     redis_url: str | None = None
+    # Redis down: refuse with 503 until it is back (closed, the default), or enforce every key's
+    # limits on each replica alone meanwhile (open): availability over exact shared limits.
+    limits_fail_open: bool = False
     admin_key: str | None = None
     log_level: str = "info"
     # "json": one JSON object per log line, with the request id (hearth.logs); "text" otherwise.

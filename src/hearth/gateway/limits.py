@@ -11,6 +11,7 @@ tokens this process has reserved but not yet written there.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
@@ -25,6 +26,8 @@ from limits.storage import storage_from_string
 from hearth.errors import NotReady, QuotaExceeded, RateLimited, RateLimitState
 from hearth.store.keys import ApiKeyView
 
+log = logging.getLogger("hearth.limits")
+
 CONCURRENCY_TTL_S = 900  # a crashed replica's slots expire instead of leaking forever
 
 
@@ -37,6 +40,10 @@ class Admission:
     reserved_tokens: int = 0
     holds_slot: bool = False
     finished: bool = False
+    # Fail-open only: the shared store was down, so this replica's own windows hold the slot or
+    # the reserved tokens (FailOpenLimiter).
+    slot_local: bool = False
+    tokens_local: bool = False
 
 
 def _ident(key: ApiKeyView) -> str:
@@ -213,6 +220,56 @@ class Limiter:
     async def close(self) -> None:
         if self._redis is not None:
             await _quietly(self._redis.aclose())
+
+
+class FailOpenLimiter(Limiter):
+    """Shared limits while Redis answers; while it does not, each replica enforces every key's
+    limits on its own (in-process windows, so a key may get up to one full allowance per
+    replica) instead of refusing every request with 503 (``HEARTH_LIMITS_FAIL_OPEN``)."""
+
+    def __init__(self, redis_url: str, month_usage: Callable[[int], Awaitable[int]]) -> None:
+        super().__init__(redis_url, month_usage)
+        self._local = Limiter(None, month_usage)
+        self._warned_at = 0.0
+
+    async def healthy(self) -> bool:
+        return True  # the shared store's absence does not stop this replica serving
+
+    async def admit(self, admission: Admission) -> None:
+        try:
+            await super().admit(admission)
+        except NotReady:
+            self._warn()
+            admission.finished, admission.holds_slot = False, False
+            admission.slot_local = admission.tokens_local = True
+            await self._local.admit(admission)
+
+    async def reserve_tokens(self, admission: Admission, tokens: int) -> None:
+        if not admission.tokens_local:
+            try:
+                await super().reserve_tokens(admission, tokens)
+                return
+            except NotReady:
+                self._warn()
+                admission.tokens_local = True
+        await self._local.reserve_tokens(admission, tokens)
+
+    async def finish(self, admission: Admission, used_tokens: int) -> None:
+        if admission.finished:
+            return
+        admission.finished = True
+        await (self._local if admission.tokens_local else self)._refund(admission, used_tokens)
+        if admission.holds_slot:
+            owner = self._local if admission.slot_local else self
+            await _quietly(owner._release_slot(_ident(admission.key)))
+
+    def _warn(self) -> None:
+        now = time.monotonic()
+        if now - self._warned_at > 30:
+            self._warned_at = now
+            log.warning(
+                "the shared rate-limit store is unavailable: enforcing limits per replica (fail open)"
+            )
 
 
 async def _quietly(work: Awaitable[object]) -> None:
