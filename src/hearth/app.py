@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import logging
 from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from dataclasses import dataclass
@@ -17,7 +18,7 @@ from fastapi import FastAPI, Request
 from starlette.middleware.cors import CORSMiddleware
 from starlette.responses import Response
 
-from hearth import __version__
+from hearth import __version__, tracing
 from hearth.api.anthropic import routes as anthropic_routes
 from hearth.api.anthropic.errors import ANTHROPIC
 from hearth.api.deps import Services
@@ -219,11 +220,21 @@ async def running(root: Root, on_ready: Callable[[], None] = lambda: None) -> As
         registry.close()
 
 
+def _own_server_spans() -> dict[str, Any]:
+    """FastAPI releases with native OpenTelemetry open a server span of their own; the access log
+    middleware opens Hearth's (it continues the caller's traceparent and names the trace in the
+    log line), so theirs stays off and a request has one server span."""
+    if "telemetry" in inspect.signature(FastAPI.__init__).parameters:
+        return {"telemetry": {"tracing": False}}
+    return {}
+
+
 def build_app(
     settings: Settings, registry: ModelRegistry | None = None, on_ready: Sequence[ReadyHook] = ()
 ) -> FastAPI:
     """The app; ``on_ready`` hooks run once every model has loaded (or failed) and the database is up."""
     root = build_root(settings, registry)
+    tracing.configure()
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -233,6 +244,7 @@ def build_app(
 
         async with running(root, ready):
             yield
+        tracing.flush()  # what is batched goes out before the process ends
 
     app = FastAPI(
         title="Hearth",
@@ -240,6 +252,7 @@ def build_app(
         description="Your own AI provider: local models behind the OpenAI, Anthropic, Ollama and OIP v2 "
         "APIs, with keys, limits and a usage ledger.",
         lifespan=lifespan,
+        **_own_server_spans(),
     )
     app.state.services = root.services
     app.state.root = root  # for tools and tests that look inside

@@ -25,6 +25,7 @@ from typing import Any, Literal
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from hearth import tracing
 from hearth.api import ids
 
 LogFormat = Literal["text", "json"]
@@ -42,7 +43,7 @@ _SECRET_PATTERNS = (
     re.compile(r"(?i)(x-api-key['\"]?\s*[:=,]\s*['\"]?)[^\s'\",]+"),
 )
 # Fields an access line carries beside the standard ones.
-ACCESS_FIELDS = ("method", "path", "status", "latency_ms", "client", "http_version")
+ACCESS_FIELDS = ("trace_id", "method", "path", "status", "latency_ms", "client", "http_version")
 
 
 class Redactor:
@@ -156,24 +157,37 @@ class AccessLogMiddleware:
                         request_id = value.decode("latin-1")
             await send(message)
 
-        try:
-            await self.app(scope, receive, tracking_send)
-        finally:
-            if self.enabled:
-                client = scope.get("client")
-                access_log.info(
-                    "%s %s %d",
-                    scope.get("method", "-"),
-                    scope.get("path", ""),
-                    status,
-                    extra={
-                        "request_id": request_id,
-                        "method": scope.get("method"),
-                        "path": scope.get("path"),
-                        "status": status,
-                        "latency_ms": round((time.perf_counter() - started) * 1000, 2),
-                        "client": f"{client[0]}:{client[1]}" if client else None,
-                        "http_version": scope.get("http_version"),
-                    },
-                )
-            request_id_var.reset(token)
+        method, path = scope.get("method", "-"), scope.get("path", "")
+        traced = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope.get("headers", [])}
+        with tracing.server_span(f"{method} {path}", traced) as span:
+            trace_id = tracing.trace_id()
+            try:
+                await self.app(scope, receive, tracking_send)
+            finally:
+                span.set_attribute("http.request.method", method)
+                span.set_attribute("url.path", path)
+                span.set_attribute("http.response.status_code", status)
+                span.set_attribute("hearth.request_id", request_id)
+                self._log(scope, request_id, status, started, trace_id)
+                request_id_var.reset(token)
+
+    def _log(self, scope: Scope, request_id: str, status: int, started: float, trace_id: str | None) -> None:
+        if not self.enabled:
+            return
+        client = scope.get("client")
+        access_log.info(
+            "%s %s %d",
+            scope.get("method", "-"),
+            scope.get("path", ""),
+            status,
+            extra={
+                "request_id": request_id,
+                "trace_id": trace_id,
+                "method": scope.get("method"),
+                "path": scope.get("path"),
+                "status": status,
+                "latency_ms": round((time.perf_counter() - started) * 1000, 2),
+                "client": f"{client[0]}:{client[1]}" if client else None,
+                "http_version": scope.get("http_version"),
+            },
+        )

@@ -16,6 +16,7 @@ import dataclasses
 import logging
 from collections.abc import Callable, Sequence
 
+from hearth import tracing
 from hearth.config import ModelKind, Settings
 from hearth.engines.base import ChatEngine, ClassifierEngine, ConversationEngine, EmbeddingEngine, TextEngine
 from hearth.engines.images import decode_image
@@ -103,13 +104,14 @@ class Gateway:
         who.authorized = True
         if not self.auth_enabled:
             return
-        secret = presented_secret(authorization, x_api_key)
-        key = await self._keys.lookup(secret)
+        with tracing.span("auth"):
+            key = await self._keys.lookup(presented_secret(authorization, x_api_key))
         if key is None:
             raise AuthenticationFailed(f"incorrect API key provided; {GET_A_KEY}")
         who.key = key
         who.admission = Admission(key)
-        await self._limiter.admit(who.admission)
+        with tracing.span("limits"):
+            await self._limiter.admit(who.admission)
 
     async def close_call(
         self, call: Call, status: int, error: str | None = None, route: str | None = None
@@ -159,13 +161,16 @@ class Gateway:
             error_type=error,
             stream=meter.stream,
         )
-        if not self.settings.ledger_durable:
-            self._ledger.record(event)
-            return
-        try:
-            await asyncio.wait_for(asyncio.wrap_future(self._ledger.record_durable(event)), DURABLE_WAIT_S)
-        except TimeoutError:  # the database is slow or away: answer anyway; the row stays queued
-            log.warning("usage row of %s not committed within %.0fs", who.request_id, DURABLE_WAIT_S)
+        with tracing.span("ledger"):
+            if not self.settings.ledger_durable:
+                self._ledger.record(event)
+                return
+            try:
+                await asyncio.wait_for(
+                    asyncio.wrap_future(self._ledger.record_durable(event)), DURABLE_WAIT_S
+                )
+            except TimeoutError:  # the database is slow or away: answer anyway; the row stays queued
+                log.warning("usage row of %s not committed within %.0fs", who.request_id, DURABLE_WAIT_S)
 
     # -- capabilities --------------------------------------------------------------------------
 

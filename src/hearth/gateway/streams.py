@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncGenerator, Awaitable, Callable
 
+from hearth import tracing
 from hearth.errors import HearthError, as_hearth_error
 from hearth.gateway.call import Call
 from hearth.gateway.jobs import Indexed, Job
@@ -54,6 +56,12 @@ class GenerationStream:
         self._filters = [filters(i) for i in range(self.choices)] if filters else None
         self._answering = False  # generating again in text (tool_stream.AnswerInstead)
         self._cache_counted: set[int] = set()  # choices whose cache reads are counted
+        # Traces: the request's span, and when the engine queued, prefilled and decoded.
+        self._trace_parent = tracing.current_context()
+        self._began_ns = time.time_ns()
+        self._queued_ns: int | None = None
+        self._first_ns: int | None = None
+        self._ended = 0
         self._caller_stops = set(job.caller_stops)
         self._pending: list[Indexed] = []
         self._events = self._run()
@@ -151,10 +159,26 @@ class GenerationStream:
             meter.completion_tokens += event.tokens
             if event.text:
                 self.call.mark_first_token()
+                self._first_ns = self._first_ns or time.time_ns()
             if event.cached_tokens is not None:
                 self._count_cache(index, event.cached_tokens)
+            if event.queued_s is not None and self._queued_ns is None:
+                self._queued_ns = int(event.queued_s * 1e9)
         elif isinstance(event, GenerationDone):
             self._count_cache(index, event.cached_tokens)
+            self._ended += 1
+            if self._ended == self.choices:
+                self._trace_phases()
+
+    def _trace_phases(self) -> None:
+        """The engine's queue wait, prefill and decode, as spans of the request's trace."""
+        end = time.time_ns()
+        first = self._first_ns or end
+        admitted = min(first, self._began_ns + (self._queued_ns or 0))
+        parent = self._trace_parent
+        tracing.timed_span("queue", self._began_ns, admitted, parent)
+        tracing.timed_span("prefill", admitted, first, parent)
+        tracing.timed_span("decode", first, end, parent)
 
     def _count_cache(self, index: int, cached: int) -> None:
         """A choice's cache reads and writes, once: from its first piece or else its end."""

@@ -35,6 +35,7 @@ class TextDelta:
     # On a choice's first piece, where the engine knows it: its prompt tokens read from the
     # cache (so an answer's start, Anthropic's message_start, can already count them).
     cached_tokens: int | None = None
+    queued_s: float | None = None  # ... and how long it waited for the engine (traces)
 
 
 @dataclass(frozen=True, slots=True)

@@ -406,9 +406,12 @@ class Scheduler:
     @staticmethod
     def _delta(seq: Sequence, text: str) -> TextDelta:
         """The next piece of ``seq``'s text; its first also says how much of the prompt was cached."""
-        cached = None if seq.cache_told else seq.cached_tokens
+        if seq.cache_told:
+            first, queued = None, None
+        else:
+            first, queued = seq.cached_tokens, max(0.0, seq.started - seq.submitted)
         seq.cache_told, tokens, seq.unreported = True, seq.unreported, 0
-        return TextDelta(text, tokens, cached)
+        return TextDelta(text, tokens, first, queued)
 
     def _fail(self, seq: Sequence, error: EngineFailure) -> None:
         if seq.slot is not None:  # its cells may be half-written: don't keep them as a cache

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import ctypes
+import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
@@ -77,7 +78,8 @@ class Sequence:
         self.cached_tokens: int | None = None
         self.cache_told = False  # whether a TextDelta has carried cached_tokens yet
         self.parked: Any = None  # a preempted sequence's cells in the host cache (a HostEntry)
-        self.started = 0.0
+        self.started = 0.0  # when it first took a slot
+        self.submitted = time.monotonic()
 
 
 @dataclass(eq=False)

@@ -20,6 +20,7 @@ from typing import Any
 
 import aiohttp
 
+from hearth import tracing
 from hearth.config import ModelSpec
 from hearth.engines.upstream.endpoints import Endpoint, EndpointPool
 from hearth.errors import (
@@ -118,7 +119,9 @@ class Transport:
         wait = wait or self.spec.first_byte_timeout_s
         try:
             async with asyncio.timeout(wait):
-                response = await self.session().request(method, url, json=body)
+                traced: dict[str, str] = {}
+                tracing.inject(traced)  # the caller's trace goes on to the upstream engine
+                response = await self.session().request(method, url, json=body, headers=traced or None)
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             pool.finished(endpoint)
             reason = _describe(exc, wait)
