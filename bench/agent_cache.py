@@ -24,7 +24,6 @@ import json
 import statistics
 import subprocess
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +31,15 @@ import httpx
 from rich.console import Console
 from rich.table import Table
 
-from bench.common import RESULTS, free_ports, llama_server_binary, start_default_hearth, stop, wait_http
+from bench.common import (
+    RESULTS,
+    free_ports,
+    llama_server_binary,
+    start_default_hearth,
+    stop,
+    stream_chat,
+    wait_http,
+)
 from hearth.config import SMOLLM2_SOURCE
 from hearth.engines.sources import package_file
 
@@ -69,25 +76,11 @@ async def one_turn(
 ) -> dict[str, Any]:
     body = {"model": MODEL, "messages": messages, "max_tokens": 16, "temperature": 0, "stream": True,
             "stream_options": {"include_usage": True}}  # fmt: skip
-    headers = {"Authorization": f"Bearer {key}"} if key else {}
-    started, first, cached, prompt = time.perf_counter(), None, None, None
-    async with http.stream("POST", base + "/v1/chat/completions", json=body, headers=headers) as reply:
-        reply.raise_for_status()
-        async for line in reply.aiter_lines():
-            if not line.startswith("data: ") or line == "data: [DONE]":
-                continue
-            chunk = json.loads(line[6:])
-            if first is None and any((c.get("delta") or {}).get("content") for c in chunk.get("choices", [])):
-                first = time.perf_counter() - started
-            usage = chunk.get("usage") or {}
-            if usage:
-                prompt = usage.get("prompt_tokens")
-                cached = (usage.get("prompt_tokens_details") or {}).get("cached_tokens")
-            timings = chunk.get("timings") or {}
-            if "cache_n" in timings:  # llama-server's own count of reused prompt tokens
-                cached = timings["cache_n"]
-    return {"ttft_s": first if first is not None else time.perf_counter() - started, "cached": cached,
-            "prompt": prompt}  # fmt: skip
+    answer = await stream_chat(http, base, body, key)
+    cached = (answer.usage.get("prompt_tokens_details") or {}).get("cached_tokens")
+    if "cache_n" in answer.timings:  # llama-server's own count of reused prompt tokens
+        cached = answer.timings["cache_n"]
+    return {"ttft_s": answer.ttft_s, "cached": cached, "prompt": answer.usage.get("prompt_tokens")}
 
 
 async def workload(

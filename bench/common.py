@@ -11,6 +11,7 @@ import statistics
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -220,3 +221,33 @@ def _latency(wrk_output: str, label: str) -> float:
     found = re.search(rf"{label}\s+([\d.]+)(us|ms|s)", wrk_output)
     assert found is not None, wrk_output
     return float(found.group(1)) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[found.group(2)]
+
+
+@dataclass
+class StreamedChat:
+    """What one streamed ``/v1/chat/completions`` answer showed: time to its first text, and the
+    last chunk's usage and llama-server ``timings`` (either may be absent)."""
+
+    ttft_s: float
+    usage: dict[str, Any]
+    timings: dict[str, Any]
+
+
+async def stream_chat(
+    http: httpx.AsyncClient, base: str, body: dict[str, Any], key: str | None
+) -> StreamedChat:
+    headers = {"Authorization": f"Bearer {key}"} if key else {}
+    started, first = time.perf_counter(), None
+    usage: dict[str, Any] = {}
+    timings: dict[str, Any] = {}
+    async with http.stream("POST", base + "/v1/chat/completions", json=body, headers=headers) as reply:
+        reply.raise_for_status()
+        async for line in reply.aiter_lines():
+            if not line.startswith("data: ") or line == "data: [DONE]":
+                continue
+            chunk = json.loads(line[6:])
+            if first is None and any((c.get("delta") or {}).get("content") for c in chunk.get("choices", [])):
+                first = time.perf_counter() - started
+            usage = chunk.get("usage") or usage
+            timings = chunk.get("timings") or timings
+    return StreamedChat(first if first is not None else time.perf_counter() - started, usage, timings)

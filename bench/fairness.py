@@ -34,6 +34,7 @@ import httpx
 from rich.console import Console
 from rich.table import Table
 
+from bench import common
 from bench.common import RESULTS, free_port, start_default_hearth, stop, wait_http
 
 console = Console()
@@ -55,21 +56,11 @@ async def stream_chat(
     computed (not read from the cache) are added to ``COMPUTED``."""
     body = {"model": "default", "messages": [{"role": "user", "content": content}], "max_tokens": max_tokens,
             "stream": True, "stream_options": {"include_usage": True}}  # fmt: skip
-    started, first, tokens = time.perf_counter(), None, 0
-    async with http.stream("POST", base + "/v1/chat/completions", json=body,
-                           headers={"Authorization": f"Bearer {key}"}) as reply:  # fmt: skip
-        reply.raise_for_status()
-        async for line in reply.aiter_lines():
-            if not line.startswith("data: ") or line == "data: [DONE]":
-                continue
-            chunk = json.loads(line[6:])
-            if first is None and any((c.get("delta") or {}).get("content") for c in chunk.get("choices", [])):
-                first = time.perf_counter() - started
-            if usage := chunk.get("usage"):
-                tokens = int(usage["completion_tokens"])
-                cached = int((usage.get("prompt_tokens_details") or {}).get("cached_tokens") or 0)
-                COMPUTED[0] += int(usage["prompt_tokens"]) - cached
-    return (first if first is not None else time.perf_counter() - started), tokens
+    answer = await common.stream_chat(http, base, body, key)
+    usage = answer.usage
+    cached = int((usage.get("prompt_tokens_details") or {}).get("cached_tokens") or 0)
+    COMPUTED[0] += int(usage.get("prompt_tokens") or 0) - cached
+    return answer.ttft_s, int(usage.get("completion_tokens") or 0)
 
 
 async def quiet_loop(http: httpx.AsyncClient, base: str, key: str, until: float) -> tuple[list[float], int]:

@@ -10,25 +10,18 @@ from collections.abc import Iterator
 
 import pytest
 
-from hearth.config import SMOLLM2_SOURCE, ModelKind, ModelSpec
 from hearth.engines.base import GenerationDone, SamplingParams, TextDelta
-from hearth.engines.context import EngineContext
 from hearth.engines.fair_queue import Ticket
 from hearth.engines.llama import LlamaEngine
+from tests.helpers.llama import smollm2_engine
 
 pytestmark = pytest.mark.real
 
 
 @pytest.fixture(scope="module")
 def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LlamaEngine]:
-    spec = ModelSpec(
-        id="smollm2", kind=ModelKind.CHAT, backend="llama.cpp", source=SMOLLM2_SOURCE,
-        context_length=2048, slots=2, threads=2,
-    )  # fmt: skip
-    engine = LlamaEngine(spec, EngineContext(tmp_path_factory.mktemp("fairness")))
-    engine.load()
-    yield engine
-    engine.close()
+    with smollm2_engine(tmp_path_factory.mktemp("fairness"), slots=2, context_length=2048) as loaded:
+        yield loaded
 
 
 class Run:

@@ -12,11 +12,10 @@ from typing import Any
 import numpy as np
 import pytest
 
-from hearth.config import SMOLLM2_SOURCE, ModelKind, ModelSpec
 from hearth.engines.base import GenerationDone, SamplingParams, TextDelta
-from hearth.engines.context import EngineContext
 from hearth.engines.llama import LlamaEngine
 from tests.engines.test_llama_real import TeacherForced
+from tests.helpers.llama import smollm2_engine
 
 pytestmark = pytest.mark.real
 
@@ -25,14 +24,8 @@ INSTRUCTIONS = " ".join(f"Tool {i}: lookup_{i}(key) returns record {i} of the ta
 
 @pytest.fixture(scope="module")
 def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LlamaEngine]:
-    spec = ModelSpec(
-        id="smollm2", kind=ModelKind.CHAT, backend="llama.cpp", source=SMOLLM2_SOURCE,
-        context_length=4096, slots=4, threads=2,
-    )  # fmt: skip
-    engine = LlamaEngine(spec, EngineContext(tmp_path_factory.mktemp("shared-prefix")))
-    engine.load()
-    yield engine
-    engine.close()
+    with smollm2_engine(tmp_path_factory.mktemp("shared-prefix"), slots=4, context_length=4096) as loaded:
+        yield loaded
 
 
 async def _answer(
