@@ -17,6 +17,7 @@ from fastapi.testclient import TestClient
 from hearth.app import build_app
 from tests.helpers import upstream as up
 from tests.helpers.apps import fake_models, fake_settings, wait_ready
+from tests.helpers.closing_upstream import ClosingUpstream
 from tests.helpers.keys import ADMIN, admin_headers, bearer
 from tests.helpers.ledger import rows
 from tests.helpers.upstream import FakeUpstream, free_port
@@ -237,3 +238,26 @@ def test_queue_gauges_are_read_from_every_engine_kind() -> None:
     assert server_queue('sglang:num_queue_reqs{a="1"} 2\nsglang:num_running_reqs 3\nother 9\n') == 5.0
     assert server_queue("llamacpp:requests_deferred 1\nllamacpp:requests_processing 2\n") == 3.0
     assert server_queue("# nothing here\nprocess_cpu_seconds_total 4\n") is None
+
+
+def test_a_kept_alive_connection_closed_as_it_is_reused_is_sent_again(tmp_path: Path) -> None:
+    with ClosingUpstream() as server, app_with(tmp_path, [server.url]) as client:
+        started(client)
+        for _ in range(3):  # each reuses the connection the one before kept alive
+            reply = client.post("/v1/chat/completions", json=CHAT)
+            assert reply.status_code == 200 and reply.json()["choices"][0]["message"]["content"] == TEXT
+        assert server.requests.count("/v1/chat/completions") >= 4  # at least one sent again
+        assert [(r["status_code"], r["completion_tokens"]) for r in chat_rows(client)] == [(200, 4)] * 3
+        (endpoint,) = client.get("/admin/models", headers=admin_headers()).json()["data"][-1]["endpoints"]
+        assert endpoint["errors"] == 0 and endpoint["breaker"] == "closed"  # the server did nothing wrong
+
+
+def test_a_server_that_closes_every_connection_unanswered_gets_a_clear_error(tmp_path: Path) -> None:
+    with ClosingUpstream(always=True) as server, app_with(tmp_path, [server.url]) as client:
+        started(client)
+        reply = client.post("/v1/chat/completions", json=CHAT)
+        assert reply.status_code == 503, reply.text
+        assert "closed the connection" in reply.json()["error"]["message"]
+        assert server.requests.count("/v1/chat/completions") == 3  # the first send and two more, no loop
+        (row,) = chat_rows(client)
+        assert row["status_code"] == 503

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import json
 import logging
 import time
@@ -37,6 +38,7 @@ log = logging.getLogger("hearth.upstream")
 RETRIED_STATUSES = frozenset({429, 500, 502, 503, 504})
 PROBE_S = 5.0  # how long a health check may take once connected
 DRAIN_S = 0.5  # how long the end of a stream after [DONE] may take to arrive
+STALE_RETRIES = 2  # sends again on a new connection when a kept-alive one was found closed
 
 
 class Transport:
@@ -121,7 +123,7 @@ class Transport:
             async with asyncio.timeout(wait):
                 traced: dict[str, str] = {}
                 tracing.inject(traced)  # the caller's trace goes on to the upstream engine
-                response = await self.session().request(method, url, json=body, headers=traced or None)
+                response = await self._request(endpoint, method, url, body, traced)
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             pool.finished(endpoint)
             reason = _describe(exc, wait)
@@ -150,6 +152,23 @@ class Transport:
         if status in RETRIED_STATUSES and not last_chance:
             return None
         raise self.error(status, text, response.headers)
+
+    async def _request(
+        self, endpoint: Endpoint, method: str, url: str, body: Any, headers: dict[str, str]
+    ) -> aiohttp.ClientResponse:
+        """Send, and send again where a kept-alive connection turned out closed: servers close
+        idle ones after a few seconds, and some right after a stream, so the server may close
+        one just as it is reused. Nothing was answered on it, so the request goes again on
+        another connection (each closed one leaves the pool), and the endpoint is not blamed."""
+        for attempt in range(STALE_RETRIES + 1):
+            try:
+                return await self.session().request(method, url, json=body, headers=headers or None)
+            except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError) as exc:
+                if attempt == STALE_RETRIES or not _stale(exc):
+                    raise
+                log.info("upstream %s (%s): a kept-alive connection was closed; sending again",
+                         self.spec.id, endpoint.label)  # fmt: skip
+        raise AssertionError("unreachable")
 
     def _another(self, tried: set[int]) -> bool:
         now = time.monotonic()
@@ -278,6 +297,14 @@ def _retry_after(headers: Mapping[str, str]) -> float | None:
         return float(headers.get("retry-after", ""))
     except ValueError:
         return None
+
+
+def _stale(exc: aiohttp.ClientError) -> bool:
+    """A connection closed under the request before any answer (not a refusal: that is the
+    endpoint's fault, and counts against it)."""
+    if isinstance(exc, aiohttp.ServerDisconnectedError):
+        return True
+    return isinstance(exc, aiohttp.ClientOSError) and exc.errno in (errno.ECONNRESET, errno.EPIPE)
 
 
 def _describe(exc: BaseException, first_byte_s: float) -> str:
