@@ -1,8 +1,10 @@
-"""What a durable ledger costs: request rates with each usage row committed before its answer
-goes out (``HEARTH_LEDGER_DURABLE=1``) against rows written in the background (``=0``).
+"""What a durable ledger costs: request rates with the default journal (each usage row appended
+to a local file before its answer goes out, ``HEARTH_LEDGER_DURABLE=1``), with each row committed
+before its answer (``HEARTH_LEDGER_COMMIT_WAIT=1``), against rows only batched in the background
+(``HEARTH_LEDGER_DURABLE=0``, the anchor).
 
 The default ``hearth serve`` (auth on, SQLite ledger, or PostgreSQL with ``--postgres``), fresh
-for each round, the two settings in alternating rounds. The load is the one with the most
+for each round, the three settings in rotating order each round. The load is the one with the most
 requests a second, and so the most ledger rows: 32 ``wrk`` clients on ``/v1/embeddings`` (one
 short text each), then one client alone (whose every request waits for its own commit).
 
@@ -49,14 +51,21 @@ def fresh_database(server_url: str | None) -> Iterator[str | None]:
         admin.dispose()
 
 
-def one_round(durable: bool, seconds: float, postgres: str | None) -> dict[str, float]:
+MODES = {
+    "journal": {"HEARTH_LEDGER_DURABLE": "1"},
+    "commit": {"HEARTH_LEDGER_DURABLE": "1", "HEARTH_LEDGER_COMMIT_WAIT": "1"},
+    "background": {"HEARTH_LEDGER_DURABLE": "0"},
+}
+
+
+def one_round(mode: str, seconds: float, postgres: str | None) -> dict[str, float]:
     with fresh_database(postgres) as database:
-        return _round(durable, seconds, database)
+        return _round(mode, seconds, database)
 
 
-def _round(durable: bool, seconds: float, database: str | None) -> dict[str, float]:
+def _round(mode: str, seconds: float, database: str | None) -> dict[str, float]:
     work = Path(tempfile.mkdtemp(prefix="hearth-ledger-"))
-    env = {"HEARTH_LEDGER_DURABLE": "1" if durable else "0"}
+    env = dict(MODES[mode])
     if database:
         env["HEARTH_DATABASE_URL"] = database
     process, base, key = start_default_hearth(work, free_port(), env=env)
@@ -77,11 +86,12 @@ def main() -> None:
     parser.add_argument("--postgres", default=None, help="a PostgreSQL URL for the ledger (default: SQLite)")
     args = parser.parse_args()
     require("wrk", "a load generator that costs little CPU", "apt-get install -y wrk")
-    runs: dict[str, list[dict[str, float]]] = {"durable": [], "background": []}
+    runs: dict[str, list[dict[str, float]]] = {mode: [] for mode in MODES}
+    order = list(MODES)
     for r in range(args.rounds):
-        for name in ("durable", "background") if r % 2 == 0 else ("background", "durable"):
+        for name in order[r % 3 :] + order[: r % 3]:
             console.print(f"round {r + 1}: {name} ...")
-            runs[name].append(one_round(name == "durable", args.seconds, args.postgres))
+            runs[name].append(one_round(name, args.seconds, args.postgres))
     summary: dict[str, Any] = {}
     table = Table("ledger", "32 clients (req/s)", "1 client (req/s)", title="durable ledger")
     for name, rounds in runs.items():
@@ -90,12 +100,13 @@ def main() -> None:
         }
         table.add_row(name, f"{summary[name]['32_clients']:.1f}", f"{summary[name]['1_client']:.1f}")
     ratios = {
-        load: [d[load] / b[load] for d, b in zip(runs["durable"], runs["background"], strict=True)]
+        f"{mode}/{load}": [d[load] / b[load] for d, b in zip(runs[mode], runs["background"], strict=True)]
+        for mode in ("journal", "commit")
         for load in ("32_clients", "1_client")
     }
     console.print(table)
-    for load, values in ratios.items():
-        console.print(f"{load}: durable / background per round {[round(v, 3) for v in values]}, "
+    for name, values in ratios.items():
+        console.print(f"{name}: / background per round {[round(v, 3) for v in values]}, "
                       f"median {statistics.median(values):.3f}")  # fmt: skip
     RESULTS.mkdir(parents=True, exist_ok=True)
     out = {"args": vars(args), "summary": summary, "ratios": ratios, "runs": runs}

@@ -127,7 +127,8 @@ def build_root(settings: Settings, registry: ModelRegistry | None = None) -> Roo
     """Build every service once and hand each its collaborators."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     registry = registry or ModelRegistry(settings.models, EngineContext.of(settings))
-    database = Database(settings.resolved_database_url)
+    journal = settings.data_dir / "ledger-journal" if settings.ledger_durable else None
+    database = Database(settings.resolved_database_url, journal)
     keys = KeyRing(database)
     limiter = (
         FailOpenLimiter(settings.redis_url, keys.month_usage)

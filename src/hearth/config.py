@@ -261,10 +261,16 @@ class Settings(BaseSettings):
     # requests and streams for up to drain_timeout_s before exiting.
     shutdown_delay_s: float = Field(default=0.0, ge=0, le=300)
     drain_timeout_s: float = Field(default=30.0, gt=0, le=3600)
-    # High availability: commit each request's usage row before its answer is sent (a killed
-    # replica then loses none), and take this header, which the load balancer sets once per
-    # client request and keeps on a retry, as the row's dedupe key (a retry is not counted twice).
-    ledger_durable: bool = False
+    # Every answered request keeps its usage row through a killed process: the row is journaled
+    # (data_dir/ledger-journal) before the answer's last byte goes out, committed in batches, and
+    # replayed at the next start if the process dies first. Off: rows only in memory until their
+    # batch commits (a benchmark's anchor).
+    ledger_durable: bool = True
+    # Wait for the row's database commit instead of the journal (a group commit), for replicas
+    # whose data directory does not outlive them (containers without a volume) or power cuts.
+    ledger_commit_wait: bool = False
+    # High availability: take this header, which the load balancer sets once per client request
+    # and keeps on a retry, as the row's dedupe key (a retry is not counted twice).
     # Fair admission under overload: engines queue by key and priority (engines/fair_queue.py).
     # Off: one first-come, first-served queue, as before (a benchmark's anchor).
     fair_admission: bool = True

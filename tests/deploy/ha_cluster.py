@@ -154,7 +154,7 @@ class Cluster:
             "HEARTH_ADMIN_KEY": ADMIN,
             "HEARTH_DATABASE_URL": self.database_url,
             "HEARTH_REDIS_URL": self.redis_url,
-            "HEARTH_LEDGER_DURABLE": "1",
+            "HEARTH_LEDGER_COMMIT_WAIT": "1",  # a killed replica is not started again here
             "HEARTH_TRUSTED_REQUEST_ID_HEADER": LB_ID_HEADER,
             "HEARTH_SHUTDOWN_DELAY_S": str(self.shutdown_delay_s),
             "HEARTH_DRAIN_TIMEOUT_S": "20",

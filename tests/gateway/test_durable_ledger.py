@@ -1,4 +1,4 @@
-"""HA mode: a usage row is committed before its answer goes out, and a load balancer's retry of the
+"""HA mode (HEARTH_LEDGER_COMMIT_WAIT): a usage row is committed before its answer goes out, and a load balancer's retry of the
 same client request (same trusted id) is recorded once."""
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ LB = "x-hearth-lb-id"
 
 @pytest.fixture
 def durable(tmp_path: Path) -> Iterator[TestClient]:
-    app = build_app(fake_settings(tmp_path, ledger_durable=True, trusted_request_id_header=LB))
+    app = build_app(fake_settings(tmp_path, ledger_commit_wait=True, trusted_request_id_header=LB))
     with TestClient(app) as client:
         wait_ready(client)
         yield client

@@ -10,8 +10,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from hearth.store.connection import create_db_engine
-from hearth.store.ledger import LedgerWriter, UsageEvent
+from hearth.store.ledger import LedgerWriter
 from hearth.store.tables import UsageRecord
+from hearth.store.usage_event import UsageEvent
 
 
 def _event(status: int, dedupe: str, tokens: int) -> UsageEvent:

@@ -12,8 +12,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from hearth.store.connection import create_db_engine
 from hearth.store.keys import KeyStore
-from hearth.store.ledger import LedgerWriter, UsageEvent
+from hearth.store.ledger import LedgerWriter
 from hearth.store.tables import UsageRecord
+from hearth.store.usage_event import UsageEvent
 
 
 def _event(i: int, **kw: Any) -> UsageEvent:

@@ -10,9 +10,9 @@ from sqlalchemy import insert, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from hearth.store.keys import KeyStore
-from hearth.store.ledger import UsageEvent
 from hearth.store.tables import UsageRecord
 from hearth.store.usage import DailyUsage, month_start, tokens_used_since, usage_summary
+from hearth.store.usage_event import UsageEvent
 
 DAY = datetime(2025, 4, 10, tzinfo=UTC)
 

@@ -188,6 +188,8 @@ class CallMiddleware:
                 if durable and not _streams(message):
                     held = message
                     return
+                if durable and status < 400:
+                    self.gateway.stream_began(call)
             elif message["type"] == "http.response.body" and not message.get("more_body", False):
                 completed = True
                 if durable:

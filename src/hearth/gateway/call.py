@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 from hearth.errors import RateLimitState
 from hearth.inference.events import Usage
 from hearth.inference.types import Family
+from hearth.store.usage_event import UsageEvent
 
 if TYPE_CHECKING:
     from hearth.engines.registry import ModelEntry
@@ -68,6 +69,7 @@ class Metering:
     exact_match: bool | None = None
     error_label: str | None = None  # a stream that failed after its 200 was sent: why
     failed_status: int | None = None  # ... and the status it would have had
+    journal_mark: str | None = None  # the ledger journal's mark of a stream that began to answer
 
     def begin_again(self) -> None:
         """Another model takes the request over (a fallback): what the failed try counted goes."""
@@ -113,6 +115,33 @@ class Call:
     @property
     def total_tokens(self) -> int:
         return self.metering.prompt_tokens + self.metering.completion_tokens
+
+    def usage_event(self, status: int, error: str | None) -> UsageEvent:
+        """The call's usage row, as it stands."""
+        who, served, meter = self.identity, self.resolution, self.metering
+        return UsageEvent(
+            request_id=who.request_id,
+            model=served.model or "-",
+            route=who.route,
+            family=who.family,
+            variant=served.variant,
+            shadow_of=served.shadow_of,
+            agreement=meter.agreement,
+            exact_match=meter.exact_match,
+            dedupe_key=who.dedupe_key,
+            key_id=self.key_id,
+            key_name=None if who.key is None else who.key.name,
+            prompt_tokens=meter.prompt_tokens,
+            completion_tokens=meter.completion_tokens,
+            cached_tokens=meter.cached_tokens,
+            images=meter.images,
+            latency_ms=self.latency_ms(),
+            ttft_ms=self.ttft_ms,
+            status_code=status,
+            error_type=error,
+            stream=meter.stream,
+            mark_id=meter.journal_mark,
+        )
 
     def mark_first_token(self) -> None:
         if self.metering.first_token_at is None:

@@ -46,7 +46,7 @@ from hearth.inference.types import (
     Message,
     TextPart,
 )
-from hearth.store.ledger import LedgerWriter, UsageEvent
+from hearth.store.ledger import LedgerWriter
 
 log = logging.getLogger("hearth.gateway")
 
@@ -139,31 +139,10 @@ class Gateway:
             return  # its usage row is written by the call that took its work over
         if served.model is None and who.key is None and not self.auth_enabled:
             return  # nothing attributable: an anonymous request that never reached a model
-        event = UsageEvent(
-            request_id=who.request_id,
-            model=served.model or "-",
-            route=who.route,
-            family=who.family,
-            variant=served.variant,
-            shadow_of=served.shadow_of,
-            agreement=meter.agreement,
-            exact_match=meter.exact_match,
-            dedupe_key=who.dedupe_key,
-            key_id=call.key_id,
-            key_name=None if who.key is None else who.key.name,
-            prompt_tokens=meter.prompt_tokens,
-            completion_tokens=meter.completion_tokens,
-            cached_tokens=meter.cached_tokens,
-            images=meter.images,
-            latency_ms=call.latency_ms(),
-            ttft_ms=call.ttft_ms,
-            status_code=status,
-            error_type=error,
-            stream=meter.stream,
-        )
+        event = call.usage_event(status, error)
         with tracing.span("ledger"):
-            if not self.settings.ledger_durable:
-                self._ledger.record(event)
+            if not self.settings.ledger_commit_wait:
+                self._ledger.record(event)  # journaled now when the ledger is durable
                 return
             try:
                 await asyncio.wait_for(
@@ -171,6 +150,12 @@ class Gateway:
                 )
             except TimeoutError:  # the database is slow or away: answer anyway; the row stays queued
                 log.warning("usage row of %s not committed within %.0fs", who.request_id, DURABLE_WAIT_S)
+
+    def stream_began(self, call: Call) -> None:
+        """A stream's first bytes are going out: the journal marks it, so that a crash before
+        its end still leaves a row (not billed: docs/reliability.md)."""
+        if call.metering.journal_mark is None and not call.handed_off:
+            call.metering.journal_mark = self._ledger.mark(call.usage_event(200, None))
 
     # -- capabilities --------------------------------------------------------------------------
 

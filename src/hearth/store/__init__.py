@@ -15,7 +15,7 @@ from hearth.store.errors import (
     StoreUnavailable,
 )
 from hearth.store.keys import ApiKeyView, KeyStore
-from hearth.store.ledger import LedgerWriter, UsageEvent
+from hearth.store.ledger import LedgerWriter
 from hearth.store.usage import (
     DailyUsage,
     ModelUsage,
@@ -24,6 +24,7 @@ from hearth.store.usage import (
     tokens_used_since,
     usage_summary,
 )
+from hearth.store.usage_event import UsageEvent
 
 __all__ = [
     "ApiKeyView",

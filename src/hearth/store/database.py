@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from datetime import datetime
+from pathlib import Path
 
 from sqlalchemy import Engine as DbEngine
 from sqlalchemy.orm import Session, sessionmaker
@@ -16,6 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from hearth.store import migrate
 from hearth.store.cluster import ClusterStore
 from hearth.store.connection import create_db_engine, session_factory
+from hearth.store.journal import LedgerJournal
 from hearth.store.keys import KeyStore
 from hearth.store.ledger import LedgerWriter
 from hearth.store.responses import ResponseStore
@@ -25,14 +27,17 @@ log = logging.getLogger("hearth.store")
 
 
 class Database:
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, journal_dir: Path | None = None) -> None:
+        """``journal_dir``: where the ledger journals its rows until they are committed (none:
+        rows wait in memory only)."""
         self.url = url
         self.engine: DbEngine = create_db_engine(url)
         self.sessions: sessionmaker[Session] = session_factory(self.engine)
         self.keys = KeyStore(self.sessions)
         self.cluster = ClusterStore(self.sessions)
         self.responses = ResponseStore(self.sessions)
-        self.ledger = LedgerWriter(self.engine, start=False)
+        journal = None if journal_dir is None else LedgerJournal(journal_dir)
+        self.ledger = LedgerWriter(self.engine, start=False, journal=journal)
         self.ready = False
         self.error: str | None = "database not connected yet"
 

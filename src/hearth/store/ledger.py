@@ -1,7 +1,8 @@
 """The usage ledger writer: one row per request, written off the request path.
 
-``record()`` only appends to an in-memory queue (no I/O, no awaiting), so a slow or dead
-database never slows a request. A background thread writes the queue in batches (every
+``record()`` only appends to an in-memory queue (and, with a journal, one line to a local file;
+no awaiting), so a slow or dead database never slows a request, and a killed process loses no
+row (store/journal.py). A background thread writes the queue in batches (every
 ``interval_s``, or as soon as ``batch_size`` rows wait), one multi-row INSERT per batch.
 
 When the database is unreachable the rows stay queued, in order, and the thread retries with
@@ -22,15 +23,18 @@ import threading
 import time
 from collections import deque
 from concurrent.futures import Future
-from dataclasses import dataclass, field, fields
-from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, insert, update
 from sqlalchemy import exc as sa_exc
 
 from hearth.store.errors import is_transient
+from hearth.store.journal import LedgerJournal
+from hearth.store.replay import replay_journal
 from hearth.store.tables import UsageRecord, utcnow
+from hearth.store.usage_event import UsageEvent
+from hearth.store.usage_event import event_tokens as _tokens
 
 log = logging.getLogger(__name__)
 
@@ -38,45 +42,6 @@ _TABLE = UsageRecord.metadata.tables[UsageRecord.__tablename__]
 # Answers a load balancer retries on another replica (the shipped nginx config does): a row with
 # one of these gives way to the retry's row under the same dedupe key.
 RETRIED_REFUSALS = (502, 503)
-
-
-@dataclass(slots=True)
-class UsageEvent:
-    """What one request used. ``total_tokens=None`` means prompt + completion."""
-
-    request_id: str
-    model: str
-    route: str
-    family: str = "openai"
-    variant: str | None = None
-    shadow_of: str | None = None
-    agreement: float | None = None
-    exact_match: bool | None = None
-    # Unique when set: the id a load balancer gives one client request, retries included.
-    dedupe_key: str | None = None
-    key_id: int | None = None
-    key_name: str | None = None
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    total_tokens: int | None = None
-    cached_tokens: int = 0
-    images: int = 0
-    latency_ms: float = 0.0
-    ttft_ms: float | None = None
-    status_code: int = 200
-    error_type: str | None = None
-    stream: bool = False
-    created_at: datetime = field(default_factory=utcnow)
-
-    def as_row(self) -> dict[str, Any]:
-        # Shallow: ``asdict`` deep-copies every value (the datetime too), once per request.
-        row = {f.name: getattr(self, f.name) for f in _EVENT_FIELDS}
-        if row["total_tokens"] is None:
-            row["total_tokens"] = _tokens(self)
-        return row
-
-
-_EVENT_FIELDS = fields(UsageEvent)
 
 
 class LedgerWriter:
@@ -92,6 +57,7 @@ class LedgerWriter:
         min_backoff_s: float = 0.5,
         max_backoff_s: float = 30.0,
         start: bool = True,
+        journal: LedgerJournal | None = None,
     ) -> None:
         if batch_size < 1 or max_pending < 1:
             raise ValueError("batch_size and max_pending must be positive")
@@ -118,6 +84,10 @@ class LedgerWriter:
         self._stopping = False
         self._stop_deadline = float("inf")
         self._closed = False
+        # Rows journaled before they are queued survive a killed process (store/journal.py).
+        self._journal = journal
+        self._marks = itertools.count(1)
+        self.replayed = 0  # rows of dead processes' journals written at start-up
         self._thread = threading.Thread(target=self._run, name="hearth-ledger", daemon=True)
         if start:
             self.start()
@@ -148,6 +118,11 @@ class LedgerWriter:
                 return False
             self._queue.append(event)
             self._accepted += 1
+            if self._journal is not None:
+                row = event.as_row()
+                if event.mark_id is not None:
+                    row["mark_id"] = event.mark_id
+                self._journal.append(self._accepted, row)
             if done is not None:
                 self._waiters.append((self._accepted, done))
                 self._urgent = True
@@ -158,6 +133,16 @@ class LedgerWriter:
             if len(self._queue) % self.batch_size == 0:
                 self._cond.notify_all()
         return True
+
+    def mark(self, event: UsageEvent) -> str | None:
+        """Journal that ``event``'s stream began to answer; the id goes on its final row. A mark
+        left without a row was a stream a crash cut short. None without a journal."""
+        if self._journal is None:
+            return None
+        with self._cond:
+            mark_id = f"{next(self._marks)}"
+            self._journal.mark(mark_id, event.as_row())
+        return mark_id
 
     # -- state -------------------------------------------------------------------------------
 
@@ -253,6 +238,8 @@ class LedgerWriter:
         with self._cond:
             while self._waiters:
                 self._waiters.popleft()[1].set_result(False)
+            if self._journal is not None:
+                self._journal.close(everything_committed=lost == 0)  # else replayed at the next start
         if lost:
             log.error("usage ledger closed with %d rows unwritten (database unavailable)", lost)
         return lost == 0
@@ -260,6 +247,8 @@ class LedgerWriter:
     # -- background thread -------------------------------------------------------------------
 
     def _run(self) -> None:
+        if self._journal is not None:
+            self._replay(self._journal.directory)
         backoff = 0.0
         while True:
             with self._cond:
@@ -283,6 +272,8 @@ class LedgerWriter:
                 self._done += consumed
                 while self._waiters and self._waiters[0][0] <= self._done:
                     self._waiters.popleft()[1].set_result(True)
+                if consumed and self._journal is not None:
+                    self._journal.committed(self._done, self._accepted)
                 if consumed:
                     self._cond.notify_all()
             if outage:
@@ -295,6 +286,25 @@ class LedgerWriter:
                     log.info("usage ledger: database back, writing %d queued rows", self.pending)
                 self._healthy = True
                 backoff = 0.0
+
+    def _replay(self, directory: Path) -> None:
+        """Write the rows dead processes journaled and never committed, first, retrying while
+        the database is away (rows queued meanwhile wait behind them, journaled)."""
+        backoff = self.min_backoff_s
+        while True:
+            try:
+                written = replay_journal(self._engine, directory)
+                break
+            except Exception as exc:
+                with self._cond:
+                    if self._stopping:
+                        return  # the files stay for the next start
+                    self._healthy = False
+                    log.warning("usage ledger: cannot replay the journal yet (%s)", type(exc).__name__)
+                    self._cond.wait(backoff)
+                backoff = min(self.max_backoff_s, backoff * 2)
+        self.replayed += written
+        self._written += written
 
     def _forget(self, event: UsageEvent) -> None:
         """Drop a written/discarded row from the per-key queued-token counts (lock held)."""
@@ -390,12 +400,6 @@ class LedgerWriter:
             log.warning("usage ledger: could not replace the refusal of %s: %s", row.get("request_id"), exc)
             return False
         return bool(changed)
-
-
-def _tokens(event: UsageEvent) -> int:
-    if event.total_tokens is not None:
-        return event.total_tokens
-    return event.prompt_tokens + event.completion_tokens
 
 
 def _is_bad_row(exc: BaseException) -> bool:
