@@ -68,6 +68,7 @@ ResponsesDep = Annotated[Responses, Depends(_service(lambda s: s.responses))]
 ReplicasDep = Annotated[ReplicaSync, Depends(_service(lambda s: s.replicas))]
 ReadinessDep = Annotated[Readiness, Depends(_service(lambda s: s.readiness))]
 SettingsDep = Annotated[Settings, Depends(_service(lambda s: s.settings))]
+AdminSecretDep = Annotated[AdminSecret, Depends(_service(lambda s: s.admin_secret))]
 
 
 async def authorized_call(request: Request) -> Call:
@@ -98,8 +99,7 @@ REQUIRE_KEY = Depends(authorized_call)
 async def require_admin(request: Request) -> None:
     secret = presented_secret(request.headers.get("authorization"), request.headers.get("x-api-key"))
     admin = services(request).admin_secret
-    await admin.agree()
-    if not admin.matches(secret):
+    if not await admin.check(secret):
         raise AuthenticationFailed(f"incorrect admin key provided; {admin.where_to_find}")
 
 

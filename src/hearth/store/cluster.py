@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from hearth.store.connection import rowcount
 from hearth.store.errors import db_errors
 from hearth.store.tables import ClusterState, ModelRoute, RuntimeModel, utcnow
 
@@ -73,7 +74,7 @@ class ClusterStore:
 
     def delete_route(self, alias: str) -> bool:
         with db_errors(), self._sessions() as session:
-            gone = _rowcount(session.execute(delete(ModelRoute).where(ModelRoute.alias == alias)))
+            gone = rowcount(session.execute(delete(ModelRoute).where(ModelRoute.alias == alias)))
             if gone:
                 self._bump(session)
             session.commit()
@@ -91,7 +92,7 @@ class ClusterStore:
 
     def delete_model(self, model_id: str) -> bool:
         with db_errors(), self._sessions() as session:
-            gone = _rowcount(session.execute(delete(RuntimeModel).where(RuntimeModel.id == model_id)))
+            gone = rowcount(session.execute(delete(RuntimeModel).where(RuntimeModel.id == model_id)))
             if gone:
                 self._bump(session)
             session.commit()
@@ -104,13 +105,8 @@ class ClusterStore:
         bumped = session.execute(
             update(ClusterState).where(ClusterState.id == 1).values(version=ClusterState.version + 1)
         )
-        if not _rowcount(bumped):
+        if not rowcount(bumped):
             session.add(ClusterState(id=1, version=1))
             session.flush()
             return 1
         return int(session.scalar(select(ClusterState.version).where(ClusterState.id == 1)) or 1)
-
-
-def _rowcount(result: object) -> int:
-    # DML results are CursorResults, whose rowcount the generic Result type does not declare.
-    return int(getattr(result, "rowcount", 0))

@@ -94,3 +94,9 @@ def _sqlite_engine(url: URL, *, echo: bool, **kwargs: Any) -> Engine:
 def session_factory(engine: Engine) -> sessionmaker[Session]:
     # expire_on_commit=False: views are built after commit, outside the session.
     return sessionmaker(bind=engine, expire_on_commit=False)
+
+
+def rowcount(result: object) -> int:
+    """The rows a DML statement touched: its result is a CursorResult, whose ``rowcount`` the
+    generic Result type does not declare."""
+    return int(getattr(result, "rowcount", 0))

@@ -126,13 +126,16 @@ class ClusterState(Base):
 
 
 class AdminSecretHash(Base):
-    """The bootstrap admin secret's sha256 (one row): every replica on this database accepts it."""
+    """The admin secret's sha256 (one row): every replica on this database accepts it."""
 
     __tablename__ = "admin_secret"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     secret_hash: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # The configured HEARTH_ADMIN_KEY's sha256 this secret was rotated from (null: a bootstrap one).
+    seeded_from: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    rotated_at: Mapped[datetime | None] = mapped_column(nullable=True)
 
 
 class UsageRecord(Base):

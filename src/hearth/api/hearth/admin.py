@@ -1,4 +1,5 @@
-"""``/admin/keys``, ``/admin/usage`` and ``/admin/responses``, protected by the admin key."""
+"""``/admin/keys``, ``/admin/usage``, ``/admin/responses`` and the admin key's own rotation,
+protected by the admin key."""
 
 from __future__ import annotations
 
@@ -8,19 +9,21 @@ from typing import Any, Literal
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
-from hearth.api.deps import AccountsDep, AdminDep, ResponsesDep
+from hearth.api.deps import AccountsDep, AdminDep, AdminSecretDep, ResponsesDep
 
+INT32 = 2**31 - 1
 router = APIRouter(prefix="/admin", tags=["Admin"], dependencies=[AdminDep])
 
 
 class KeyCreate(BaseModel):
     name: str = Field(min_length=1, max_length=64)
     models: list[str] | None = None
-    rpm: int | None = Field(default=None, ge=1)
-    tpm: int | None = Field(default=None, ge=1)
-    max_concurrent: int | None = Field(default=None, ge=1)
-    monthly_tokens: int | None = Field(default=None, ge=1)
-    expires_days: int | None = Field(default=None, ge=1)
+    # The bounds are the columns' (a 32-bit and a 64-bit integer) and a century.
+    rpm: int | None = Field(default=None, ge=1, le=INT32)
+    tpm: int | None = Field(default=None, ge=1, le=INT32)
+    max_concurrent: int | None = Field(default=None, ge=1, le=INT32)
+    monthly_tokens: int | None = Field(default=None, ge=1, le=2**63 - 1)
+    expires_days: int | None = Field(default=None, ge=1, le=36_500)
     # Fair admission: the default priority class of the key's requests, and its weight among
     # keys of one class when the server is overloaded.
     priority: Literal["interactive", "standard", "batch"] = "interactive"
@@ -54,6 +57,14 @@ async def rotate_key(name: str, accounts: AccountsDep) -> dict[str, Any]:
     return {**view.to_dict(), "secret": secret}
 
 
+@router.post("/admin-key/rotate")
+async def rotate_admin_key(admin: AdminSecretDep) -> dict[str, Any]:
+    """A new admin key for every replica on this database; the old one stops working on each
+    within a few seconds, without a restart. The secret is shown once, here."""
+    secret = await admin.rotate()
+    return {"object": "admin_key", "secret": secret, "replicas_refresh_s": admin.REFRESH_S}
+
+
 @router.get("/usage")
 async def all_usage(
     accounts: AccountsDep, key: str | None = None, since: datetime | None = None
@@ -64,7 +75,7 @@ async def all_usage(
 @router.delete("/responses")
 async def purge_responses(
     responses: ResponsesDep,
-    older_than_days: float = Query(ge=0, description="created more than this long ago"),
+    older_than_days: float = Query(ge=0, le=36_500, description="created more than this long ago"),
 ) -> dict[str, Any]:
     """Delete every key's finished stored responses older than ``older_than_days``."""
     deleted = await responses.purge(older_than_days)
