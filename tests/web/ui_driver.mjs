@@ -119,6 +119,9 @@ async function fakeScenario(page) {
   const models = await page.$$eval('#chat-model option', (options) => options.map((o) => o.value));
   check(models.includes('fake-chat') && !models.includes('fake-vision'), `chat models only: ${models}`);
   await page.selectOption('#chat-model', 'fake-chat');
+  // Temperature starts blank: the model's own default, named in the placeholder.
+  check((await page.inputValue('#chat-temperature')) === '', 'temperature starts blank');
+  await page.waitForFunction(() => /model default/.test(document.getElementById('chat-temperature').placeholder));
   await page.fill('#chat-system', 'You are a terse assistant.');
   await page.fill('#chat-temperature', '0.5');
   await page.fill('#chat-max-tokens', '30');
@@ -153,8 +156,10 @@ async function fakeScenario(page) {
 
   // 4b. A generation that fails mid-stream ends with the server's error event, shown in the turn.
   await page.fill('#chat-max-tokens', '20');
+  await page.fill('#chat-temperature', ''); // back to the model's default: none is sent
   const failing = await chatTurn(page, 'please FAIL_MIDSTREAM now');
   check(failing.result.state === 'error' && /failed mid-answer/.test(failing.result.meta), `mid-stream error: ${failing.result.meta}`);
+  check(!('temperature' in requests[2]), `a blank temperature is not sent: ${JSON.stringify(requests[2])}`);
   log(`mid-stream error shown: ${failing.result.meta}`);
 
   // 5. Classify chelsea.png through the file picker, then by drag and drop.
@@ -268,10 +273,13 @@ async function realScenario(page) {
 
   await page.click('#tab-chat');
   await page.fill('#chat-max-tokens', '24');
-  await page.fill('#chat-temperature', '0');
-  const turn = await chatTurn(page, 'Say hello in one short sentence.');
+  // Nothing but the question: the first answer must be the API's (the model's own sampling).
+  await page.waitForFunction(() => /model default \(/.test(document.getElementById('chat-temperature').placeholder));
+  log(`temperature placeholder: ${await page.getAttribute('#chat-temperature', 'placeholder')}`);
+  const turn = await chatTurn(page, 'What is the capital of France?');
   log(`real chat (${turn.result.lengths.length} DOM updates): ${JSON.stringify(turn.result.text)} | ${turn.result.meta}`);
-  check(turn.result.state === 'done' && turn.result.text.trim().length > 0, `a real answer: ${turn.result.state}`);
+  check(turn.result.state === 'done' && /Paris/.test(turn.result.text), `a sensible first answer: ${turn.result.text}`);
+  check(/first token after [\d.]+ s/.test(turn.result.meta), `wait and speed apart: ${turn.result.meta}`);
   check(/\d+ prompt \+ \d+ completion = \d+ tokens/.test(turn.result.meta), `usage line: ${turn.result.meta}`);
   await shot(page, '02-chat');
 

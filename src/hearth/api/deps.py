@@ -86,8 +86,18 @@ async def authorized_call(request: Request) -> Call:
         call = gateway.open_call(f"req_{uuid.uuid4().hex}", found.families.for_path(path).name, path)
         request.state.call = call
     headers = request.headers
-    await gateway.authorize(call, headers.get("authorization"), headers.get("x-api-key"))
+    route = request.scope.get("route")
+    reads_state = bool((getattr(route, "openapi_extra", None) or {}).get(READS_STATE))
+    await gateway.authorize(
+        call, headers.get("authorization"), headers.get("x-api-key"), reads_state=reads_state
+    )
     return call
+
+
+# A route that only reads the server's own state says so in its OpenAPI operation
+# (``openapi_extra=READS_STATE_ROUTE``): its callers need a key but spend none of its limits.
+READS_STATE = "x-hearth-reads-state"
+READS_STATE_ROUTE = {READS_STATE: True}
 
 
 # Routers also list ``authorized_call`` as a router dependency, so no route can skip it; FastAPI

@@ -5,6 +5,11 @@ Requests queue on the event loop; one collector task takes the first waiting ite
 worker thread, so the loop never blocks and there is only ever one forward pass at a time. Items
 that pile up while a batch runs form the next batch at once, so batching grows with load.
 A caller sending one request after another, with nobody else about, skips the window.
+
+Waiting items queue by tenant (engines/fair_queue.py): under overload each batch is filled
+fairly across the keys waiting and by priority, so a key that sent hundreds of texts does not
+push another key's one text behind all of them. The ticket comes from the request's context
+(``fair_queue.admitted_as``); without one, items are served in arrival order.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from typing import Generic, TypeVar
 
 from hearth.engines.base import EngineActivity
 from hearth.engines.compute import ComputeTurns
+from hearth.engines.fair_queue import ADMISSION, FairQueue, Ticket
 from hearth.errors import Overloaded
 
 In = TypeVar("In")
@@ -50,7 +56,8 @@ class MicroBatcher(Generic[In, Out]):
         self._max_queue = max_queue
         self._alone_after_s = alone_after_s
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"batch-{name}")
-        self._queue: asyncio.Queue[_Pending[In, Out]] | None = None
+        self._queue: FairQueue[_Pending[In, Out]] = FairQueue()
+        self._arrived: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._task: asyncio.Task[None] | None = None
         self.batches_run = 0
@@ -60,38 +67,52 @@ class MicroBatcher(Generic[In, Out]):
         self._last_batch = self._last_shared = -float("inf")
 
     async def submit(self, item: In) -> Out:
-        queue = self._ensure_started()
-        if queue.qsize() >= self._max_queue:
+        arrived = self._ensure_started()
+        queue = self._queue
+        if len(queue) >= self._max_queue:
             raise Overloaded("the server is busy: the request queue is full", retry_after=1)
         future: asyncio.Future[Out] = asyncio.get_running_loop().create_future()
-        queue.put_nowait(_Pending(item, future, time.monotonic()))
-        return await future
+        pending = _Pending(item, future, time.monotonic())
+        queue.push(pending, ADMISSION.get() or Ticket())
+        arrived.set()
+        try:
+            return await future
+        finally:
+            queue.remove(pending)  # a caller that gave up leaves the queue (no-op once taken)
 
-    def _ensure_started(self) -> asyncio.Queue[_Pending[In, Out]]:
+    def _ensure_started(self) -> asyncio.Event:
         loop = asyncio.get_running_loop()
-        if self._queue is None or self._loop is not loop or self._task is None or self._task.done():
+        if self._arrived is None or self._loop is not loop or self._task is None or self._task.done():
             self._loop = loop
-            self._queue = asyncio.Queue()
-            self._task = loop.create_task(self._collect(self._queue), name="micro-batcher")
-        return self._queue
+            self._queue = FairQueue()
+            self._arrived = asyncio.Event()
+            self._task = loop.create_task(self._collect(self._queue, self._arrived), name="micro-batcher")
+        return self._arrived
 
-    async def _collect(self, queue: asyncio.Queue[_Pending[In, Out]]) -> None:
+    async def _next(self, queue: FairQueue[_Pending[In, Out]], arrived: asyncio.Event) -> _Pending[In, Out]:
+        while not queue:
+            arrived.clear()
+            await arrived.wait()
+        return queue.pop()
+
+    async def _collect(self, queue: FairQueue[_Pending[In, Out]], arrived: asyncio.Event) -> None:
         loop = asyncio.get_running_loop()
         while True:
-            batch = [await queue.get()]
+            batch = [await self._next(queue, arrived)]
             # The window runs from the first item's arrival: items that queued while a batch ran
             # have waited long enough, so the next batch starts at once and computes while the
             # loop answers the previous batch's callers.
             deadline = batch[0].queued_at + (0.0 if self._alone(queue) else self._window_s)
             while len(batch) < self._max_batch:
-                if not queue.empty():
-                    batch.append(queue.get_nowait())
+                if queue:
+                    batch.append(queue.pop())
                     continue
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     break
-                try:
-                    batch.append(await asyncio.wait_for(queue.get(), remaining))
+                arrived.clear()
+                try:  # wait for an arrival only: the item is taken above, never inside a timeout
+                    await asyncio.wait_for(arrived.wait(), remaining)
                 except TimeoutError:
                     break
             live = [p for p in batch if not p.future.done()]  # callers that gave up are skipped
@@ -120,7 +141,7 @@ class MicroBatcher(Generic[In, Out]):
         with self._compute.turn():  # taking turns with the other engines' passes (compute.py)
             return self._run_batch(items)
 
-    def _alone(self, queue: asyncio.Queue[_Pending[In, Out]]) -> bool:
+    def _alone(self, queue: FairQueue[_Pending[In, Out]]) -> bool:
         """A caller sending one request after another: nothing for the window to wait for.
 
         True while batches keep running (within ``alone_after_s``) but none has carried two
@@ -129,10 +150,10 @@ class MicroBatcher(Generic[In, Out]):
         """
         now = time.monotonic()
         alone_after = self._alone_after_s
-        return queue.empty() and now - self._last_batch < alone_after < now - self._last_shared
+        return not queue and now - self._last_batch < alone_after < now - self._last_shared
 
     def activity(self) -> EngineActivity:
-        waiting = self._queue.qsize() if self._queue is not None else 0
+        waiting = len(self._queue)
         return EngineActivity(self._running, waiting, self.batches_run, self.items_run)
 
     def close(self) -> None:

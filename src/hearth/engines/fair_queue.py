@@ -17,7 +17,9 @@ compete; an engine that runs out of places preempts from the tenant furthest abo
 from __future__ import annotations
 
 import collections
+import contextlib
 from collections.abc import Iterator
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
@@ -31,6 +33,21 @@ class Ticket:
     tenant: str = ""
     priority: int = 0
     weight: float = 1.0
+
+
+# The ticket of the request being served, for engines whose calls carry no ticket of their own
+# (embeddings, vision: the micro-batcher reads it). Tasks the request starts inherit it.
+ADMISSION: ContextVar[Ticket | None] = ContextVar("hearth_admission", default=None)
+
+
+@contextlib.contextmanager
+def admitted_as(ticket: Ticket | None) -> Iterator[None]:
+    """Engine calls made inside queue under ``ticket`` (None: first come, first served)."""
+    token = ADMISSION.set(ticket)
+    try:
+        yield
+    finally:
+        ADMISSION.reset(token)
 
 
 @dataclass

@@ -39,6 +39,9 @@ class Identity:
     key: ApiKeyView | None = None
     admission: Admission | None = None  # what the call holds under its key's limits
     authorized: bool = False
+    # A read of the server's own state (the model list, the key's usage): authenticated, but
+    # never counted against the key's limits, and no usage row.
+    reads_state: bool = False
 
 
 @dataclass

@@ -19,6 +19,7 @@ from collections.abc import Callable, Sequence
 from hearth import tracing
 from hearth.config import ModelKind, Settings
 from hearth.engines.base import ChatEngine, ClassifierEngine, ConversationEngine, EmbeddingEngine, TextEngine
+from hearth.engines.fair_queue import Ticket, admitted_as
 from hearth.engines.images import decode_image
 from hearth.errors import AuthenticationFailed, InvalidRequest, Subject, Unsupported
 from hearth.gateway import images, remote
@@ -96,12 +97,20 @@ class Gateway:
         call.handed_off = True
         return taken
 
-    async def authorize(self, call: Call, authorization: str | None, x_api_key: str | None) -> None:
-        """Authenticate the caller and admit the call under its key's limits (once per call)."""
+    async def authorize(
+        self, call: Call, authorization: str | None, x_api_key: str | None, *, reads_state: bool = False
+    ) -> None:
+        """Authenticate the caller and admit the call under its key's limits (once per call).
+
+        ``reads_state``: the call only reads the server's own state (the models, the key's own
+        usage). It still needs a working key, but spends none of the key's limits and writes no
+        usage row: a client listing models before each request, or a console showing usage,
+        must not use up the allowance it exists to spend.
+        """
         who = call.identity
         if who.authorized:
             return
-        who.authorized = True
+        who.authorized, who.reads_state = True, reads_state
         if not self.auth_enabled:
             return
         with tracing.span("auth"):
@@ -109,6 +118,8 @@ class Gateway:
         if key is None:
             raise AuthenticationFailed(f"incorrect API key provided; {GET_A_KEY}")
         who.key = key
+        if reads_state:
+            return
         who.admission = Admission(key)
         with tracing.span("limits"):
             await self._limiter.admit(who.admission)
@@ -135,8 +146,8 @@ class Gateway:
         if who.admission is not None:
             await self._limiter.finish(who.admission, call.total_tokens)
             self._keys.spent(who.admission.key.id)
-        if call.handed_off:
-            return  # its usage row is written by the call that took its work over
+        if call.handed_off or who.reads_state:
+            return  # its row is written by the call that took its work over; a read has none
         if served.model is None and who.key is None and not self.auth_enabled:
             return  # nothing attributable: an anonymous request that never reached a model
         event = call.usage_event(status, error)
@@ -368,7 +379,8 @@ class Gateway:
         texts = list(request.texts)
         if not texts:
             raise InvalidRequest("{input} must not be empty", subject=Subject.INPUT)
-        result = await engine.embed(texts, truncate=request.truncate)
+        with admitted_as(self._ticket(call)):
+            result = await engine.embed(texts, truncate=request.truncate)
         dims = int(result.vectors.shape[1])
         if request.dimensions not in (None, dims):
             raise InvalidRequest(f"this model only produces {dims} dimensions", subject=Subject.DIMENSIONS)
@@ -380,10 +392,15 @@ class Gateway:
         engine = await self._resolver.acquire(call, name, ClassifierEngine)
         call.metering.images = 1
         image = await asyncio.to_thread(decode_image, request.image, self.settings.max_image_pixels)
-        predictions = await engine.classify(image, request.top_k)
+        with admitted_as(self._ticket(call)):
+            predictions = await engine.classify(image, request.top_k)
         return ClassifyResult(engine.spec.id, predictions)
 
     # -- helpers -------------------------------------------------------------------------------
+
+    def _ticket(self, call: Call) -> Ticket | None:
+        """The call's place in the engines' fair queues (None: first come, first served)."""
+        return ticket_for(call) if self.settings.fair_admission else None
 
     async def _readable(
         self, call: Call, engine: TextEngine, messages: Sequence[Message]

@@ -62,7 +62,7 @@ class Database:
         if not self.ready:
             return self.error
         if not self.ledger.healthy:
-            return "database unavailable: ledger writes are failing"
+            return f"database unavailable: ledger writes are failing ({self.ledger.outage_cause})"
         return None
 
     def close(self, drain_timeout_s: float = 30.0) -> None:

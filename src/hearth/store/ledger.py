@@ -88,6 +88,7 @@ class LedgerWriter:
         self._journal = journal
         self._marks = itertools.count(1)
         self.replayed = 0  # rows of dead processes' journals written at start-up
+        self.outage_cause = ""  # why the last write could not reach the database, for operators
         self._thread = threading.Thread(target=self._run, name="hearth-ledger", daemon=True)
         if start:
             self.start()
@@ -278,7 +279,10 @@ class LedgerWriter:
                     self._cond.notify_all()
             if outage:
                 if self._healthy:
-                    log.warning("usage ledger: database unavailable, keeping %d rows queued", self.pending)
+                    log.warning(
+                        "usage ledger: database unavailable (%s), keeping %d rows queued",
+                        self.outage_cause, self.pending,
+                    )  # fmt: skip
                 self._healthy = False
                 backoff = min(self.max_backoff_s, backoff * 2 or self.min_backoff_s)
             else:
@@ -346,6 +350,7 @@ class LedgerWriter:
                 conn.execute(insert(_TABLE), rows)
         except Exception as exc:
             if is_transient(exc):
+                self.outage_cause = outage_cause(exc)
                 return 0, True
             log.warning("usage ledger batch rejected (%s); retrying row by row", type(exc).__name__)
             return self._write_one_by_one(rows)
@@ -400,6 +405,14 @@ class LedgerWriter:
             log.warning("usage ledger: could not replace the refusal of %s: %s", row.get("request_id"), exc)
             return False
         return bool(changed)
+
+
+def outage_cause(exc: BaseException) -> str:
+    """The driver's own first line (``database or disk is full``, ``connection refused``): no
+    secret is in it, and it tells an operator what to fix."""
+    cause = getattr(exc, "orig", None) or exc
+    text = str(cause).strip().splitlines()
+    return (text[0] if text else type(cause).__name__)[:200]
 
 
 def _is_bad_row(exc: BaseException) -> bool:

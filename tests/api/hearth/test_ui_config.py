@@ -21,15 +21,24 @@ from tests.helpers.apps import fake_settings
 ADMIN = "admin-secret-not-for-the-page"
 
 
-def _config(tmp_path: Path, **overrides: object) -> tuple[dict[str, object], str]:
+def _config(tmp_path: Path, visitor: str = "127.0.0.1", **overrides: object) -> tuple[dict[str, object], str]:
     settings = fake_settings(tmp_path, **overrides)
-    with TestClient(build_app(settings)) as client:
+    with TestClient(build_app(settings), client=(visitor, 50000)) as client:
         reply = client.get("/ui/config")  # no key: the page asks before sign-in
         assert reply.status_code == 200, reply.text
         assert reply.headers["cache-control"] == "no-store"
         body: dict[str, object] = reply.json()
-        assert body["key_command"] in (None, key_command(settings, hearth_command()))
+        if visitor == "127.0.0.1":
+            assert body["key_command"] in (None, key_command(settings, hearth_command()))
         return body, reply.text
+
+
+def test_a_visitor_from_another_machine_learns_no_path(tmp_path: Path) -> None:
+    """On a server bound to the network, the page before sign-in names no folder or file."""
+    body, text = _config(tmp_path, "192.168.1.20", no_auth=False, host="0.0.0.0", config=None)
+    assert body["key_command"] == "hearth keys create me" and body["make_key"] is None
+    assert body["admin_key"] == "DATA_DIR/admin.key"
+    assert str(tmp_path) not in text
 
 
 def test_auth_on_says_how_to_get_a_key_and_holds_no_secret(tmp_path: Path) -> None:

@@ -7,11 +7,11 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from hearth.api.deps import REQUIRE_KEY, AccountsDep, CallDep
+from hearth.api.deps import READS_STATE_ROUTE, REQUIRE_KEY, AccountsDep, CallDep
 
 router = APIRouter(prefix="/v1", tags=["Usage"], dependencies=[REQUIRE_KEY])
 
 
-@router.get("/usage")
+@router.get("/usage", openapi_extra=READS_STATE_ROUTE)
 async def my_usage(accounts: AccountsDep, call: CallDep, since: datetime | None = None) -> dict[str, Any]:
     return await accounts.my_usage(call, since)

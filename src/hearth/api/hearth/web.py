@@ -82,14 +82,19 @@ def ui_config(request: Request, response: Response) -> UiConfig:
     found = services(request)
     settings = found.settings
     auth = found.gateway.auth_enabled
-    checkout = in_checkout()
-    admin_file = settings.data_dir / ADMIN_KEY_FILE
+    # Paths on the server (its data folder, its config, the admin key's file) are for a visitor
+    # on the server's own machine; anyone else reading this page before sign-in learns only
+    # that a key is made there.
+    local = request.client is not None and is_loopback(request.client.host)
+    checkout = local and in_checkout()
+    admin_file = str(settings.data_dir / ADMIN_KEY_FILE) if local else f"DATA_DIR/{ADMIN_KEY_FILE}"
+    command = key_command(settings, hearth_command()) if local else "hearth keys create me"
     return UiConfig(
         version=__version__,
         auth=auth,
         loopback=is_loopback(settings.host),
         default_chat_model=found.catalog.default_chat_model(),
-        key_command=key_command(settings, hearth_command()) if auth else None,
+        key_command=command if auth else None,
         make_key="make key NAME=me" if auth and checkout else None,
-        admin_key=None if not auth else "HEARTH_ADMIN_KEY" if settings.admin_key else str(admin_file),
+        admin_key=None if not auth else "HEARTH_ADMIN_KEY" if settings.admin_key else admin_file,
     )

@@ -9,7 +9,15 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
-from hearth.api.deps import REQUIRE_KEY, CallDep, CatalogDep, GatewayDep, ReadinessDep, SettingsDep
+from hearth.api.deps import (
+    READS_STATE_ROUTE,
+    REQUIRE_KEY,
+    CallDep,
+    CatalogDep,
+    GatewayDep,
+    ReadinessDep,
+    SettingsDep,
+)
 from hearth.api.disconnect import cancel_on_disconnect
 from hearth.api.oip import mapper, render
 from hearth.api.oip import protocol as pm
@@ -43,15 +51,25 @@ async def ready(readiness: ReadinessDep) -> JSONResponse:
     return JSONResponse(pm.ServerReady(ready=True).model_dump(exclude_none=True))
 
 
-@keyed.post("/repository/index")
+@keyed.post("/repository/index", openapi_extra=READS_STATE_ROUTE)
 async def repository_index(catalog: CatalogDep, call: CallDep) -> list[dict[str, str]]:
     return render.repository_index(catalog.visible(call))
 
 
 # Decorators apply bottom-up, so each versioned path is registered before its plain one, whose
 # ``{name:path}`` (model ids may hold a "/") would otherwise read "m/versions/1" as a model name.
-@keyed.get("/models/{name:path}/ready", response_model=pm.ModelReady, responses=_ERRORS)
-@keyed.get("/models/{name:path}/versions/{version}/ready", response_model=pm.ModelReady, responses=_ERRORS)
+@keyed.get(
+    "/models/{name:path}/ready",
+    response_model=pm.ModelReady,
+    responses=_ERRORS,
+    openapi_extra=READS_STATE_ROUTE,
+)
+@keyed.get(
+    "/models/{name:path}/versions/{version}/ready",
+    response_model=pm.ModelReady,
+    responses=_ERRORS,
+    openapi_extra=READS_STATE_ROUTE,
+)
 async def model_ready(
     name: str, catalog: CatalogDep, call: CallDep, version: str | None = None
 ) -> JSONResponse:
@@ -106,8 +124,15 @@ async def _run(
     return render.completion_outputs(await cancel_on_disconnect(request, stream.collect()), wanted)
 
 
-@keyed.get("/models/{name:path}", response_model=pm.ModelMetadata, responses=_ERRORS)
-@keyed.get("/models/{name:path}/versions/{version}", response_model=pm.ModelMetadata, responses=_ERRORS)
+@keyed.get(
+    "/models/{name:path}", response_model=pm.ModelMetadata, responses=_ERRORS, openapi_extra=READS_STATE_ROUTE
+)
+@keyed.get(
+    "/models/{name:path}/versions/{version}",
+    response_model=pm.ModelMetadata,
+    responses=_ERRORS,
+    openapi_extra=READS_STATE_ROUTE,
+)
 async def model_metadata(
     name: str, catalog: CatalogDep, call: CallDep, version: str | None = None
 ) -> pm.ModelMetadata:

@@ -13,7 +13,7 @@ from fastapi import APIRouter, Request
 from starlette.responses import JSONResponse, Response
 
 from hearth import __version__
-from hearth.api.deps import REQUIRE_KEY, CallDep, CatalogDep, GatewayDep
+from hearth.api.deps import READS_STATE_ROUTE, REQUIRE_KEY, CallDep, CatalogDep, GatewayDep
 from hearth.api.ollama import mapper, models, render
 from hearth.api.ollama import protocol as ol
 from hearth.api.ollama.errors import as_named
@@ -108,13 +108,13 @@ async def embeddings(
     return render.embeddings_response(result)
 
 
-@router.get("/tags", response_model=ol.ListResponse)
+@router.get("/tags", response_model=ol.ListResponse, openapi_extra=READS_STATE_ROUTE)
 @router.head("/tags", include_in_schema=False)  # Ollama answers HEAD here too
 async def tags(catalog: CatalogDep, call: CallDep) -> ol.ListResponse:
     return models.tags(catalog.visible(call))
 
 
-@router.post("/show")
+@router.post("/show", openapi_extra=READS_STATE_ROUTE)
 async def show(body: ol.ShowRequest, catalog: CatalogDep, call: CallDep) -> JSONResponse:
     name = body.model or body.name
     if not name:
@@ -124,7 +124,7 @@ async def show(body: ol.ShowRequest, catalog: CatalogDep, call: CallDep) -> JSON
     return JSONResponse(models.show(view).model_dump(exclude_none=True))
 
 
-@router.get("/ps", response_model=ol.ProcessResponse)
+@router.get("/ps", response_model=ol.ProcessResponse, openapi_extra=READS_STATE_ROUTE)
 async def ps(catalog: CatalogDep, call: CallDep) -> ol.ProcessResponse:
     return models.ps(catalog.visible(call))
 

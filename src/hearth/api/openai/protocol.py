@@ -311,6 +311,8 @@ class ModelCard(BaseModel):
     capabilities: list[str] = []
     ready: bool
     details: dict[str, Any] | None = None
+    # The model's own sampling defaults (what a request that sets nothing gets): one model's card.
+    sampling: dict[str, float] | None = None
 
 
 class ModelList(BaseModel):

@@ -12,7 +12,7 @@ import numpy as np
 from fastapi import APIRouter, Request
 from fastapi.responses import Response, StreamingResponse
 
-from hearth.api.deps import REQUIRE_KEY, CallDep, CatalogDep, GatewayDep
+from hearth.api.deps import READS_STATE_ROUTE, REQUIRE_KEY, CallDep, CatalogDep, GatewayDep
 from hearth.api.openai import mapper, render
 from hearth.api.openai import protocol as oa
 from hearth.api.serving import generated
@@ -83,14 +83,15 @@ def _card(view: ModelView, details: bool) -> oa.ModelCard:
         capabilities=view.capabilities,
         ready=view.ready,
         details=view.details if details else None,
+        sampling=view.sampling if details else None,
     )
 
 
-@router.get("/models", response_model=oa.ModelList)
+@router.get("/models", response_model=oa.ModelList, openapi_extra=READS_STATE_ROUTE)
 async def list_models(catalog: CatalogDep, call: CallDep) -> oa.ModelList:
     return oa.ModelList(data=[_card(v, details=False) for v in catalog.visible(call)])
 
 
-@router.get("/models/{model_id:path}", response_model=oa.ModelCard)
+@router.get("/models/{model_id:path}", response_model=oa.ModelCard, openapi_extra=READS_STATE_ROUTE)
 async def get_model(model_id: str, catalog: CatalogDep, call: CallDep) -> oa.ModelCard:
     return _card(catalog.get(call, model_id), details=True)

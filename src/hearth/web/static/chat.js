@@ -32,6 +32,7 @@ export function initChat() {
   });
   els.model.addEventListener('change', () => {
     picked = els.model.value;
+    showModelDefaults();
   });
   els.new.addEventListener('click', resetChat);
 }
@@ -54,6 +55,7 @@ export function setChatModels(models, preferred = null) {
   );
   const choice = [picked, chat.find(isDefault)?.id, preferred].find((id) => id && chat.some((m) => m.id === id));
   if (choice) els.model.value = choice;
+  showModelDefaults();
   els.model.disabled = chat.length === 0;
   els.send.disabled = chat.length === 0;
   say(els.error, chat.length === 0 ? 'No chat model is available to this key.' : '');
@@ -63,6 +65,26 @@ export function setChatModels(models, preferred = null) {
       return h('li', { 'data-model': m.id }, h('span', { class: 'model-id', text: m.id }), h('span', { class: 'kind', text: kind.filter(Boolean).join(', ') }));
     }),
   );
+}
+
+/**
+ * A blank Temperature means the model's own default (what its operator configured, e.g. greedy
+ * for the default model): show that value as the placeholder, and send a temperature only when
+ * the user typed one. Reading a model's card spends none of the key's limits.
+ */
+async function showModelDefaults() {
+  const model = els.model.value;
+  els.temperature.placeholder = 'model default';
+  if (!model) return;
+  try {
+    const card = await (await api(`/v1/models/${encodeURIComponent(model)}`)).json();
+    const temperature = card.sampling?.temperature;
+    if (els.model.value === model && typeof temperature === 'number') {
+      els.temperature.placeholder = `model default (${temperature})`;
+    }
+  } catch {
+    // The placeholder stays generic; sending still works.
+  }
 }
 
 export function resetChat() {
@@ -78,7 +100,8 @@ export function stop() {
   if (controller) controller.abort();
 }
 
-function readNumber(input, { min, max, integer }) {
+function readNumber(input, { min, max, integer, optional = false }) {
+  if (optional && input.value.trim() === '') return undefined; // left to the model's default
   const value = Number(input.value);
   if (input.value.trim() === '' || !Number.isFinite(value) || value < min || value > max) return null;
   if (integer && !Number.isInteger(value)) return null;
@@ -109,13 +132,21 @@ function setBusy(busy) {
   else if (document.activeElement === els.stop || document.activeElement === document.body) els.input.focus();
 }
 
-function usageText(usage, seconds, finish) {
+/** The usage line: the wait before the first token and the writing speed after it, apart. */
+function usageText(usage, seconds, firstTokenSeconds, finish) {
   const parts = [];
   if (usage) {
     parts.push(
       `${numberFormat.format(usage.prompt_tokens)} prompt + ${numberFormat.format(usage.completion_tokens)} completion = ${numberFormat.format(usage.total_tokens)} tokens`,
     );
-    if (seconds > 0 && usage.completion_tokens) parts.push(`${(usage.completion_tokens / seconds).toFixed(1)} tok/s`);
+  }
+  if (firstTokenSeconds !== null) {
+    parts.push(`first token after ${firstTokenSeconds.toFixed(1)} s`);
+    const writing = seconds - firstTokenSeconds;
+    // The first token came with the wait; the speed is of the ones after it.
+    if (usage && usage.completion_tokens > 1 && writing > 0) {
+      parts.push(`${((usage.completion_tokens - 1) / writing).toFixed(1)} tok/s`);
+    }
   }
   parts.push(`${seconds.toFixed(1)} s`);
   if (finish === 'length') parts.push('stopped at max tokens');
@@ -127,7 +158,7 @@ async function send() {
   const text = els.input.value.trim();
   if (!text) return;
   const model = els.model.value;
-  const temperature = readNumber(els.temperature, { min: 0, max: 2 });
+  const temperature = readNumber(els.temperature, { min: 0, max: 2, optional: true });
   const maxTokens = readNumber(els['max-tokens'], { min: 1, max: 1_000_000, integer: true });
   if (!model) return say(els.error, 'Pick a model first.');
   if (temperature === null) return say(els.error, 'Temperature must be a number from 0 to 2.');
@@ -157,6 +188,7 @@ async function send() {
   let content = '';
   let usage = null;
   let finish = null;
+  let firstTokenAt = null;
   try {
     const response = await api('/v1/chat/completions', {
       method: 'POST',
@@ -166,7 +198,7 @@ async function send() {
         messages,
         stream: true,
         stream_options: { include_usage: true },
-        temperature,
+        ...(temperature === undefined ? {} : { temperature }), // blank: the model's own default
         max_tokens: maxTokens,
       },
     });
@@ -179,6 +211,7 @@ async function send() {
         if (choice.index !== 0) continue;
         const delta = choice.delta?.content;
         if (delta) {
+          if (firstTokenAt === null) firstTokenAt = performance.now();
           content += delta;
           answer.textNode.data = content.trimStart();
           scrollToEnd();
@@ -189,7 +222,8 @@ async function send() {
     }
     remember({ role: 'assistant', content });
     answer.item.dataset.state = 'done';
-    answer.meta.textContent = usageText(usage, (performance.now() - started) / 1000, finish);
+    const firstSeconds = firstTokenAt === null ? null : (firstTokenAt - started) / 1000;
+    answer.meta.textContent = usageText(usage, (performance.now() - started) / 1000, firstSeconds, finish);
     answer.meta.classList.add('usage');
   } catch (err) {
     if (err && err.name === 'AbortError') {
