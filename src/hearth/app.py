@@ -33,6 +33,7 @@ from hearth.api.oip import routes as oip_routes
 from hearth.api.oip.errors import OIP
 from hearth.api.ollama import routes as ollama_routes
 from hearth.api.ollama.errors import OLLAMA
+from hearth.api.openai import rerank as rerank_routes
 from hearth.api.openai import routes as openai_routes
 from hearth.api.openai.errors import OPENAI
 from hearth.api.openai.responses import routes as responses_routes
@@ -70,6 +71,7 @@ CORS_EXPOSED = [
 # request walks past every router ahead of its own (measured ~10 % of a short request's CPU).
 ROUTERS = (
     openai_routes.router,
+    rerank_routes.router,
     responses_routes.router,
     anthropic_routes.router,
     oip_routes.router,
@@ -93,6 +95,7 @@ def families() -> Families:
             ("/v1/messages", ANTHROPIC),
             ("/v1/responses", RESPONSES),
             ("/v2", OIP),
+            ("/v2/rerank", OPENAI),  # Cohere's v2 path: OpenAI's error shape, as vLLM answers it
             ("/api", OLLAMA),
             *((prefix, HEARTH) for prefix in HEARTH_PREFIXES),
         ],

@@ -16,7 +16,7 @@ from hearth.api.ids import request_id
 from hearth.errors import HearthError, InvalidRequest, PayloadTooLarge
 from hearth.gateway.service import Gateway
 
-API_PREFIXES = ("/v1/", "/v2/", "/api/")
+API_PREFIXES = ("/v1/", "/v2/", "/api/", "/rerank", "/score")
 # Probes that need no key open no call, so a load balancer polling them writes no ledger rows.
 PROBE_PREFIXES = ("/v2/health/", "/api/version")
 CLIENT_CLOSED = 499  # nginx's code for "client closed request"

@@ -19,7 +19,8 @@ from hearth.gateway.resolver import Resolver
 
 _CAPABILITIES = {
     ModelKind.CHAT: ["chat", "completions"],
-    ModelKind.EMBEDDING: ["embeddings"],
+    # An embedding model also reranks, as a bi-encoder (hearth/inference/rerank.py).
+    ModelKind.EMBEDDING: ["embeddings", "rerank:bi-encoder"],
     ModelKind.IMAGE_CLASSIFICATION: ["image-classification"],
 }
 

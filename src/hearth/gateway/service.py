@@ -387,6 +387,10 @@ class Gateway:
         call.metering.prompt_tokens = sum(result.token_counts)
         return EmbedResult(engine.spec.id, result.vectors, result.token_counts)
 
+    def default_model(self, kind: ModelKind) -> str:
+        """The model a request that names none gets: the first configured of its kind."""
+        return self._resolver.default_model(kind)
+
     async def classify(self, call: Call, request: ClassifyRequest) -> ClassifyResult:
         name = request.model or self._resolver.default_model(ModelKind.IMAGE_CLASSIFICATION)
         engine = await self._resolver.acquire(call, name, ClassifierEngine)
