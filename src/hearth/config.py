@@ -25,6 +25,7 @@ class ModelKind(StrEnum):
     CHAT = "chat"
     EMBEDDING = "embedding"
     IMAGE_CLASSIFICATION = "image-classification"
+    RERANK = "rerank"  # a cross-encoder: scores a query and a document read together
 
 
 Backend = Literal["llama.cpp", "sentence-transformers", "efficientnet", "fake", "openai", "anthropic"]
@@ -132,7 +133,7 @@ class ModelSpec(BaseModel):
             for url in self.base_urls:
                 if not url.startswith(("http://", "https://")):
                     raise ValueError(f"model {self.id}: {url!r} is not an http(s) base URL")
-            if self.kind == ModelKind.IMAGE_CLASSIFICATION or (
+            if self.kind in (ModelKind.IMAGE_CLASSIFICATION, ModelKind.RERANK) or (
                 self.backend == "anthropic" and self.kind != ModelKind.CHAT
             ):
                 raise ValueError(

@@ -29,6 +29,7 @@ _KINDS = {
     ModelKind.CHAT: "chat",
     ModelKind.EMBEDDING: "embeddings",
     ModelKind.IMAGE_CLASSIFICATION: "image classification",
+    ModelKind.RERANK: "rerank",
 }
 
 

@@ -107,6 +107,12 @@ class Embeddings:
     token_counts: list[int]
 
 
+@dataclass(frozen=True)
+class PairScores:
+    scores: list[float]  # each (query, document) pair's relevance, higher is more relevant
+    token_counts: list[int]  # the tokens each pair was read as
+
+
 class Engine(abc.ABC):
     """A loaded model. ``load`` is blocking and runs once at startup, in a worker thread."""
 
@@ -300,6 +306,17 @@ class EmbeddingEngine(Engine):
     @abc.abstractmethod
     async def embed(self, texts: list[str], *, truncate: bool = False) -> Embeddings:
         """Unit vectors of ``texts``; over-long texts raise ``ContextLengthExceeded`` unless ``truncate``."""
+
+
+class RerankEngine(Engine):
+    """A cross-encoder: reads a query and a document together and scores their relevance."""
+
+    kind = ModelKind.RERANK
+
+    @abc.abstractmethod
+    async def score_pairs(self, pairs: list[tuple[str, str]]) -> PairScores:
+        """Each (query, document) pair's relevance; over-long pairs are truncated to the
+        model's window (a reranker reads the start of a long document)."""
 
 
 class ClassifierEngine(Engine):

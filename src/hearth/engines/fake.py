@@ -30,7 +30,9 @@ from hearth.engines.base import (
     GenerationEvent,
     ModelFootprint,
     ModelInfo,
+    PairScores,
     Prediction,
+    RerankEngine,
     SamplingParams,
     TextDelta,
 )
@@ -185,6 +187,23 @@ class FakeEmbeddingEngine(_Weightless, EmbeddingEngine):
             context_length=512,
             extra={"dimensions": self.dimensions},
         )
+
+
+class FakeRerankEngine(_Weightless, RerankEngine):
+    """A cross-encoder stand-in: the share of the query's words the document holds."""
+
+    def load(self) -> None:
+        pass
+
+    async def score_pairs(self, pairs: list[tuple[str, str]]) -> PairScores:
+        scores = []
+        for query, document in pairs:
+            wanted = set(query.lower().split())
+            scores.append(len(wanted & set(document.lower().split())) / max(1, len(wanted)))
+        return PairScores(scores, [len(q.split()) + len(d.split()) + 3 for q, d in pairs])
+
+    def info(self) -> ModelInfo:
+        return ModelInfo(self.spec.id, self.kind, "fake", parameters=0, context_length=512)
 
 
 class FakeClassifierEngine(_Weightless, ClassifierEngine):

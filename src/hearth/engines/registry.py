@@ -34,6 +34,8 @@ _BACKENDS: dict[tuple[str, ModelKind], str] = {
     ("llama.cpp", ModelKind.CHAT): "hearth.engines.llama:LlamaEngine",
     ("llama.cpp", ModelKind.EMBEDDING): "hearth.engines.llama.embedding:LlamaEmbeddingEngine",
     ("sentence-transformers", ModelKind.EMBEDDING): "hearth.engines.embeddings:SentenceTransformerEngine",
+    ("sentence-transformers", ModelKind.RERANK): "hearth.engines.cross_encoder:CrossEncoderEngine",
+    ("fake", ModelKind.RERANK): "hearth.engines.fake:FakeRerankEngine",
     ("efficientnet", ModelKind.IMAGE_CLASSIFICATION): "hearth.engines.vision:EfficientNetEngine",
     ("fake", ModelKind.CHAT): "hearth.engines.fake:FakeChatEngine",
     ("fake", ModelKind.EMBEDDING): "hearth.engines.fake:FakeEmbeddingEngine",

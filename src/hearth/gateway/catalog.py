@@ -22,6 +22,7 @@ _CAPABILITIES = {
     # An embedding model also reranks, as a bi-encoder (hearth/inference/rerank.py).
     ModelKind.EMBEDDING: ["embeddings", "rerank:bi-encoder"],
     ModelKind.IMAGE_CLASSIFICATION: ["image-classification"],
+    ModelKind.RERANK: ["rerank:cross-encoder"],
 }
 
 

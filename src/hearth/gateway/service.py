@@ -18,7 +18,15 @@ from collections.abc import Callable, Sequence
 
 from hearth import tracing
 from hearth.config import ModelKind, Settings
-from hearth.engines.base import ChatEngine, ClassifierEngine, ConversationEngine, EmbeddingEngine, TextEngine
+from hearth.engines.base import (
+    ChatEngine,
+    ClassifierEngine,
+    ConversationEngine,
+    EmbeddingEngine,
+    PairScores,
+    RerankEngine,
+    TextEngine,
+)
 from hearth.engines.fair_queue import Ticket, admitted_as
 from hearth.engines.images import decode_image
 from hearth.errors import AuthenticationFailed, InvalidRequest, Subject, Unsupported
@@ -390,6 +398,24 @@ class Gateway:
     def default_model(self, kind: ModelKind) -> str:
         """The model a request that names none gets: the first configured of its kind."""
         return self._resolver.default_model(kind)
+
+    def kind_of(self, call: Call, name: str) -> ModelKind:
+        """The kind of model ``name`` stands for, for this caller (404 or 403 as a request would)."""
+        return self._resolver.target(call.identity.key, name).spec.kind
+
+    async def score_pairs(
+        self, call: Call, model: str, pairs: list[tuple[str, str]]
+    ) -> tuple[str, PairScores]:
+        """A cross-encoder's scores of (query, document) pairs, and the model that gave them."""
+
+        async def attempt(name: str, fallback: bool) -> tuple[str, PairScores]:
+            engine = await self._resolver.acquire(call, name, RerankEngine, fallback=fallback)
+            with admitted_as(self._ticket(call)):
+                scored = await engine.score_pairs(pairs)
+            call.metering.prompt_tokens = sum(scored.token_counts)
+            return engine.spec.id, scored
+
+        return await with_fallbacks(self._resolver, call, model, attempt)
 
     async def classify(self, call: Call, request: ClassifyRequest) -> ClassifyResult:
         name = request.model or self._resolver.default_model(ModelKind.IMAGE_CLASSIFICATION)

@@ -22,6 +22,7 @@ from hearth.api.disconnect import cancel_on_disconnect
 from hearth.api.oip import mapper, render
 from hearth.api.oip import protocol as pm
 from hearth.api.oip.tensors import HEADER_LENGTH, decompress
+from hearth.errors import Unsupported
 from hearth.gateway.call import Call
 from hearth.gateway.service import Gateway
 
@@ -113,6 +114,8 @@ async def _run(
     wanted: list[mapper.Wanted],
 ) -> list[tuple[render.Output, bool]]:
     """One gateway call, by the kind of model: an embedding, a classification or a completion."""
+    if kind == "rerank":
+        raise Unsupported(f"the model {name!r} is a reranker: call /v1/rerank or /v2/rerank with it")
     if kind == "embedding":
         embedded = await gateway.embed(call, mapper.embed_request(name, parsed))
         return render.embedding_outputs(embedded, wanted)
