@@ -13,7 +13,8 @@ its slots whatever the shares (priority before fairness).
 
 Reported per setting: the quiet key's TTFT p50 / p99 alone and under the flood, their ratio
 (goal: p99 under the flood at most 2x alone), and the tokens per second all streams, both
-keys', got during the flood (goal: fair at least 0.95x the anchor).
+keys', got during the flood: generated tokens, and total tokens as usage bills them (prompt +
+completion; goal: fair at least 0.95x the anchor).
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from bench.common import RESULTS, free_port, start_default_hearth, stop, wait_ht
 
 console = Console()
 COMPUTED = [0]  # prompt tokens computed since the counter was last reset
+TOTAL = [0]  # usage total_tokens (prompt + completion, as billed) since the counter was last reset
 TOPICS = [
     "the sea",
     "a mountain village",
@@ -60,6 +62,7 @@ async def stream_chat(
     usage = answer.usage
     cached = int((usage.get("prompt_tokens_details") or {}).get("cached_tokens") or 0)
     COMPUTED[0] += int(usage.get("prompt_tokens") or 0) - cached
+    TOTAL[0] += int(usage.get("total_tokens") or 0)
     return answer.ttft_s, int(usage.get("completion_tokens") or 0)
 
 
@@ -95,7 +98,7 @@ async def flood_and_quiet(
                 tokens += made
                 n += 1
 
-        started, COMPUTED[0] = time.perf_counter(), 0
+        started, COMPUTED[0], TOTAL[0] = time.perf_counter(), 0, 0
         flooders = [asyncio.create_task(flooder(i)) for i in range(flood)]
         await asyncio.sleep(3)  # the flood fills the slots and the queue first
         crowded, quiet_tokens = await quiet_loop(http, base, quiet_key, stop_at)
@@ -103,7 +106,7 @@ async def flood_and_quiet(
         elapsed = time.perf_counter() - started
     # Every stream's tokens, the quiet key's too: fairness moves capacity, it must not lose it.
     return {"alone": alone, "crowded": crowded, "tokens_per_s": (tokens + quiet_tokens) / elapsed,
-            "prefill_tokens_per_s": COMPUTED[0] / elapsed}  # fmt: skip
+            "prefill_tokens_per_s": COMPUTED[0] / elapsed, "total_tokens_per_s": TOTAL[0] / elapsed}  # fmt: skip
 
 
 def p(values: list[float], q: float) -> float:
@@ -155,9 +158,11 @@ def main() -> None:
         crowded = [t for run in rounds for t in run["crowded"]]
         rate = statistics.median(run["tokens_per_s"] for run in rounds)
         prefill = statistics.median(run["prefill_tokens_per_s"] for run in rounds)
+        total = statistics.median(run["total_tokens_per_s"] for run in rounds)
         summary[name] = {"alone_p50_ms": p(alone, 0.5), "alone_p99_ms": p(alone, 0.99),
                          "crowded_p50_ms": p(crowded, 0.5), "crowded_p99_ms": p(crowded, 0.99),
                          "p99_ratio": p(crowded, 0.99) / p(alone, 0.99), "tokens_per_s": rate, "prefill_tokens_per_s": prefill,
+                         "total_tokens_per_s": total,
                          "samples": [len(alone), len(crowded)]}  # fmt: skip
         s = summary[name]
         table.add_row(name, f"{s['alone_p50_ms']:.0f} / {s['alone_p99_ms']:.0f}",
@@ -165,9 +170,11 @@ def main() -> None:
     console.print(table)
     throughput = summary["fair"]["tokens_per_s"] / summary["fifo"]["tokens_per_s"]
     console.print(f"tokens/s under the flood, fair / fifo: {throughput:.3f}")
+    total_ratio = summary["fair"]["total_tokens_per_s"] / summary["fifo"]["total_tokens_per_s"]
+    console.print(f"total tokens/s (prompt + completion, as billed), fair / fifo: {total_ratio:.3f}")
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "fairness.json").write_text(json.dumps({"args": vars(args), "summary": summary,
-                                                        "throughput_ratio": throughput, "runs": runs}, indent=1))  # fmt: skip
+                                                        "throughput_ratio": throughput, "total_tokens_ratio": total_ratio, "runs": runs}, indent=1))  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -105,9 +105,36 @@ async function fakeScenario(page) {
   await page.click('#signin-submit');
   await page.locator('#tab-chat[aria-selected="true"]').waitFor();
   await page.locator('#account-label', { hasText: 'Signed in as web-ui' }).waitFor();
+  const contrast = await page.evaluate(() => {
+    const luminance = (color) => {
+      const [r, g, b] = color.match(/\d+/g).slice(0, 3).map((v) => {
+        const c = Number(v) / 255;
+        return c <= 0.03928 ? c / 12.92 : ((c + 0.055) / 1.055) ** 2.4;
+      });
+      return 0.2126 * r + 0.7152 * g + 0.0722 * b;
+    };
+    const tab = document.querySelector('#tabs [aria-selected="true"]');
+    const style = getComputedStyle(tab);
+    const [fg, bg] = [luminance(style.color), luminance(style.backgroundColor)];
+    return (Math.max(fg, bg) + 0.05) / (Math.min(fg, bg) + 0.05);
+  });
+  check(contrast >= 4.5, `the selected tab's text contrast meets WCAG AA: ${contrast.toFixed(2)}:1`);
+  const focused = await page.evaluate(() => document.activeElement?.id);
+  check(focused === 'chat-input', `after sign-in the message box has the focus: ${focused}`);
   const stored = await page.evaluate(() => ({ session: { ...sessionStorage }, local: localStorage.length }));
   check(Object.values(stored.session).includes(env.HEARTH_UI_KEY) && stored.local === 0, 'the key is kept in sessionStorage only');
   log('signed in');
+
+  // 2a. A usage page that cannot load shows its error alone, never empty cards under it.
+  await page.route('**/v1/usage', (route) =>
+    route.fulfill({ status: 503, contentType: 'application/json', headers: { 'retry-after': '2' },
+      body: JSON.stringify({ error: { message: 'the server is busy', type: 'server_error', code: 'overloaded' } }) }));
+  await page.click('#tab-usage');
+  await page.locator('#usage-error', { hasText: 'busy' }).waitFor();
+  check(!(await page.isVisible('#usage-body')), 'no empty cards under the error');
+  await shot(page, '02b-usage-error');
+  await page.unroute('**/v1/usage');
+  await page.click('#usage-refresh');
 
   // 2. The dashboard before chatting, for the request count to compare with later.
   await openUsage(page);
@@ -121,7 +148,7 @@ async function fakeScenario(page) {
   await page.selectOption('#chat-model', 'fake-chat');
   // Temperature starts blank: the model's own default, named in the placeholder.
   check((await page.inputValue('#chat-temperature')) === '', 'temperature starts blank');
-  await page.waitForFunction(() => /model default/.test(document.getElementById('chat-temperature').placeholder));
+  await page.waitForFunction(() => /default/.test(document.getElementById('chat-temperature').placeholder));
   await page.fill('#chat-system', 'You are a terse assistant.');
   await page.fill('#chat-temperature', '0.5');
   await page.fill('#chat-max-tokens', '30');
@@ -132,6 +159,9 @@ async function fakeScenario(page) {
   check(first.result.state === 'done', `answer finished: ${first.result.state}`);
   check(grow.length >= 5 && grow.every((n, i) => i === 0 || n > grow[i - 1]), `text grew over time: ${grow}`);
   check(/\d+ prompt \+ 30 completion = \d+ tokens/.test(first.result.meta), `usage line: ${first.result.meta}`);
+  const announced = await page.textContent('#chat-announce');
+  check(announced.trim() === first.result.text.trim(), `the finished answer is announced once, whole: ${announced}`);
+  check(/first token after [\d.]+ s/.test(first.result.meta), `the wait is shown apart from the speed: ${first.result.meta}`);
   const body = requests[0];
   check(body.stream === true && body.stream_options?.include_usage === true, 'streams with include_usage');
   check(body.temperature === 0.5 && body.max_tokens === 30 && body.model === 'fake-chat', `sampling fields: ${JSON.stringify(body)}`);
@@ -224,6 +254,16 @@ async function fakeScenario(page) {
   }
   check(refused && /Rate limit reached \(429/.test(refused) && /Try again in \d+ s/.test(refused), `429 message: ${refused}`);
   check((await page.inputValue('#chat-input')).startsWith('hello'), 'the refused message is given back to retry');
+  // Sending it again (still refused) replaces the failed turn instead of adding a second one.
+  const usersBefore = await page.locator('#chat-log li.user').count();
+  await page.press('#chat-input', 'Enter');
+  await page.waitForFunction(() => {
+    const answers = document.querySelectorAll('#chat-log li.assistant');
+    const last = answers[answers.length - 1];
+    return last && last.dataset.state === 'error' && !last.hasAttribute('aria-busy');
+  });
+  const usersAfter = await page.locator('#chat-log li.user').count();
+  check(usersAfter === usersBefore, `a resent failed turn is not duplicated: ${usersBefore} then ${usersAfter}`);
   log(`429 shown: ${refused}`);
   await shot(page, '08-rate-limited');
 
@@ -264,6 +304,15 @@ async function realScenario(page) {
   check(/no key needed/i.test(await page.textContent('#account-label')), 'says no key is needed');
   const chatModel = await page.inputValue('#chat-model');
   check(chatModel === 'smollm2-135m-instruct', `the default chat model is picked: ${chatModel}`);
+  const picker = await page.evaluate(() => {
+    const select = document.getElementById('chat-model');
+    const context = document.createElement('canvas').getContext('2d');
+    context.font = getComputedStyle(select).font;
+    const padding = parseFloat(getComputedStyle(select).paddingLeft) + parseFloat(getComputedStyle(select).paddingRight);
+    return { text: context.measureText(select.selectedOptions[0].text).width + padding + 24, box: select.clientWidth };
+  });
+  log(`model picker: text ${picker.text.toFixed(0)} px in a ${picker.box} px box`);
+  check(picker.text <= picker.box, `the picked model's name fits its picker at 1280 px: ${JSON.stringify(picker)}`);
   check(!(await page.isVisible('#sign-out')), 'no sign-out without keys');
 
   const bars = await classifyFile(page, { viaDrop: false, topK: 5 });
@@ -274,7 +323,7 @@ async function realScenario(page) {
   await page.click('#tab-chat');
   await page.fill('#chat-max-tokens', '24');
   // Nothing but the question: the first answer must be the API's (the model's own sampling).
-  await page.waitForFunction(() => /model default \(/.test(document.getElementById('chat-temperature').placeholder));
+  await page.waitForFunction(() => /default: 0/.test(document.getElementById('chat-temperature').placeholder));
   log(`temperature placeholder: ${await page.getAttribute('#chat-temperature', 'placeholder')}`);
   const turn = await chatTurn(page, 'What is the capital of France?');
   log(`real chat (${turn.result.lengths.length} DOM updates): ${JSON.stringify(turn.result.text)} | ${turn.result.meta}`);

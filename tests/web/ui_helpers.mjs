@@ -26,8 +26,9 @@ export async function shot(page, name, options = {}) {
 /** Send the composer's text and follow the answer: lengths seen at each DOM update, final state. */
 export async function chatTurn(page, text, { stopAfterChars = null } = {}) {
   await page.fill('#chat-input', text);
-  const count = await page.locator('#chat-log li.assistant').count();
   await page.press('#chat-input', 'Enter');
+  // The new answer is the last bubble (a resend takes the place of a failed turn's bubbles).
+  const count = (await page.locator('#chat-log li.assistant').count()) - 1;
   const answer = page.locator('#chat-log li.assistant').nth(count);
   await answer.waitFor();
   // Watch the answer's text node from inside the page: every mutation is one DOM update.

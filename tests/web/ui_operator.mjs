@@ -167,6 +167,10 @@ export async function operatorScenario(page, { URL, env }) {
   // 10. Revoke (with a second click to confirm): the key stops working, and says so at sign-in.
   await revokeInList(page, 'web-ui-alice', 'Yes, revoke');
   await page.locator('#keys-status', { hasText: 'Revoked “web-ui-alice”' }).waitFor();
+  // Revoked keys are kept for the record but hidden, until asked for.
+  check(await page.locator('#keys-table tbody tr[data-key="web-ui-alice"]').isHidden(), 'a revoked key is hidden');
+  check(/1 revoked hidden/.test(await page.textContent('#keys-status')), 'the list says a revoked key is hidden');
+  await page.check('#keys-show-revoked');
   const revokedRow = await keyRow(page, 'web-ui-alice');
   check(revokedRow.status === 'revoked' && !revokedRow.revocable, `revoked row: ${revokedRow.cells}`);
   const refused = await fetch(`${URL}/v1/models`, { headers: { Authorization: `Bearer ${secret}` } });

@@ -94,6 +94,8 @@ function enterApp(models, key = null) {
   showOnly('app');
   const fromHash = window.location.hash.slice(1);
   selectTab(tabs().includes(fromHash) ? fromHash : state.tab);
+  // Signed in on the chat: the next thing to do is to type (keyboard users start there).
+  if (state.tab === 'chat') $('chat-input').focus();
   if (!state.authOff && state.tab !== 'usage') loadUsage({ quiet: true }); // for the key's name
 }
 

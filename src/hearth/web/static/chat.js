@@ -8,6 +8,7 @@ let history = []; // [{role, content}] of finished turns, sent with each request
 let controller = null; // the AbortController of the answer being streamed
 let conversation = 0; // bumped by resetChat: a turn from an older conversation must not touch history
 let picked = null; // the model the user chose, kept across model-list refreshes
+let failedTurn = null; // the bubbles of a turn that got nothing back: a resend takes their place
 
 export function initChat() {
   for (const id of ['chat-model', 'chat-system', 'chat-temperature', 'chat-max-tokens', 'chat-new', 'chat-log',
@@ -74,13 +75,13 @@ export function setChatModels(models, preferred = null) {
  */
 async function showModelDefaults() {
   const model = els.model.value;
-  els.temperature.placeholder = 'model default';
+  els.temperature.placeholder = 'default';
   if (!model) return;
   try {
     const card = await (await api(`/v1/models/${encodeURIComponent(model)}`)).json();
     const temperature = card.sampling?.temperature;
     if (els.model.value === model && typeof temperature === 'number') {
-      els.temperature.placeholder = `model default (${temperature})`;
+      els.temperature.placeholder = `default: ${temperature}`;
     }
   } catch {
     // The placeholder stays generic; sending still works.
@@ -89,6 +90,7 @@ async function showModelDefaults() {
 
 export function resetChat() {
   stop();
+  failedTurn = null;
   conversation += 1;
   history = [];
   els.log.replaceChildren();
@@ -165,6 +167,11 @@ async function send() {
   if (maxTokens === null) return say(els.error, 'Max tokens must be a whole number of at least 1.');
   say(els.error, '');
 
+  if (failedTurn) {
+    // The user is sending again what failed: the new turn replaces the failed one.
+    for (const bubble of failedTurn) bubble.remove();
+    failedTurn = null;
+  }
   const mine = conversation;
   const remember = (message) => {
     if (mine === conversation) history.push(message);
@@ -174,7 +181,7 @@ async function send() {
   history.push(turn);
   const messages = [...(system ? [{ role: 'system', content: system }] : []), ...history];
   els.input.value = '';
-  messageItem('user', text);
+  const asked = messageItem('user', text);
   const answer = messageItem('assistant', '');
   answer.item.dataset.state = 'streaming';
   answer.item.setAttribute('aria-busy', 'true');
@@ -224,6 +231,7 @@ async function send() {
     answer.item.dataset.state = 'done';
     const firstSeconds = firstTokenAt === null ? null : (firstTokenAt - started) / 1000;
     answer.meta.textContent = usageText(usage, (performance.now() - started) / 1000, firstSeconds, finish);
+    $('chat-announce').textContent = content.trim();
     answer.meta.classList.add('usage');
   } catch (err) {
     if (err && err.name === 'AbortError') {
@@ -247,6 +255,7 @@ async function send() {
         const at = history.indexOf(turn);
         if (at !== -1) history.splice(at, 1);
         if (!els.input.value) els.input.value = text;
+        failedTurn = [asked.item, answer.item];
       }
     }
   } finally {

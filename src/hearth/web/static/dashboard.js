@@ -34,7 +34,10 @@ export function resetDashboard() {
   els['usage-updated'].textContent = '';
   els['usage-title'].textContent = 'Usage';
   say(els['usage-error'], '');
+  shown = false;
 }
+
+let shown = false; // figures are on screen (a failed refresh keeps them; a failed first load shows none)
 
 export async function loadUsage({ quiet = false } = {}) {
   if (loading) return lastUsage;
@@ -45,7 +48,10 @@ export async function loadUsage({ quiet = false } = {}) {
     const response = await api('/v1/usage');
     const usage = await response.json();
     lastUsage = usage;
-    if (!quiet) render(usage);
+    if (!quiet) {
+      render(usage);
+      shown = true;
+    }
     els.onKeyName?.(usage.key);
     say(els['usage-error'], '');
     els['usage-body'].hidden = false;
@@ -54,7 +60,8 @@ export async function loadUsage({ quiet = false } = {}) {
     if (!quiet && err?.status !== 401) { // a 401 has signed the user out already
       els['usage-updated'].textContent = '';
       const noKeys = err instanceof ApiError && err.status === 400;
-      els['usage-body'].hidden = noKeys;
+      // Keep figures already on screen (the banner says the refresh failed); never empty cards.
+      els['usage-body'].hidden = noKeys || !shown;
       say(
         els['usage-error'],
         noKeys

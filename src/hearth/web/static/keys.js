@@ -20,10 +20,11 @@ export function initKeys({ ownKeyRevoked }) {
   onOwnKeyRevoked = ownKeyRevoked;
   for (const id of ['keys-status', 'keys-refresh', 'keys-error', 'keys-table', 'keys-secret', 'keys-secret-title',
     'keys-secret-value', 'keys-secret-copied', 'keys-secret-done', 'keys-form', 'keys-name', 'keys-models',
-    'keys-form-error', 'keys-create']) {
+    'keys-form-error', 'keys-create', 'keys-show-revoked']) {
     els[id.replace('keys-', '')] = $(id);
   }
   els.refresh.addEventListener('click', () => loadKeys());
+  els['show-revoked'].addEventListener('change', showRevoked);
   els.form.addEventListener('submit', createKey);
   els['secret-done'].addEventListener('click', hideSecret);
 }
@@ -40,6 +41,7 @@ export function setKeyModels(models) {
 export function resetKeys() {
   hideSecret();
   els.table.tBodies[0].replaceChildren();
+  els['show-revoked'].checked = false;
   els.form.reset();
   els.status.textContent = '';
   say(els.error, '');
@@ -64,7 +66,10 @@ export async function loadKeys() {
   try {
     const keys = (await (await adminApi('/admin/keys')).json()).data ?? [];
     renderKeys(keys);
-    els.status.textContent = `${keys.length} ${keys.length === 1 ? 'key' : 'keys'} · updated ${new Date().toLocaleTimeString()}`;
+    const revoked = keys.filter((k) => k.status === 'revoked').length;
+    const active = keys.length - revoked;
+    const hiddenNote = revoked ? ` (${revoked} revoked ${els['show-revoked'].checked ? 'shown' : 'hidden'})` : '';
+    els.status.textContent = `${active} ${active === 1 ? 'key' : 'keys'}${hiddenNote} · updated ${new Date().toLocaleTimeString()}`;
     say(els.error, '');
   } catch (err) {
     els.status.textContent = '';
@@ -87,7 +92,7 @@ function renderKeys(keys) {
       const actions = h('td', { class: 'actions' });
       if (key.status !== 'revoked') actions.append(revokeButton(key, actions));
       const name = h('td', {}, key.name, isOwn(key) ? h('span', { class: 'tag', text: 'this tab' }) : null);
-      return h(
+      const row = h(
         'tr',
         { 'data-key': key.name, 'data-status': key.status },
         name,
@@ -102,8 +107,18 @@ function renderKeys(keys) {
         h('td', { text: when(key.last_used_at) }),
         actions,
       );
+      row.hidden = key.status === 'revoked' && !els['show-revoked'].checked;
+      return row;
     }),
   );
+}
+
+/** Revoked keys stay in the list for the record, out of sight unless asked for. */
+function showRevoked() {
+  for (const row of els.table.tBodies[0].rows) {
+    if (row.dataset.status === 'revoked') row.hidden = !els['show-revoked'].checked;
+  }
+  els.status.textContent = els.status.textContent.replace(/revoked (shown|hidden)/, `revoked ${els['show-revoked'].checked ? 'shown' : 'hidden'}`);
 }
 
 /** Revoke asks once more in place, so a stray click does not end someone's key. */
