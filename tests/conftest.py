@@ -17,6 +17,7 @@ from tests.helpers.apps import fake_settings, wait_ready
 from tests.helpers.fake_server import FakeHearth
 from tests.helpers.keys import ADMIN, MakeKey, admin_headers
 from tests.helpers.live import LiveServer
+from tests.helpers.services import drop_postgres_schema, fresh_postgres_schema_url
 from tests.helpers.spec_check import SpecCheck
 
 
@@ -93,3 +94,16 @@ def hearth(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FakeHearth]:
 @pytest.fixture(scope="session")
 def api_key(hearth: FakeHearth) -> str:
     return hearth.create_key("clients-default")
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.services)])
+def server_database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A database URL for servers under test, once SQLite (a file of its own) and once
+    PostgreSQL (a fresh schema, dropped after)."""
+    if request.param == "sqlite":
+        (tmp_path / "db").mkdir()
+        yield f"sqlite:///{tmp_path / 'db' / 'hearth.db'}"
+        return
+    url, schema = fresh_postgres_schema_url()
+    yield url
+    drop_postgres_schema(schema)

@@ -10,6 +10,7 @@ import pytest
 
 from hearth.engines.batching import MicroBatcher
 from hearth.engines.compute import ComputeTurns
+from hearth.engines.fair_queue import Ticket, admitted_as
 from hearth.errors import Overloaded
 
 
@@ -164,18 +165,12 @@ async def test_a_caller_alone_skips_the_window_until_someone_else_shows_up() -> 
 
 
 async def test_a_flooding_key_does_not_push_another_keys_item_behind_its_own() -> None:
-    from hearth.engines.fair_queue import Ticket, admitted_as
-
     run = Recorder(delay_s=0.05)
     b = batcher(run, max_batch=4, window_s=0.0, max_queue=1000)
 
-    async def send(value: int, ticket: Ticket) -> int:
-        with admitted_as(ticket):
-            return await b.submit(value)
-
-    flood = [asyncio.create_task(send(n, Ticket("key:flood"))) for n in range(1, 41)]
+    flood = [asyncio.create_task(send(b, n, Ticket("key:flood"))) for n in range(1, 41)]
     await asyncio.to_thread(run.running.wait, 5)  # the first batch is running; 36 items wait
-    quiet = asyncio.create_task(send(1000, Ticket("key:quiet")))
+    quiet = asyncio.create_task(send(b, 1000, Ticket("key:quiet")))
     assert await quiet == 10_000
     done_before = sum(t.done() for t in flood)
     assert done_before <= 8  # in the next batch, not after the flood's ten
@@ -186,20 +181,20 @@ async def test_a_flooding_key_does_not_push_another_keys_item_behind_its_own() -
 
 
 async def test_lower_priority_items_wait_for_the_more_urgent_ones() -> None:
-    from hearth.engines.fair_queue import Ticket, admitted_as
-
     run = Recorder(delay_s=0.05)
     b = batcher(run, max_batch=2, window_s=0.0, max_queue=1000)
 
-    async def send(value: int, ticket: Ticket) -> int:
-        with admitted_as(ticket):
-            return await b.submit(value)
-
-    first = asyncio.create_task(send(1, Ticket("a")))
+    first = asyncio.create_task(send(b, 1, Ticket("a")))
     await asyncio.to_thread(run.running.wait, 5)
-    batch_work = [asyncio.create_task(send(n, Ticket("b", priority=20))) for n in range(2, 8)]
+    batch_work = [asyncio.create_task(send(b, n, Ticket("b", priority=20))) for n in range(2, 8)]
     await asyncio.sleep(0.01)
-    urgent = asyncio.create_task(send(99, Ticket("c", priority=0)))
+    urgent = asyncio.create_task(send(b, 99, Ticket("c", priority=0)))
     await asyncio.gather(first, urgent, *batch_work)
     assert run.batches[1][0] == 99, run.batches  # the urgent item leads the next batch
     b.close()
+
+
+async def send(b: MicroBatcher[int, int], value: int, ticket: Ticket) -> int:
+    """Submit ``value`` as a request admitted under ``ticket`` would."""
+    with admitted_as(ticket):
+        return await b.submit(value)

@@ -15,7 +15,6 @@ from fastapi.testclient import TestClient
 from hearth.app import build_app
 from hearth.gateway.auth import AdminSecret
 from tests.helpers.apps import fake_settings, wait_ready
-from tests.helpers.services import drop_postgres_schema, fresh_postgres_schema_url
 
 FIRST = "hk-admin-the-first-configured-key"
 
@@ -41,14 +40,9 @@ def eventually(check: object, timeout: float = 10) -> None:
         time.sleep(0.05)
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.services)])
-def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'shared.db'}"
-        return
-    url, schema = fresh_postgres_schema_url()
-    yield url
-    drop_postgres_schema(schema)
+@pytest.fixture
+def database(server_database: str) -> str:
+    return server_database
 
 
 @pytest.fixture

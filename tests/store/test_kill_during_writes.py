@@ -10,17 +10,14 @@ import sqlite3
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
-import pytest
 import sqlalchemy as sa
 
 from hearth.store.journal import CRASHED
 from tests.helpers.fake_server import MODELS
 from tests.helpers.live import LiveServer
-from tests.helpers.services import drop_postgres_schema, fresh_postgres_schema_url
 
 EMBED = {"model": "fake-embed", "input": "a few words"}
 # 20 tokens a second: a stream or two is under way when the kill comes.
@@ -32,17 +29,8 @@ STREAM = {
 }
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.services)])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'data' / 'hearth.db'}"
-        return
-    url, schema = fresh_postgres_schema_url()
-    yield url
-    drop_postgres_schema(schema)
-
-
-def test_kill_9_during_ledger_writes(tmp_path: Path, database_url: str) -> None:
+def test_kill_9_during_ledger_writes(tmp_path: Path, server_database: str) -> None:
+    database_url = server_database
     env = {"HEARTH_MODELS": MODELS, "HEARTH_DATABASE_URL": database_url}
     answered: list[str] = []
     cut: list[str] = []  # streams that began and never ended
@@ -90,7 +78,7 @@ def test_kill_9_during_ledger_writes(tmp_path: Path, database_url: str) -> None:
     assert len(answered) >= 150
 
     if database_url.startswith("sqlite"):
-        with sqlite3.connect(tmp_path / "data" / "hearth.db") as conn:
+        with sqlite3.connect(database_url.removeprefix("sqlite:///")) as conn:
             assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
 
     with LiveServer(tmp_path / "data", "--no-auth", env=env) as again:  # it starts on that database

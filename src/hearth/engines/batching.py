@@ -21,6 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
+from hearth.config import ModelSpec
 from hearth.engines.base import EngineActivity
 from hearth.engines.compute import ComputeTurns
 from hearth.engines.fair_queue import ADMISSION, FairQueue, Ticket
@@ -65,6 +66,25 @@ class MicroBatcher(Generic[In, Out]):
         self._running = 0
         # When a forward pass last ran, and last carried more than one item (monotonic seconds).
         self._last_batch = self._last_shared = -float("inf")
+
+    @classmethod
+    def for_model(
+        cls,
+        run_batch: Callable[[list[In]], Sequence[Out]],
+        spec: ModelSpec,
+        compute: ComputeTurns,
+        *,
+        max_queue: int,
+    ) -> MicroBatcher[In, Out]:
+        """A batcher sized by a model's config: ``batch_size``, ``batch_window_ms``."""
+        return cls(
+            run_batch,
+            name=spec.id,
+            max_batch=spec.batch_size,
+            window_s=spec.batch_window_ms / 1000,
+            max_queue=max_queue,
+            compute=compute,
+        )
 
     async def submit(self, item: In) -> Out:
         arrived = self._ensure_started()

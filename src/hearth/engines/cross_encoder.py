@@ -16,7 +16,11 @@ from typing import Any
 from hearth.config import ModelSpec
 from hearth.engines.base import EngineActivity, ModelInfo, PairScores, RerankEngine
 from hearth.engines.batching import MicroBatcher
-from hearth.engines.embeddings import SentenceTransformerModel, sentence_transformers_dir
+from hearth.engines.embeddings import (
+    SentenceTransformerModel,
+    host_sentence_transformers,
+    sentence_transformers_dir,
+)
 from hearth.engines.weights import weights_in
 from hearth.engines.worker import ModelHost
 from hearth.errors import NotReady
@@ -76,18 +80,11 @@ class CrossEncoderEngine(RerankEngine):
         return weights_in(sentence_transformers_dir(spec))
 
     def load(self) -> None:
-        self._path = sentence_transformers_dir(self.spec)
-        self._host = ModelHost(
-            self.spec.id, _MODEL, str(self._path), self.spec.threads, mode=self.context.torch_engines
-        )
+        self._path, self._host = host_sentence_transformers(self.spec, self.context, _MODEL)
         self._max_tokens = int(self._host.describe["max_tokens"])
-        self._batcher = MicroBatcher(
-            self._score_batch,
-            name=self.spec.id,
-            max_batch=self.spec.batch_size,
-            window_s=self.spec.batch_window_ms / 1000,
-            max_queue=self.spec.max_queue * self.spec.batch_size,
-            compute=self.context.compute,
+        spec = self.spec
+        self._batcher = MicroBatcher.for_model(
+            self._score_batch, spec, self.context.compute, max_queue=spec.max_queue * spec.batch_size
         )
 
     def _loaded(self) -> ModelHost:

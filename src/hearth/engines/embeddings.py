@@ -16,6 +16,7 @@ import numpy as np
 from hearth.config import ModelSpec
 from hearth.engines.base import EmbeddingEngine, Embeddings, EngineActivity, ModelInfo
 from hearth.engines.batching import MicroBatcher
+from hearth.engines.context import EngineContext
 from hearth.engines.import_shims import deferred_sklearn_metrics
 from hearth.engines.sources import import_model_package, local_path, pypi_package
 from hearth.engines.weights import weights_in
@@ -98,13 +99,9 @@ class BatchedEmbeddingEngine(EmbeddingEngine):
         raise NotImplementedError
 
     def _start_batching(self) -> None:
-        self._batcher = MicroBatcher(
-            self._encode_batch,
-            name=self.spec.id,
-            max_batch=self.spec.batch_size,
-            window_s=self.spec.batch_window_ms / 1000,
-            max_queue=self.spec.max_queue * self.spec.batch_size,
-            compute=self.context.compute,
+        spec = self.spec
+        self._batcher = MicroBatcher.for_model(
+            self._encode_batch, spec, self.context.compute, max_queue=spec.max_queue * spec.batch_size
         )
 
     async def embed(self, texts: list[str], *, truncate: bool = False) -> Embeddings:
@@ -145,6 +142,12 @@ def sentence_transformers_dir(spec: ModelSpec) -> Path:
     return local_path(spec.source, want_dir=True)
 
 
+def host_sentence_transformers(spec: ModelSpec, context: EngineContext, model: str) -> tuple[Path, ModelHost]:
+    """A sentence-transformers directory's model, started where ``ModelHost`` puts it."""
+    path = sentence_transformers_dir(spec)
+    return path, ModelHost(spec.id, model, str(path), spec.threads, mode=context.torch_engines)
+
+
 class SentenceTransformerEngine(BatchedEmbeddingEngine):
     worker_model = _MODEL
     _host: ModelHost | None = None
@@ -154,10 +157,7 @@ class SentenceTransformerEngine(BatchedEmbeddingEngine):
         return weights_in(sentence_transformers_dir(spec))
 
     def load(self) -> None:
-        self._path = sentence_transformers_dir(self.spec)
-        self._host = ModelHost(
-            self.spec.id, _MODEL, str(self._path), self.spec.threads, mode=self.context.torch_engines
-        )
+        self._path, self._host = host_sentence_transformers(self.spec, self.context, _MODEL)
         self._max_tokens = int(self._host.describe["max_tokens"])
         self._start_batching()
 

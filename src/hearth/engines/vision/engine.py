@@ -147,13 +147,8 @@ class EfficientNetEngine(ClassifierEngine):
             host.close()
             raise EngineFailure(f"{len(labels)} labels for {host.describe['classes']} classes")
         self._host, self._labels, self._path = host, labels, path
-        self.batcher = MicroBatcher(
-            self._run_batch,
-            name=self.spec.id,
-            max_batch=self.spec.batch_size,
-            window_s=self.spec.batch_window_ms / 1000,
-            max_queue=self.spec.max_queue,
-            compute=self.context.compute,
+        self.batcher = MicroBatcher.for_model(
+            self._run_batch, self.spec, self.context.compute, max_queue=self.spec.max_queue
         )
 
     async def classify(self, image: Image.Image, top_k: int) -> list[Prediction]:
