@@ -198,6 +198,15 @@ async function fakeScenario(page) {
   const dropped = await classifyFile(page, { viaDrop: true, topK: 3 });
   check(dropped[0].label === picked[0].label, 'the same image gets the same top label');
   await shot(page, '05-classify');
+  // A file that is not an image takes the last result off the screen and says what to do.
+  await page.setInputFiles('#classify-file', { name: 'notes.txt', mimeType: 'text/plain', buffer: Buffer.from('hello') });
+  await page.locator('#classify-error', { hasText: 'notes.txt' }).waitFor();
+  check(!(await page.isVisible('#classify-result')), 'a rejected file leaves no earlier result on screen');
+  // One that claims to be an image and is not: the server's refusal, in plain words.
+  await page.setInputFiles('#classify-file', { name: 'broken.png', mimeType: 'image/png', buffer: Buffer.from('not a png at all') });
+  await page.locator('#classify-error', { hasText: 'could not be read as an image' }).waitFor();
+  check(!(await page.isVisible('#classify-result')), 'a broken image leaves no result on screen');
+  log(`broken image: ${await page.textContent('#classify-error')}`);
 
   // 6. The dashboard counts the new requests (the ledger is written in batches: refresh until then).
   await openUsage(page);

@@ -74,7 +74,10 @@ function renderPredictions(predictions) {
 async function classify(file) {
   if (busy) return;
   if (file.type && !file.type.startsWith('image/')) {
-    say(els.error, `“${file.name}” is not an image (${file.type}).`);
+    // The result on screen was another file's: it goes with the new attempt.
+    els.result.hidden = true;
+    els.status.textContent = '';
+    say(els.error, `“${file.name}” is not an image (${file.type}): choose a photo or picture file.`);
     return;
   }
   say(els.error, '');
@@ -104,7 +107,11 @@ async function classify(file) {
     els.result.hidden = true;
     els.status.textContent = '';
     // A 401 has signed the user out already; its message is on the sign-in form.
-    if (err?.status !== 401) say(els.error, err instanceof ApiError ? err.message : `Something went wrong: ${err}`);
+    if (err?.status === 400) {
+      say(els.error, `“${file.name}” could not be read as an image (${err.message.replace(/\.$/, '')}). Try a JPEG, PNG, GIF or WebP file.`);
+    } else if (err?.status !== 401) {
+      say(els.error, err instanceof ApiError ? err.message : `Something went wrong: ${err}`);
+    }
   } finally {
     busy = false;
     els.result.removeAttribute('aria-busy');
