@@ -164,6 +164,23 @@ export async function operatorScenario(page, { URL, env }) {
   await page.click('#keys-create');
   await page.locator('#keys-form-error', { hasText: 'exists already' }).waitFor();
 
+  // 9b. On a phone the keys page fits the screen, and asking to revoke does not scroll the
+  // table sideways (the names stay in view).
+  await page.setViewportSize({ width: 390, height: 844 });
+  const pageWidth = await page.evaluate(() => document.documentElement.scrollWidth);
+  check(pageWidth <= 390, `the keys page fits a phone: ${pageWidth} px`);
+  const aliceRow = page.locator('#keys-table tbody tr[data-key="web-ui-alice"]');
+  const revokeButton = aliceRow.locator('button', { hasText: 'Revoke' });
+  await revokeButton.scrollIntoViewIfNeeded(); // as a thumb would, to reach the last column
+  const tableScroll = () => page.evaluate(() => document.querySelector('#panel-keys .table-wrap').scrollLeft);
+  const before = await tableScroll();
+  await revokeButton.click();
+  const after = await tableScroll();
+  check(after === before, `asking to revoke leaves the table where it was: ${before} then ${after} px`);
+  await shot(page, '04b-keys-phone', { fullPage: true });
+  await aliceRow.locator('button', { hasText: 'Cancel' }).click();
+  await page.setViewportSize({ width: 1280, height: 860 });
+
   // 10. Revoke (with a second click to confirm): the key stops working, and says so at sign-in.
   await revokeInList(page, 'web-ui-alice', 'Yes, revoke');
   await page.locator('#keys-status', { hasText: 'Revoked “web-ui-alice”' }).waitFor();

@@ -132,7 +132,7 @@ function revokeButton(key, cell) {
     cell.replaceChildren(h('span', { class: 'confirm small', text: question }), confirm, cancel);
     cancel.addEventListener('click', () => cell.replaceChildren(revokeButton(key, cell)));
     confirm.addEventListener('click', () => revoke(key, own, confirm));
-    confirm.focus();
+    confirm.focus({ preventScroll: true }); // the row stays where it was: no sideways jump
   });
   return button;
 }
