@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from dataclasses import dataclass, field
 from typing import Any
 
 from hearth.config import ModelKind
@@ -16,6 +15,7 @@ from hearth.engines.base import TextEngine
 from hearth.engines.registry import ModelEntry, ModelRegistry
 from hearth.gateway.call import Call
 from hearth.gateway.resolver import Resolver
+from hearth.inference.models import ModelView
 
 _CAPABILITIES = {
     ModelKind.CHAT: ["chat", "completions"],
@@ -24,25 +24,6 @@ _CAPABILITIES = {
     ModelKind.IMAGE_CLASSIFICATION: ["image-classification"],
     ModelKind.RERANK: ["rerank:cross-encoder"],
 }
-
-
-@dataclass(frozen=True)
-class ModelView:
-    id: str
-    kind: str
-    backend: str
-    aliases: list[str]
-    description: str
-    capabilities: list[str]
-    ready: bool
-    state: str
-    created: int
-    error: str | None = None
-    details: dict[str, Any] = field(default_factory=dict)
-    loaded_at: float | None = None
-    expires_in_s: float | None = None  # keep_alive: seconds until an idle unload; None = stays loaded
-    sampling: dict[str, float] = field(default_factory=dict)  # the model's configured defaults
-    system_prompt: str | None = None
 
 
 class Catalog:

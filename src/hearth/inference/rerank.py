@@ -18,7 +18,6 @@ class RerankRequest:
     model: str | None  # None: the first embedding model configured
     query: str
     documents: tuple[str, ...]
-    top_n: int | None = None  # None: every document
     truncate: bool = False
 
 

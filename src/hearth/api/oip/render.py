@@ -17,8 +17,8 @@ from hearth.api.oip import protocol as pm
 from hearth.api.oip import signatures as sig
 from hearth.api.oip.mapper import VERSION, Wanted
 from hearth.api.oip.tensors import HEADER_LENGTH, pack_bytes, pack_fp32
-from hearth.gateway.catalog import ModelView
 from hearth.inference.events import ChoiceResult, ClassifyResult, EmbedResult
+from hearth.inference.models import ModelView
 
 EXTENSIONS = ["binary_tensor_data", "classification"]
 

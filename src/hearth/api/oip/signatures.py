@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from hearth.api.oip.protocol import MetadataTensor
-from hearth.gateway.catalog import ModelView
+from hearth.inference.models import ModelView
 
 TEXT, EMBEDDING = "text", "embedding"
 IMAGE, LABELS, SCORES = "image", "labels", "scores"

@@ -22,7 +22,7 @@ from typing import Any
 from hearth.api.ollama import protocol as ol
 from hearth.api.ollama.mapper import DEFAULTS, tagged
 from hearth.errors import InvalidRequest, ModelNotFound, NotReady
-from hearth.gateway.catalog import ModelView
+from hearth.inference.models import ModelView
 
 OLLAMA_KINDS = {"chat": "completion", "embedding": "embedding"}
 _QUANT_NAMES = {"float32": "F32", "float16": "F16", "bfloat16": "BF16"}

@@ -59,7 +59,7 @@ def _text(document: str | dict[str, Any], field: str, index: int) -> str:
 async def rerank(body: RerankBody, gateway: GatewayDep, call: CallDep) -> dict[str, Any]:
     field = (body.rank_fields or ["text"])[0]
     texts = tuple(_text(d, field, i) for i, d in enumerate(body.documents))
-    request = RerankRequest(body.model, body.query, texts, body.top_n)
+    request = RerankRequest(body.model, body.query, texts)
     result = await ranking.rerank(gateway, call, request)
     results = []
     for index in result.ranked(body.top_n):

@@ -16,7 +16,7 @@ from hearth.api.deps import READS_STATE_ROUTE, REQUIRE_KEY, CallDep, CatalogDep,
 from hearth.api.openai import mapper, render
 from hearth.api.openai import protocol as oa
 from hearth.api.serving import generated
-from hearth.gateway.catalog import ModelView
+from hearth.inference.models import ModelView
 
 router = APIRouter(prefix="/v1", tags=["OpenAI"], dependencies=[REQUIRE_KEY])
 _SSE: dict[int | str, dict[str, Any]] = {200: {"content": {"text/event-stream": {}}}}
