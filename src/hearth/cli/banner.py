@@ -30,6 +30,7 @@ _KINDS = {
     ModelKind.EMBEDDING: "embeddings",
     ModelKind.IMAGE_CLASSIFICATION: "image classification",
     ModelKind.RERANK: "rerank",
+    ModelKind.SPEECH_TO_TEXT: "speech to text",
 }
 
 
@@ -39,6 +40,7 @@ class LoadedModel:
     kind: ModelKind
     aliases: tuple[str, ...]
     error: str | None = None  # it failed to load
+    on_first_use: bool = False  # not loaded yet: the first request that needs it loads it
 
 
 def render(
@@ -98,7 +100,8 @@ def _is_ip(host: str) -> bool:
 def _model_line(model: LoadedModel) -> str:
     kind = _KINDS.get(model.kind, model.kind.value)
     default = ", default" if "default" in model.aliases else ""
-    return f"{model.id} ({kind}{default})"
+    later = ", loads on first use" if model.on_first_use else ""
+    return f"{model.id} ({kind}{default}{later})"
 
 
 def degraded_notes(entries: Sequence[object]) -> list[str]:

@@ -36,7 +36,13 @@ def announce(settings: Settings, app: FastAPI) -> None:
 
     entries = app.state.services.catalog.entries
     models = [
-        LoadedModel(e.spec.id, e.spec.kind, tuple(e.spec.aliases), e.error if e.state == "failed" else None)
+        LoadedModel(
+            e.spec.id,
+            e.spec.kind,
+            tuple(e.spec.aliases),
+            e.error if e.state == "failed" else None,
+            on_first_use=e.state == "unloaded" and e.spec.load == "first-use",
+        )
         for e in entries
     ]
     problems = degraded_notes(entries)

@@ -8,7 +8,7 @@ routes only ``await``. Engines never see HTTP: they take plain dataclasses and r
 from __future__ import annotations
 
 import abc
-from collections.abc import AsyncGenerator, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -19,6 +19,7 @@ from hearth.engines.fair_queue import Ticket
 from hearth.engines.weights import parameters_of, weights_in
 from hearth.errors import ContextLengthExceeded, InvalidRequest, Subject, Unsupported
 from hearth.inference.events import GenerationDone, GenerationEvent, Prediction, TextDelta, UpstreamEvent
+from hearth.inference.speech import AudioInfo, TranscribeRequest, TranscriptSegment
 from hearth.inference.types import ChatRequest, CompletionRequest, Message, Tool
 
 if TYPE_CHECKING:  # numpy and PIL load with the engines that use them, not with this module
@@ -317,6 +318,25 @@ class RerankEngine(Engine):
     async def score_pairs(self, pairs: list[tuple[str, str]]) -> PairScores:
         """Each (query, document) pair's relevance; over-long pairs are truncated to the
         model's window (a reranker reads the start of a long document)."""
+
+
+@dataclass
+class Transcription:
+    """A transcript under way: what is known of the file, and its segments as they are decoded."""
+
+    info: AudioInfo
+    segments: AsyncIterator[TranscriptSegment]
+
+
+class SpeechEngine(Engine):
+    """Speech to text: a transcript, or an English translation, of one audio file."""
+
+    kind = ModelKind.SPEECH_TO_TEXT
+
+    @abc.abstractmethod
+    async def transcribe(self, request: TranscribeRequest) -> Transcription:
+        """Decode and measure the file (its errors are the caller's, raised here), then yield
+        its segments in order; closing the iterator early stops the work."""
 
 
 class ClassifierEngine(Engine):

@@ -9,6 +9,7 @@ time (``add``) do not. ``remove`` drains: the entry refuses new requests, waits 
 is serving (``acquire``/``release`` count them), then closes the engine. A model with
 ``keep_alive_s`` is unloaded after that long without a request (``unloaded``) and loads again
 on the next one, as Ollama's ``keep_alive`` does; ``unload`` lets it go at once (``keep_alive: 0``).
+A model with ``load: first-use`` starts ``unloaded`` and loads on its first request.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ _BACKENDS: dict[tuple[str, ModelKind], str] = {
     ("sentence-transformers", ModelKind.EMBEDDING): "hearth.engines.embeddings:SentenceTransformerEngine",
     ("sentence-transformers", ModelKind.RERANK): "hearth.engines.cross_encoder:CrossEncoderEngine",
     ("fake", ModelKind.RERANK): "hearth.engines.fake:FakeRerankEngine",
+    ("faster-whisper", ModelKind.SPEECH_TO_TEXT): "hearth.engines.speech.whisper:WhisperEngine",
     ("efficientnet", ModelKind.IMAGE_CLASSIFICATION): "hearth.engines.vision:EfficientNetEngine",
     ("fake", ModelKind.CHAT): "hearth.engines.fake:FakeChatEngine",
     ("fake", ModelKind.EMBEDDING): "hearth.engines.fake:FakeEmbeddingEngine",
@@ -193,7 +195,11 @@ class ModelRegistry:
 
     async def load_all(self) -> None:
         """Load every model in parallel worker threads; a failure marks that model, not the server."""
-        await asyncio.gather(*(self._load_entry(entry) for entry in self._entries.values()))
+        for entry in self._entries.values():
+            if entry.spec.load == "first-use" and entry.state == "pending":
+                entry.state = "unloaded"  # loads on its first request (``load``)
+        starting = [e for e in self._entries.values() if e.state == "pending"]
+        await asyncio.gather(*(self._load_entry(entry) for entry in starting))
 
     async def load(self, entry: ModelEntry, *, first: bool = True) -> float:
         """Have the model loaded: load it again if keep_alive (or an unload) let it go, or wait
@@ -203,8 +209,9 @@ class ModelRegistry:
             started = time.perf_counter()
             await self._load_entry(entry)
             return time.perf_counter() - started
-        reload = entry.load_seconds is not None
-        if entry.state == "loading" and entry.loaded is not None and (first or reload):
+        # Requests wait for a reload, or a first load on first use; a start-up load answers 503.
+        waits = first or entry.load_seconds is not None or entry.spec.load == "first-use"
+        if entry.state == "loading" and entry.loaded is not None and waits:
             started = time.perf_counter()
             await entry.loaded.wait()
             return time.perf_counter() - started

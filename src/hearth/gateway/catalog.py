@@ -23,6 +23,7 @@ _CAPABILITIES = {
     ModelKind.EMBEDDING: ["embeddings", "rerank:bi-encoder"],
     ModelKind.IMAGE_CLASSIFICATION: ["image-classification"],
     ModelKind.RERANK: ["rerank:cross-encoder"],
+    ModelKind.SPEECH_TO_TEXT: ["audio.transcriptions", "audio.translations"],
 }
 
 
@@ -48,6 +49,8 @@ class Catalog:
         spec = entry.spec
         details: dict[str, Any] = {"state": entry.state, "backend": spec.backend, "error": entry.error}
         capabilities = list(_CAPABILITIES[spec.kind])
+        if spec.load == "first-use":
+            details["load"] = "first-use"  # "unloaded" until a request needs it
         if spec.image_model is not None:
             # Not a vision-language model: images reach it as an image classifier's labels.
             capabilities.append("vision:classifier-labels")

@@ -28,6 +28,7 @@ class ModelUsage:
     completion_tokens: int
     total_tokens: int
     images: int
+    audio_seconds: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +76,7 @@ class UsageSummary:
     p95_latency_ms: float | None  # linear interpolation, like PostgreSQL's percentile_cont
     models: tuple[ModelUsage, ...]  # most tokens first
     days: tuple[DailyUsage, ...]  # oldest first
+    audio_seconds: float = 0.0
     families: tuple[GroupUsage, ...] = ()  # by API family, most requests first
     variants: tuple[GroupUsage, ...] = ()  # by rollout variant (rows that had one)
 
@@ -89,6 +91,7 @@ class UsageSummary:
             "total_tokens": self.total_tokens,
             "cached_tokens": self.cached_tokens,
             "images": self.images,
+            "audio_seconds": self.audio_seconds,
             "errors": self.errors,
             "success_rate": self.success_rate,
             "avg_latency_ms": self.avg_latency_ms,
@@ -101,6 +104,7 @@ class UsageSummary:
                     "completion_tokens": m.completion_tokens,
                     "total_tokens": m.total_tokens,
                     "images": m.images,
+                    "audio_seconds": m.audio_seconds,
                 }
                 for m in self.models
             ],
@@ -146,13 +150,14 @@ def usage_summary(
         func.coalesce(func.sum(U.images), 0),
         ok,
         func.avg(U.latency_ms),
+        func.coalesce(func.sum(U.audio_seconds), 0),
     ]
     if postgres:
         columns.append(func.percentile_cont(P95).within_group(U.latency_ms))
     totals = session.execute(select(*columns).where(*where)).one()
-    requests, prompt, completion, total, cached, images, successes, avg_latency = totals[:8]
+    requests, prompt, completion, total, cached, images, successes, avg_latency, audio = totals[:9]
     requests = int(requests)
-    p95 = totals[8] if postgres else _sqlite_percentile(session, where, requests, P95)
+    p95 = totals[9] if postgres else _sqlite_percentile(session, where, requests, P95)
 
     model_rows = session.execute(
         select(
@@ -162,12 +167,16 @@ def usage_summary(
             func.coalesce(func.sum(U.completion_tokens), 0),
             func.coalesce(func.sum(U.total_tokens), 0),
             func.coalesce(func.sum(U.images), 0),
+            func.coalesce(func.sum(U.audio_seconds), 0),
         )
         .where(*where)
         .group_by(U.model)
     ).all()
     models = sorted(
-        (ModelUsage(str(m), int(r), int(p), int(c), int(t), int(i)) for m, r, p, c, t, i in model_rows),
+        (
+            ModelUsage(str(m), int(r), int(p), int(c), int(t), int(i), float(a))
+            for m, r, p, c, t, i, a in model_rows
+        ),
         key=lambda m: (-m.total_tokens, -m.requests, m.model),
     )
 
@@ -192,6 +201,7 @@ def usage_summary(
         total_tokens=int(total),
         cached_tokens=int(cached),
         images=int(images),
+        audio_seconds=float(audio),
         errors=requests - int(successes),
         success_rate=int(successes) / requests if requests else None,
         avg_latency_ms=float(avg_latency) if avg_latency is not None else None,

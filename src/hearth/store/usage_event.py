@@ -30,6 +30,7 @@ class UsageEvent:
     total_tokens: int | None = None
     cached_tokens: int = 0
     images: int = 0
+    audio_seconds: float = 0.0
     latency_ms: float = 0.0
     ttft_ms: float | None = None
     status_code: int = 200

@@ -22,6 +22,7 @@ import llama_cpp
 import numpy as np
 
 from hearth.config import ModelSpec
+from hearth.cpu_topology import physical_cores
 from hearth.engines.base import ModelInfo
 from hearth.engines.context import EngineContext
 from hearth.engines.embeddings import BatchedEmbeddingEngine, sentence_transformers_dir
@@ -75,7 +76,7 @@ class LlamaEmbeddingEngine(BatchedEmbeddingEngine):
             )
             if not self._model:
                 raise EngineFailure(f"llama.cpp could not load {self._path}: {' '.join(lines[-3:])}")
-            threads = self.spec.threads or native.physical_cores()
+            threads = self.spec.threads or physical_cores()
             params = llama_cpp.llama_context_default_params()
             params.n_ctx = params.n_batch = params.n_ubatch = self._n_tokens
             params.n_seq_max = self._n_seq

@@ -28,6 +28,7 @@ from typing import Any
 import llama_cpp
 
 from hearth.config import ModelSpec
+from hearth.cpu_topology import physical_cores
 from hearth.engines.base import (
     ChatEngine,
     EngineActivity,
@@ -152,7 +153,7 @@ class LlamaEngine(ChatEngine):
                 n_ctx = max(self._ctx_seq, int(options.get("kv_cells", default_cells)))
             else:
                 n_ctx = slots * self._ctx_seq
-            self._threads = self.spec.threads or native.physical_cores()
+            self._threads = self.spec.threads or physical_cores()
             params = llama_cpp.llama_context_default_params()
             params.n_ctx = n_ctx
             params.n_batch = params.n_ubatch = self.spec.batch_size

@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import logging
-import os
 import re
 import threading
 from collections.abc import Iterator
@@ -19,7 +18,6 @@ from typing import Any
 
 import llama_cpp
 
-from hearth.cpu_topology import physical_cores_of
 from hearth.engines.llama.threadpool import PoolLease
 
 log = logging.getLogger("hearth.llama.native")
@@ -149,11 +147,3 @@ def quantization_name(model: Any) -> str | None:
         return None
     ftype = int(raw)
     return FTYPE_NAMES.get(ftype, f"ftype-{ftype}")
-
-
-def physical_cores() -> int:
-    """Physical cores this process may run on: SMT siblings share one core's matmul units."""
-    cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
-    if not cpus:
-        return max(1, os.cpu_count() or 1)
-    return physical_cores_of(cpus) or len(cpus)

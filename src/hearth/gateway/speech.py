@@ -1,0 +1,69 @@
+"""Speech to text through the gateway: the model resolved under the caller's key and scope
+(rollouts and fallbacks included), the file decoded by the engine, and the call metered as it
+goes: the audio's seconds once decoded, the transcript's tokens as segments come, so the usage
+row is right whether the answer is streamed, collected or cut short."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from hearth.engines.base import SpeechEngine
+from hearth.engines.fair_queue import Ticket, admitted_as
+from hearth.errors import HearthError
+from hearth.gateway.call import Call
+from hearth.gateway.fallbacks import with_fallbacks
+from hearth.gateway.resolver import Resolver
+from hearth.inference.speech import AudioInfo, TranscribeRequest, Transcript, TranscriptSegment
+
+
+@dataclass
+class SpeechStream:
+    """A transcript under way: the model that writes it, the file's facts, its segments."""
+
+    model: str
+    info: AudioInfo
+    segments: AsyncIterator[TranscriptSegment]
+    task: str
+
+    async def collect(self) -> Transcript:
+        transcript = Transcript(
+            self.model, "translate" if self.task == "translate" else "transcribe", self.info
+        )
+        async for segment in self.segments:
+            transcript.segments.append(segment)
+        return transcript
+
+
+async def transcribe(
+    resolver: Resolver, call: Call, name: str, request: TranscribeRequest, ticket: Ticket | None
+) -> SpeechStream:
+    async def attempt(model: str, fallback: bool) -> SpeechStream:
+        engine = await resolver.acquire(call, model, SpeechEngine, fallback=fallback)
+        with admitted_as(ticket):
+            started = await engine.transcribe(request)
+        call.metering.audio_seconds = started.info.duration
+        return SpeechStream(
+            engine.spec.id, started.info, _metered(call, started.segments, ticket), request.task
+        )
+
+    return await with_fallbacks(resolver, call, name, attempt)
+
+
+async def _metered(
+    call: Call, segments: AsyncIterator[TranscriptSegment], ticket: Ticket | None
+) -> AsyncIterator[TranscriptSegment]:
+    # The engine queues each window under the ticket current when it is submitted: the
+    # segments are pulled from the route's stream, so the call's ticket is set around each pull.
+    while True:
+        with admitted_as(ticket):
+            try:
+                segment = await anext(segments)
+            except StopAsyncIteration:
+                return
+            except HearthError as exc:  # after the answer began: the row says why it ended
+                call.metering.error_label, call.metering.failed_status = exc.label, exc.status_code
+                raise
+        call.mark_first_token()
+        call.metering.completion_tokens += len(segment.tokens)
+        yield segment

@@ -1,0 +1,28 @@
+"""Seconds of audio a request sent (speech to text), beside its tokens.
+
+Revision ID: 0008
+Revises: 0007
+Create Date: 2026-12-06
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+revision: str = "0008"
+down_revision: str | None = "0007"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("usage_records") as batch:
+        batch.add_column(sa.Column("audio_seconds", sa.Float(), nullable=False, server_default="0"))
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("usage_records") as batch:
+        batch.drop_column("audio_seconds")
