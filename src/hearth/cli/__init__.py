@@ -16,6 +16,7 @@ from hearth.cli.models import models_app
 from hearth.cli.serve import serve as serve_command
 from hearth.cli.store import db_app, keys_app
 from hearth.cli.store import usage as usage_command
+from hearth.cli.transcribe import transcribe as transcribe_command
 
 app = typer.Typer(help="Hearth: your own AI provider.", no_args_is_help=True, add_completion=False)
 app.command("serve")(serve_command)
@@ -27,3 +28,4 @@ app.command("doctor")(doctor_command)
 app.command("bench")(bench_command)
 app.command("chat")(chat_command)
 app.command("analyze")(analyze_command)
+app.command("transcribe")(transcribe_command)

@@ -8,9 +8,10 @@ parsing results or errors.
 from __future__ import annotations
 
 import base64
+import json
 import mimetypes
 import os
-from collections.abc import Generator, Mapping, Sequence
+from collections.abc import Generator, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import quote, urlsplit
@@ -19,7 +20,7 @@ import httpx
 from pydantic import BaseModel, ValidationError
 
 from hearth.clients._config import Endpoint
-from hearth.clients.errors import HearthAPIError, ServerError, error_from_response
+from hearth.clients.errors import HearthAPIError, ServerError, error_from_event, error_from_response
 from hearth.clients.types import (
     ChatCompletion,
     Classification,
@@ -111,6 +112,32 @@ def classify(ep: Endpoint, image: ImageSource, model: str | None, top_k: int) ->
     request = ep.request("POST", "classify", files={"image": (name, data, mime)}, data=fields)
     response = yield request
     return parse(response, Classification)
+
+
+def transcription(
+    ep: Endpoint, audio: Path, *, model: str | None, language: str | None, translate: bool
+) -> httpx.Request:
+    """A streamed transcription (or translation to English) of an audio file, as OpenAI's route takes it."""
+    fields = {"model": model or "whisper-1", "stream": "false" if translate else "true"}
+    if language and not translate:
+        fields["language"] = language
+    route = "audio/translations" if translate else "audio/transcriptions"
+    return ep.request("POST", route, files={"file": (audio.name, audio.read_bytes())}, data=fields)
+
+
+def transcript_events(lines: Iterator[str]) -> Iterator[dict[str, Any]]:
+    """The events of a transcription stream; an error event raises it."""
+    for line in lines:
+        if not line.startswith("data:"):
+            continue
+        try:
+            event: Any = json.loads(line[5:].strip())
+        except ValueError as exc:
+            raise ServerError(f"the stream sent an invalid event: {line[:200]!r}") from exc
+        if isinstance(event, dict) and event.get("error") is not None:
+            raise error_from_event(event)
+        if isinstance(event, dict):
+            yield event
 
 
 def image_part(image: ImageSource) -> Op[dict[str, Any]]:

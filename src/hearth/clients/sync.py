@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar, Unpack, cast
 
@@ -78,6 +79,25 @@ class HearthClient:
     def classify(self, image: ops.ImageSource, *, model: str | None = None, top_k: int = 5) -> Classification:
         """Classify a file path, raw bytes, or an http(s) URL (downloaded here, then uploaded)."""
         return self._run(ops.classify(self.endpoint, image, model, top_k))
+
+    def transcribe_stream(
+        self, audio: Path, *, model: str | None = None, language: str | None = None, translate: bool = False
+    ) -> Iterator[dict[str, Any]]:
+        """OpenAI's transcription stream events (``transcript.text.delta`` ..., ``.done``); a
+        translation is not streamed, so it comes as one ``done`` event."""
+        request = ops.transcription(self.endpoint, audio, model=model, language=language, translate=translate)
+        response = self._send(request, stream=True)
+        try:
+            if not response.is_success:
+                response.read()
+                raise error_from_response(response)
+            if translate:
+                response.read()
+                yield {"type": "transcript.text.done", "text": response.json().get("text", "")}
+                return
+            yield from ops.transcript_events(response.iter_lines())
+        finally:
+            response.close()
 
     def image_part(self, image: ops.ImageSource) -> dict[str, Any]:
         """An OpenAI ``image_url`` content part (a data URL) for a path, bytes or URL."""

@@ -20,7 +20,13 @@ def sdk(real_server: LiveServer) -> openai.OpenAI:
 
 def test_models(sdk: openai.OpenAI) -> None:
     ids = {m.id for m in sdk.models.list()}
-    assert ids == {"smollm2-135m-instruct", "gemma-3-270m", "all-minilm-l6-v2", "efficientnet-lite0"}
+    assert ids == {
+        "smollm2-135m-instruct",
+        "gemma-3-270m",
+        "all-minilm-l6-v2",
+        "efficientnet-lite0",
+        "whisper-base",
+    }
     assert sdk.models.retrieve("gemma-3-270m").id == "gemma-3-270m"
 
 

@@ -6,6 +6,8 @@ and type of its elements) is here, so a bad tensor is a 400 that says what was e
 
 from __future__ import annotations
 
+import base64
+import binascii
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -17,6 +19,7 @@ from hearth.api.oip import protocol as pm
 from hearth.api.oip import signatures as sig
 from hearth.api.oip.tensors import element_count, flatten, split_body, unpack_bytes
 from hearth.errors import InvalidRequest, NotFound, Unsupported
+from hearth.inference.speech import TranscribeRequest
 from hearth.inference.types import ClassifyRequest, CompletionRequest, EmbedRequest, SamplingOptions
 
 VERSION = "1"  # Hearth serves one version of each model; rollouts route by alias instead
@@ -150,6 +153,44 @@ def classify_request(model: str, infer: Infer, wanted: Sequence[Wanted]) -> Clas
     counts = [w.classification for w in wanted if w.classification]
     top_k = max([asked or (1 if counts else DEFAULT_TOP_K), *counts])
     return ClassifyRequest(image, model, min(top_k, 1000))
+
+
+def transcribe_request(model: str, infer: Infer) -> TranscribeRequest:
+    """One audio file (any format FFmpeg reads) in ``audio``; ``parameters`` as OpenAI's fields."""
+    tensor = _only_input(infer, sig.AUDIO, ("BYTES",), "[1] (BYTES)")
+    if _batch(tensor, "[1] or [1, 1]") != 1:
+        raise InvalidRequest(
+            f"input {sig.AUDIO!r} must hold exactly one audio file (shape [1])", param=sig.AUDIO
+        )
+    (item,) = _bytes_elements(tensor)
+    audio = item if isinstance(item, bytes) else _base64(item, sig.AUDIO)
+    params = infer.parameters
+    task = params.get("task", "transcribe")
+    if task not in ("transcribe", "translate"):
+        raise InvalidRequest("parameters.task must be 'transcribe' or 'translate'", param="task")
+    language, prompt = params.get("language"), params.get("prompt")
+    for name, value in (("language", language), ("prompt", prompt)):
+        if value is not None and not isinstance(value, str):
+            raise InvalidRequest(f"parameters.{name} must be a string", param=name)
+    return TranscribeRequest(
+        model,
+        audio,
+        task="translate" if task == "translate" else "transcribe",
+        language=None if task == "translate" else language,
+        prompt=prompt,
+        temperature=_float(params, "temperature", low=0, high=1) or 0.0,
+        timestamps=False,
+    )
+
+
+def _base64(text: str, name: str) -> bytes:
+    """JSON carries a file's bytes as base64 text."""
+    try:
+        return base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        raise InvalidRequest(
+            f"input {name!r} must be the file's bytes (binary) or base64 text", param=name
+        ) from None
 
 
 def completion_request(model: str, infer: Infer) -> CompletionRequest:

@@ -19,6 +19,7 @@ from hearth.api.oip.mapper import VERSION, Wanted
 from hearth.api.oip.tensors import HEADER_LENGTH, pack_bytes, pack_fp32
 from hearth.inference.events import ChoiceResult, ClassifyResult, EmbedResult
 from hearth.inference.models import ModelView
+from hearth.inference.speech import Transcript
 
 EXTENSIONS = ["binary_tensor_data", "classification"]
 
@@ -70,6 +71,10 @@ def classify_outputs(result: ClassifyResult, wanted: Sequence[Wanted]) -> list[t
             scores = np.array([[p.confidence for p in predictions]], dtype=np.float32)
             outputs.append((Output(w.name, "FP32", list(scores.shape), scores), w.binary))
     return outputs
+
+
+def transcript_outputs(transcript: Transcript, wanted: Sequence[Wanted]) -> list[tuple[Output, bool]]:
+    return [(Output(sig.TEXT, "BYTES", [1], [transcript.text]), w.binary) for w in wanted]
 
 
 def completion_outputs(

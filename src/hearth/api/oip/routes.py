@@ -113,7 +113,8 @@ async def _run(
     parsed: mapper.Infer,
     wanted: list[mapper.Wanted],
 ) -> list[tuple[render.Output, bool]]:
-    """One gateway call, by the kind of model: an embedding, a classification or a completion."""
+    """One gateway call, by the kind of model: an embedding, a classification, a transcript or a
+    completion."""
     if kind == "rerank":
         raise Unsupported(f"the model {name!r} is a reranker: call /v1/rerank or /v2/rerank with it")
     if kind == "embedding":
@@ -122,6 +123,11 @@ async def _run(
     if kind == "image-classification":
         classified = await gateway.classify(call, mapper.classify_request(name, parsed, wanted))
         return render.classify_outputs(classified, wanted)
+    if kind == "speech-to-text":
+        speech = await cancel_on_disconnect(
+            request, gateway.transcribe(call, mapper.transcribe_request(name, parsed))
+        )
+        return render.transcript_outputs(await cancel_on_disconnect(request, speech.collect()), wanted)
     completion = mapper.completion_request(name, parsed)
     stream = await cancel_on_disconnect(request, gateway.complete(call, completion))
     return render.completion_outputs(await cancel_on_disconnect(request, stream.collect()), wanted)

@@ -15,11 +15,13 @@ from hearth.inference.models import ModelView
 TEXT, EMBEDDING = "text", "embedding"
 IMAGE, LABELS, SCORES = "image", "labels", "scores"
 TEXT_INPUT, TEXT_OUTPUT = "text_input", "text_output"
+AUDIO = "audio"  # speech to text: one file's bytes in, its transcript out as ``text``
 
 OUTPUTS = {
     "embedding": (EMBEDDING,),
     "image-classification": (LABELS, SCORES),
     "chat": (TEXT_OUTPUT,),
+    "speech-to-text": (TEXT,),
 }
 
 
@@ -43,6 +45,11 @@ def signature(view: ModelView) -> tuple[list[MetadataTensor], list[MetadataTenso
                 MetadataTensor(name=LABELS, datatype="BYTES", shape=[1, -1]),
                 MetadataTensor(name=SCORES, datatype="FP32", shape=[1, -1]),
             ],
+        )
+    if view.kind == "speech-to-text":
+        return (
+            [MetadataTensor(name=AUDIO, datatype="BYTES", shape=[1])],
+            [MetadataTensor(name=TEXT, datatype="BYTES", shape=[1])],
         )
     return (
         [MetadataTensor(name=TEXT_INPUT, datatype="BYTES", shape=[1])],
