@@ -18,6 +18,7 @@ import pytest
 import skimage.data
 
 from tests.helpers.live import LiveServer
+from tests.helpers.speech import spoken
 
 HERE = Path(__file__).parent
 ROOT = HERE.parents[1]
@@ -177,6 +178,9 @@ def test_ui_without_auth_on_fake_engines(tmp_path: Path, node_driver: Path) -> N
 
 
 @pytest.mark.real
-def test_ui_on_real_models_without_auth(real_server: LiveServer, node_driver: Path) -> None:
-    output = _run_driver(node_driver, HEARTH_UI_URL=real_server.url, HEARTH_UI_MODE="real")
+def test_ui_on_real_models_without_auth(real_server: LiveServer, node_driver: Path, tmp_path: Path) -> None:
+    speech = spoken("The train to London leaves from platform number four.", tmp_path / "train.wav")
+    output = _run_driver(
+        node_driver, HEARTH_UI_URL=real_server.url, HEARTH_UI_MODE="real", HEARTH_UI_AUDIO=str(speech)
+    )
     assert "real UI scenario passed" in output

@@ -9,6 +9,7 @@
 //   HEARTH_UI_ADMIN_KEY  fake and operator modes: the admin key
 //   HEARTH_UI_KEY_COMMAND, HEARTH_UI_ADMIN_PLACE  what the sign-in page must say (the banner's words)
 //   HEARTH_UI_IMAGE      path of an image to classify (skimage's chelsea.png)
+//   HEARTH_UI_AUDIO      real mode: a WAV of "The train to London leaves from platform number four."
 //   HEARTH_UI_ARTIFACTS  where screenshots go
 // Prints one line per step and exits non-zero with the reason on the first failure.
 
@@ -21,6 +22,7 @@ import { noAuthScenario, operatorScenario } from './ui_operator.mjs';
 const env = process.env;
 const URL = env.HEARTH_UI_URL;
 const IMAGE = env.HEARTH_UI_IMAGE;
+const AUDIO = env.HEARTH_UI_AUDIO;
 const CHROMIUM = env.HEARTH_CHROMIUM ?? '/usr/bin/chromium';
 
 async function statValue(page, label) {
@@ -344,6 +346,47 @@ async function realScenario(page) {
   await page.click('#tab-usage');
   await page.locator('#usage-error', { hasText: 'runs without keys' }).waitFor();
   log('usage explains that there are no keys');
+
+  await speechScenario(page);
+}
+
+async function speechScenario(page) {
+  // An uploaded recording streams its transcript in; Whisper loads on this first use.
+  await page.click('#tab-speech');
+  check((await page.inputValue('#speech-model')) === 'whisper-base', 'the speech model is offered');
+  await page.setInputFiles('#speech-file', AUDIO);
+  await page.locator('#speech-status', { hasText: 'Done.' }).waitFor({ timeout: 90_000 });
+  const heard = await page.textContent('#speech-text');
+  log(`uploaded speech: ${JSON.stringify(heard)}`);
+  check(/platform/i.test(heard) && /london/i.test(heard), `the transcript is what was said: ${heard}`);
+  await shot(page, '03-speech');
+  // Translation to English comes back whole.
+  await page.selectOption('#speech-task', 'translate');
+  await page.setInputFiles('#speech-file', AUDIO);
+  await page.locator('#speech-status', { hasText: 'Done.' }).waitFor({ timeout: 60_000 });
+  check(/platform/i.test(await page.textContent('#speech-text')), 'the English translation is shown');
+  await page.selectOption('#speech-task', 'transcribe');
+  // A file that is not audio: said at once, the last transcript taken off the screen.
+  await page.setInputFiles('#speech-file', { name: 'notes.txt', mimeType: 'text/plain', buffer: Buffer.from('hello') });
+  await page.locator('#speech-error', { hasText: 'notes.txt' }).waitFor();
+  check(!(await page.isVisible('#speech-result')), 'a rejected file leaves no transcript on screen');
+  // One that claims to be audio and is not: the server's refusal, in plain words.
+  await page.setInputFiles('#speech-file', { name: 'broken.wav', mimeType: 'audio/wav', buffer: Buffer.from('not audio') });
+  await page.locator('#speech-error', { hasText: 'could not be decoded as audio' }).waitFor();
+  log(`broken audio: ${await page.textContent('#speech-error')}`);
+  // Recording: Chromium's fake microphone (a beeping tone) for two seconds, sent when stopped.
+  const sent = page.waitForResponse((r) => r.url().endsWith('/v1/audio/transcriptions'), { timeout: 60_000 });
+  await page.click('#speech-record');
+  await page.locator('#speech-record[aria-pressed="true"]').waitFor();
+  await page.waitForTimeout(2000);
+  await page.click('#speech-record');
+  const answered = await sent;
+  check(answered.status() === 200, `the recording is uploaded and decoded: ${answered.status()}`);
+  await page.locator('#speech-status', { hasText: /Done\.|No speech was heard/ }).waitFor({ timeout: 60_000 });
+  log(`recorded: ${await page.textContent('#speech-status')}`);
+  await page.setViewportSize({ width: 390, height: 844 });
+  await shot(page, '04-speech-phone');
+  await page.setViewportSize({ width: 1280, height: 860 });
 }
 
 const browser = await chromium.launch({
@@ -356,6 +399,9 @@ const browser = await chromium.launch({
     '--disable-component-update',
     '--disable-sync',
     '--no-first-run',
+    // A fake microphone (a tone) that needs no permission prompt: the speech panel records it.
+    '--use-fake-device-for-media-stream',
+    '--use-fake-ui-for-media-stream',
   ],
 });
 let failed = false;

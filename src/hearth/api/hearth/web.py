@@ -30,6 +30,8 @@ _PAGE_HEADERS = {
     ),
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
+    # The speech panel records from the microphone; nothing else (camera, location) is asked for.
+    "Permissions-Policy": "microphone=(self), camera=(), geolocation=()",
     "Cache-Control": "no-cache",
 }
 

@@ -10,8 +10,9 @@ import { $, wireCopyButtons } from './dom.js';
 import { initKeys, loadKeys, resetKeys, setKeyModels } from './keys.js';
 import { initModels, loadModels, resetModels } from './models.js';
 import { configureSignIn, initSignIn, showSignInMessages } from './signin.js';
+import { initSpeech, resetSpeech, setSpeechModels } from './speech.js';
 
-const ALL_TABS = ['chat', 'classify', 'usage', 'keys'];
+const ALL_TABS = ['chat', 'classify', 'speech', 'usage', 'keys'];
 const state = { signedIn: false, authOff: false, tab: 'chat', config: {}, keyName: null };
 
 /** The tabs this session may see: Keys only while signed in with the admin key. */
@@ -88,6 +89,7 @@ function enterApp(models, key = null) {
   state.keyName = key?.name ?? null;
   setChatModels(models, state.config.default_chat_model);
   setClassifyModels(models);
+  setSpeechModels(models);
   setKeyModels(models);
   setAccountLabel(key);
   $('auth-off-note').hidden = !state.authOff;
@@ -107,6 +109,7 @@ function signOut(messages = {}) {
   $('chat-settings').reset(); // the next person starts from the defaults
   $('chat-input').value = '';
   resetClassify();
+  resetSpeech();
   resetDashboard();
   resetKeys();
   resetModels();
@@ -140,6 +143,7 @@ function init() {
   initTabs();
   initChat();
   initClassify();
+  initSpeech();
   initDashboard({ onKeyName: (key) => setAccountLabel(key) });
   initSignIn({ onSignedIn: enterApp });
   initModels();
