@@ -36,6 +36,7 @@ from hearth.api.ollama.errors import OLLAMA
 from hearth.api.openai import audio as audio_routes
 from hearth.api.openai import rerank as rerank_routes
 from hearth.api.openai import routes as openai_routes
+from hearth.api.openai import speech as speech_routes
 from hearth.api.openai.errors import OPENAI
 from hearth.api.openai.responses import routes as responses_routes
 from hearth.api.openai.responses.errors import RESPONSES
@@ -74,6 +75,7 @@ ROUTERS = (
     openai_routes.router,
     rerank_routes.router,
     audio_routes.router,
+    speech_routes.router,
     responses_routes.router,
     anthropic_routes.router,
     oip_routes.router,

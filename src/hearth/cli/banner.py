@@ -31,6 +31,7 @@ _KINDS = {
     ModelKind.IMAGE_CLASSIFICATION: "image classification",
     ModelKind.RERANK: "rerank",
     ModelKind.SPEECH_TO_TEXT: "speech to text",
+    ModelKind.TEXT_TO_SPEECH: "text to speech",
 }
 
 

@@ -19,7 +19,7 @@ from hearth.engines.fair_queue import Ticket
 from hearth.engines.weights import parameters_of, weights_in
 from hearth.errors import ContextLengthExceeded, InvalidRequest, Subject, Unsupported
 from hearth.inference.events import GenerationDone, GenerationEvent, Prediction, TextDelta, UpstreamEvent
-from hearth.inference.speech import AudioInfo, TranscribeRequest, TranscriptSegment
+from hearth.inference.speech import AudioInfo, SpeakRequest, SpeechAudio, TranscribeRequest, TranscriptSegment
 from hearth.inference.types import ChatRequest, CompletionRequest, Message, Tool
 
 if TYPE_CHECKING:  # numpy and PIL load with the engines that use them, not with this module
@@ -337,6 +337,22 @@ class SpeechEngine(Engine):
     async def transcribe(self, request: TranscribeRequest) -> Transcription:
         """Decode and measure the file (its errors are the caller's, raised here), then yield
         its segments in order; closing the iterator early stops the work."""
+
+
+class SynthesisEngine(Engine):
+    """Text to speech: reads text aloud in one of its voices."""
+
+    kind = ModelKind.TEXT_TO_SPEECH
+
+    @property
+    @abc.abstractmethod
+    def voices(self) -> tuple[str, ...]:
+        """The voices it speaks in, its own first."""
+
+    @abc.abstractmethod
+    async def synthesize(self, request: SpeakRequest) -> SpeechAudio:
+        """Check the request (its errors are the caller's, raised here), then yield the audio
+        sentence by sentence; closing the iterator early stops the work."""
 
 
 class ClassifierEngine(Engine):

@@ -38,6 +38,7 @@ _BACKENDS: dict[tuple[str, ModelKind], str] = {
     ("sentence-transformers", ModelKind.RERANK): "hearth.engines.cross_encoder:CrossEncoderEngine",
     ("fake", ModelKind.RERANK): "hearth.engines.fake:FakeRerankEngine",
     ("faster-whisper", ModelKind.SPEECH_TO_TEXT): "hearth.engines.speech.whisper:WhisperEngine",
+    ("piper", ModelKind.TEXT_TO_SPEECH): "hearth.engines.speech.piper:PiperEngine",
     ("efficientnet", ModelKind.IMAGE_CLASSIFICATION): "hearth.engines.vision:EfficientNetEngine",
     ("fake", ModelKind.CHAT): "hearth.engines.fake:FakeChatEngine",
     ("fake", ModelKind.EMBEDDING): "hearth.engines.fake:FakeEmbeddingEngine",

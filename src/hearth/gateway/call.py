@@ -66,7 +66,8 @@ class Metering:
     cache_write_tokens: int = 0  # of those, the ones computed (not read from the cache)
     cache_ttl_s: float = 300.0
     images: int = 0
-    audio_seconds: float = 0.0  # speech to text: the file's length
+    audio_seconds: float = 0.0  # speech to text: the file's length; text to speech: the audio made
+    characters: int = 0  # text to speech: the input's length
     load_seconds: float = 0.0  # time spent loading the model for this call (keep_alive reloads)
     first_token_at: float | None = None
     agreement: float | None = None  # a shadow call: how far its answer agreed with the live one
@@ -140,6 +141,7 @@ class Call:
             cached_tokens=meter.cached_tokens,
             images=meter.images,
             audio_seconds=round(meter.audio_seconds, 3),
+            characters=meter.characters,
             latency_ms=self.latency_ms(),
             ttft_ms=self.ttft_ms,
             status_code=status,

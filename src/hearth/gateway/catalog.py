@@ -24,6 +24,7 @@ _CAPABILITIES = {
     ModelKind.IMAGE_CLASSIFICATION: ["image-classification"],
     ModelKind.RERANK: ["rerank:cross-encoder"],
     ModelKind.SPEECH_TO_TEXT: ["audio.transcriptions", "audio.translations"],
+    ModelKind.TEXT_TO_SPEECH: ["audio.speech"],
 }
 
 

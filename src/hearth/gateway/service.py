@@ -47,7 +47,7 @@ from hearth.gateway.tool_stream import ToolCallParser
 from hearth.gateway.tools import FORMAT as TOOL_FORMAT
 from hearth.gateway.tools import output_constraint, plan_tools
 from hearth.inference.events import ChoiceResult, ClassifyResult, EmbedResult
-from hearth.inference.speech import TranscribeRequest
+from hearth.inference.speech import SpeakRequest, SpeechAudio, TranscribeRequest
 from hearth.inference.types import (
     ChatRequest,
     ClassifyRequest,
@@ -423,6 +423,11 @@ class Gateway:
         """A transcript (or English translation) of one audio file, its segments as they come."""
         name = request.model or self._resolver.default_model(ModelKind.SPEECH_TO_TEXT)
         return await speech.transcribe(self._resolver, call, name, request, self._ticket(call))
+
+    async def speak(self, call: Call, request: SpeakRequest) -> tuple[str, SpeechAudio]:
+        """Text read aloud, sentence by sentence, and the model that reads it."""
+        name = request.model or self._resolver.default_model(ModelKind.TEXT_TO_SPEECH)
+        return await speech.speak(self._resolver, call, name, request, self._ticket(call))
 
     async def classify(self, call: Call, request: ClassifyRequest) -> ClassifyResult:
         name = request.model or self._resolver.default_model(ModelKind.IMAGE_CLASSIFICATION)

@@ -1,20 +1,28 @@
-"""Speech to text through the gateway: the model resolved under the caller's key and scope
+"""Speech through the gateway, both ways. Speech to text: the model resolved under the caller's key and scope
 (rollouts and fallbacks included), the file decoded by the engine, and the call metered as it
 goes: the audio's seconds once decoded, the transcript's tokens as segments come, so the usage
-row is right whether the answer is streamed, collected or cut short."""
+row is right whether the answer is streamed, collected or cut short. Text to speech: the
+input's characters, and the seconds of audio made as they are sent."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
-from hearth.engines.base import SpeechEngine
+from hearth.engines.base import SpeechEngine, SynthesisEngine
 from hearth.engines.fair_queue import Ticket, admitted_as
 from hearth.errors import HearthError
 from hearth.gateway.call import Call
 from hearth.gateway.fallbacks import with_fallbacks
 from hearth.gateway.resolver import Resolver
-from hearth.inference.speech import AudioInfo, TranscribeRequest, Transcript, TranscriptSegment
+from hearth.inference.speech import (
+    AudioInfo,
+    SpeakRequest,
+    SpeechAudio,
+    TranscribeRequest,
+    Transcript,
+    TranscriptSegment,
+)
 
 
 @dataclass
@@ -67,3 +75,29 @@ async def _metered(
         call.mark_first_token()
         call.metering.completion_tokens += len(segment.tokens)
         yield segment
+
+
+async def speak(
+    resolver: Resolver, call: Call, name: str, request: SpeakRequest, ticket: Ticket | None
+) -> tuple[str, SpeechAudio]:
+    """Text read aloud: the model that reads it, and its audio as each sentence is ready."""
+
+    async def attempt(model: str, fallback: bool) -> tuple[str, SpeechAudio]:
+        engine = await resolver.acquire(call, model, SynthesisEngine, fallback=fallback)
+        with admitted_as(ticket):
+            audio = await engine.synthesize(request)
+        call.metering.characters = len(request.text)
+        return engine.spec.id, SpeechAudio(audio.sample_rate, _spoken(call, audio))
+
+    return await with_fallbacks(resolver, call, name, attempt)
+
+
+async def _spoken(call: Call, audio: SpeechAudio) -> AsyncIterator[bytes]:
+    try:
+        async for piece in audio.pieces:
+            call.mark_first_token()
+            call.metering.audio_seconds += len(piece) / 2 / audio.sample_rate
+            yield piece
+    except HearthError as exc:
+        call.metering.error_label, call.metering.failed_status = exc.label, exc.status_code
+        raise

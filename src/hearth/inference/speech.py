@@ -1,5 +1,6 @@
-"""Speech to text as the neutral layer says it: a request for a transcript (or an English
-translation) of one audio file, and the transcript's timed segments as the model writes them.
+"""Speech as the neutral layer says it: a request for a transcript (or an English translation)
+of one audio file, and the transcript's timed segments as the model writes them; and text to
+speech, a request to read text aloud.
 
 The API families render these (OpenAI's json, text, srt, vtt, verbose_json and its stream
 events; OIP's text tensor); the engine fills them in, chunk by chunk.
@@ -7,6 +8,7 @@ events; OIP's text tensor); the engine fills them in, chunk by chunk.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -78,3 +80,19 @@ class Transcript:
     @property
     def words(self) -> list[TranscriptWord]:
         return [w for s in self.segments for w in s.words]
+
+
+@dataclass(frozen=True, slots=True)
+class SpeakRequest:
+    model: str | None  # None: the first text-to-speech model configured
+    text: str
+    voice: str | None = None  # None: the model's own
+    speed: float = 1.0  # 0.25 to 4: faster speech is shorter audio
+
+
+@dataclass(frozen=True, slots=True)
+class SpeechAudio:
+    """Speech as it is synthesised: 16-bit mono samples, one piece per sentence."""
+
+    sample_rate: int
+    pieces: AsyncIterator[bytes]

@@ -166,6 +166,7 @@ class UsageRecord(Base):
     cached_tokens: Mapped[int] = mapped_column(Integer, default=0)
     images: Mapped[int] = mapped_column(Integer, default=0)
     audio_seconds: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
+    characters: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     latency_ms: Mapped[float] = mapped_column(Float)
     ttft_ms: Mapped[float | None] = mapped_column(Float)
     status_code: Mapped[int] = mapped_column(Integer)

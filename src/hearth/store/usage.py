@@ -77,6 +77,7 @@ class UsageSummary:
     models: tuple[ModelUsage, ...]  # most tokens first
     days: tuple[DailyUsage, ...]  # oldest first
     audio_seconds: float = 0.0
+    characters: int = 0
     families: tuple[GroupUsage, ...] = ()  # by API family, most requests first
     variants: tuple[GroupUsage, ...] = ()  # by rollout variant (rows that had one)
 
@@ -92,6 +93,7 @@ class UsageSummary:
             "cached_tokens": self.cached_tokens,
             "images": self.images,
             "audio_seconds": self.audio_seconds,
+            "characters": self.characters,
             "errors": self.errors,
             "success_rate": self.success_rate,
             "avg_latency_ms": self.avg_latency_ms,
@@ -151,13 +153,16 @@ def usage_summary(
         ok,
         func.avg(U.latency_ms),
         func.coalesce(func.sum(U.audio_seconds), 0),
+        func.coalesce(func.sum(U.characters), 0),
     ]
     if postgres:
         columns.append(func.percentile_cont(P95).within_group(U.latency_ms))
     totals = session.execute(select(*columns).where(*where)).one()
-    requests, prompt, completion, total, cached, images, successes, avg_latency, audio = totals[:9]
+    requests, prompt, completion, total, cached, images, successes, avg_latency, audio, characters = totals[
+        :10
+    ]
     requests = int(requests)
-    p95 = totals[9] if postgres else _sqlite_percentile(session, where, requests, P95)
+    p95 = totals[10] if postgres else _sqlite_percentile(session, where, requests, P95)
 
     model_rows = session.execute(
         select(
@@ -202,6 +207,7 @@ def usage_summary(
         cached_tokens=int(cached),
         images=int(images),
         audio_seconds=float(audio),
+        characters=int(characters),
         errors=requests - int(successes),
         success_rate=int(successes) / requests if requests else None,
         avg_latency_ms=float(avg_latency) if avg_latency is not None else None,

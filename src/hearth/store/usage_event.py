@@ -30,7 +30,8 @@ class UsageEvent:
     total_tokens: int | None = None
     cached_tokens: int = 0
     images: int = 0
-    audio_seconds: float = 0.0
+    audio_seconds: float = 0.0  # heard (speech to text) or spoken (text to speech)
+    characters: int = 0  # text to speech: the input read aloud
     latency_ms: float = 0.0
     ttft_ms: float | None = None
     status_code: int = 200

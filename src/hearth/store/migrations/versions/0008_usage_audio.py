@@ -1,4 +1,5 @@
-"""Seconds of audio a request sent (speech to text), beside its tokens.
+"""Speech in the usage ledger: the seconds of audio a request sent (speech to text) or got
+(text to speech), and the characters it asked to have read aloud.
 
 Revision ID: 0008
 Revises: 0007
@@ -21,8 +22,10 @@ depends_on: str | Sequence[str] | None = None
 def upgrade() -> None:
     with op.batch_alter_table("usage_records") as batch:
         batch.add_column(sa.Column("audio_seconds", sa.Float(), nullable=False, server_default="0"))
+        batch.add_column(sa.Column("characters", sa.Integer(), nullable=False, server_default="0"))
 
 
 def downgrade() -> None:
     with op.batch_alter_table("usage_records") as batch:
+        batch.drop_column("characters")
         batch.drop_column("audio_seconds")
