@@ -134,3 +134,26 @@ def test_the_official_cohere_sdk_reranks_through_hearth(hearth: FakeHearth, api_
             model="fake-embed", query="q", documents=docs
         )
     assert refused.value.status_code == 401
+
+
+@pytest.mark.real
+def test_langchains_cohere_reranker_pointed_at_hearth(real_server: LiveServer) -> None:
+    """A retrieval framework's reranker, only its base URL changed: LangChain's CohereRerank
+    compressing retrieved documents on the default embedding model."""
+    from langchain_cohere import CohereRerank
+    from langchain_core.documents import Document
+
+    reranker = CohereRerank(
+        model="all-minilm-l6-v2", base_url=real_server.url, cohere_api_key="not-needed-with-no-auth", top_n=2
+    )
+    documents = [
+        Document(page_content="Bananas are yellow fruit rich in potassium.", metadata={"id": "fruit"}),
+        Document(
+            page_content="The Eiffel Tower is a wrought-iron tower in Paris, France.",
+            metadata={"id": "tower"},
+        ),
+        Document(page_content="Python is a programming language.", metadata={"id": "code"}),
+    ]
+    ranked = reranker.compress_documents(documents, "Which tower stands in Paris?")
+    assert [d.metadata["id"] for d in ranked][0] == "tower" and len(ranked) == 2
+    assert ranked[0].metadata["relevance_score"] > ranked[1].metadata["relevance_score"]
