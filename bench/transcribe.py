@@ -59,9 +59,18 @@ def speak(folder: Path) -> tuple[list[Path], Path]:
     return files, long
 
 
+def rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
 def seconds_of(path: Path) -> float:
     with wave.open(str(path)) as w:
-        return w.getnframes() / w.getframerate()
+        frames: int = w.getnframes()
+        rate: int = w.getframerate()
+    return frames / rate
 
 
 def run_clients(work: list[Path], one: Any) -> float:
@@ -106,7 +115,18 @@ def main() -> None:
                 segments, _ = pipeline.transcribe(str(path), batch_size=8, beam_size=5)
                 return "".join(s.text for s in segments)
 
-            via_hearth(files[0]), direct(files[0])  # warm both: Hearth loads the model on first use
+            # Loading on first use: the first request's time and the server's memory, before and after.
+            rss_before = rss_mib(server.pid)
+            began = time.perf_counter()
+            via_hearth(files[0])
+            first_s = time.perf_counter() - began
+            began = time.perf_counter()
+            via_hearth(files[0])
+            second_s = time.perf_counter() - began
+            first_use = {"first_request_s": first_s, "second_request_s": second_s,
+                         "server_rss_mib_before": rss_before, "server_rss_mib_after": rss_mib(server.pid)}  # fmt: skip
+            console.print(first_use)
+            direct(files[0])
             rates: dict[str, list[float]] = {"hearth": [], "faster-whisper": []}
             for round_ in range(args.rounds):
                 order = [("hearth", via_hearth), ("faster-whisper", direct)]
@@ -132,6 +152,7 @@ def main() -> None:
         "rounds": rates,
         "long_file_s": audio,
         "real_time_factor": {k: statistics.median(v) for k, v in rtf.items()},
+        "first_use": first_use,
     }
     console.print_json(json.dumps(result))
     RESULTS.mkdir(parents=True, exist_ok=True)
