@@ -86,16 +86,42 @@ export async function operatorScenario(page, { URL, env }) {
   await page.locator('#admin-error', { hasText: 'admin key was not accepted (401' }).waitFor();
   check((await storedText(page)) === '[{},{}]', 'nothing stored after a refused admin key');
 
-  // 4. The admin key mints a personal key; only that key is stored, the admin key stays in memory.
+  // 4. The admin key mints a personal key; both stay in this tab's session storage only.
   await operatorSignIn(page, adminKey, 'operator-web');
   await page.locator('#tab-keys:not([hidden])').waitFor();
   await page.locator('#account-label', { hasText: 'Signed in as operator-web (operator)' }).waitFor();
   const { session, local } = await storage(page);
-  const personal = Object.values(session)[0];
-  check(Object.keys(session).length === 1 && /^hk-/.test(personal) && personal !== adminKey, 'the personal key is stored');
+  const personal = session['hearth.apiKey'];
+  check(/^hk-/.test(personal) && personal !== adminKey, 'the personal key is stored');
+  check(session['hearth.adminKey'] === adminKey && Object.keys(session).length === 2, 'the admin key is kept for this tab');
   check(Object.keys(local).length === 0, 'nothing in localStorage');
-  check(!(await storedText(page)).includes(adminKey), 'the admin key is in no browser storage');
   log('operator signed in with a personal key');
+  // A reload stays signed in as operator, with the same personal key: no new key is made.
+  await page.reload();
+  await page.locator('#account-label', { hasText: 'Signed in as operator-web (operator)' }).waitFor();
+  await page.locator('#tab-keys:not([hidden])').waitFor();
+  check((await storage(page)).session['hearth.apiKey'] === personal, 'the reload kept the personal key');
+  log('reload: still the operator');
+
+  // 4b. Markdown in an answer is rendered, and markup in it stays text (a simulated stream).
+  const markdown = 'The capital is **Paris**.\n\n- one\n- two\n\n```\n<b>not bold</b>\n```\n\nSee [the docs](https://example.com/docs).';
+  await page.route('**/v1/chat/completions', (route) => route.fulfill({
+    status: 200,
+    headers: { 'content-type': 'text/event-stream' },
+    body: `data: ${JSON.stringify({ id: 'x', object: 'chat.completion.chunk', model: 'fake-chat', choices: [{ index: 0, delta: { content: markdown }, finish_reason: 'stop' }] })}\n\ndata: [DONE]\n\n`,
+  }));
+  const rendered = await chatTurn(page, 'markdown please');
+  const last = page.locator('#chat-log li.message.assistant').last();
+  check(rendered.result.state === 'done', `the simulated answer finished: ${rendered.result.state}`);
+  check(await last.locator('.text strong', { hasText: 'Paris' }).count() === 1, 'bold is rendered');
+  check(await last.locator('.text ul li').count() === 2, 'the list is rendered');
+  check(await last.locator('.text pre code', { hasText: '<b>not bold</b>' }).count() === 1, 'code keeps markup as text');
+  check(await last.locator('.text b').count() === 0, 'no markup from the answer reaches the page');
+  const link = last.locator('.text a');
+  check((await link.getAttribute('href')) === 'https://example.com/docs' && /noopener/.test(await link.getAttribute('rel')), 'a safe link');
+  check(/^fake-chat · /.test(rendered.result.meta), `the answer says which model wrote it: ${rendered.result.meta}`);
+  await page.unroute('**/v1/chat/completions');
+  log('markdown rendered safely');
 
   // 5. The chat picks the default chat model, lists every model with its kind, and streams.
   check((await page.inputValue('#chat-model')) === 'fake-chat', `the default chat model: ${await page.inputValue('#chat-model')}`);
@@ -123,8 +149,57 @@ export async function operatorScenario(page, { URL, env }) {
   check(/This key is not allowed to do that \(403: this API key may not use the model 'fake-chat'\)/.test(denied.result.meta), `403 message: ${denied.result.meta}`);
   await page.unroute('**/v1/chat/completions');
 
-  // 7. Keys: the list, with this tab's own key marked.
+  // 7. The operator console: everyone's usage per key, model, family and variant.
   await page.click('#tab-keys');
+  const mine = page.locator('#ops-usage-keys tbody tr[data-name="operator-web"]');
+  for (let attempt = 0; attempt < 20 && !(await mine.count()); attempt += 1) {
+    await page.waitForTimeout(300); // the ledger writes rows in batches
+    await page.click('#ops-usage-refresh');
+  }
+  const usageCells = await mine.locator('td').allTextContents();
+  check(Number(usageCells[0]) >= 1, `the operator's own key has requests: ${usageCells}`);
+  check(await page.locator('#ops-usage-families tbody tr[data-name="openai"]').count() === 1, 'usage per API family');
+  check(/requests · /.test(await page.textContent('#ops-usage-summary')), 'the totals line');
+  // Models: unload one and load it again, on this replica.
+  const embed = page.locator('#models-table tbody tr[data-model="fake-embed"]');
+  await embed.locator('button', { hasText: 'Unload' }).click();
+  await page.locator('#models-table tbody tr[data-model="fake-embed"] .status', { hasText: 'unloaded' }).waitFor();
+  await page.locator('#models-table tbody tr[data-model="fake-embed"] button', { hasText: 'Load' }).click();
+  await page.locator('#models-table tbody tr[data-model="fake-embed"] .status', { hasText: 'ready' }).waitFor();
+  log('unloaded and loaded fake-embed');
+  // Routes: create a canary, make it blue-green, switch it, delete it.
+  await page.fill('#routes-alias', 'web-route');
+  await page.selectOption('#routes-strategy', 'canary');
+  await page.fill('#routes-variants', 'fake-chat=90, fake-other=10');
+  await page.click('#routes-save');
+  const routeRow = page.locator('#routes-table tbody tr[data-route="web-route"]');
+  await routeRow.waitFor();
+  check(/fake-chat 90%.*fake-other 10%/.test(await routeRow.textContent()), `the canary route: ${await routeRow.textContent()}`);
+  check((await page.inputValue('#routes-alias')) === '', 'a saved route clears the form');
+  await page.fill('#routes-alias', 'web-route');
+  await page.fill('#routes-variants', 'fake-chat=oops');
+  await page.click('#routes-save');
+  await page.locator('#routes-form-error', { hasText: 'model=weight' }).waitFor();
+  await routeRow.locator('button', { hasText: 'Edit' }).click();
+  check((await page.inputValue('#routes-variants')) === 'fake-chat=90, fake-other=10', 'Edit fills the form');
+  await page.selectOption('#routes-strategy', 'blue-green');
+  await page.fill('#routes-variants', 'fake-chat=100, fake-other=0');
+  await page.click('#routes-save');
+  await page.locator('#routes-table tbody tr[data-route="web-route"] button', { hasText: 'Switch' }).click();
+  await page.locator('#routes-status', { hasText: 'now goes to fake-other' }).waitFor();
+  const switched = await (await fetch(`${URL}/admin/routes/web-route`, { headers: { Authorization: `Bearer ${adminKey}` } })).json();
+  check(switched.strategy === 'blue-green' && switched.variants.find((v) => v.weight === 100).model === 'fake-other', `switched: ${JSON.stringify(switched)}`);
+  await shot(page, '03b-operator-console', { fullPage: true });
+  await page.setViewportSize({ width: 390, height: 844 });
+  const consoleWidth = await page.evaluate(() => document.documentElement.scrollWidth);
+  check(consoleWidth <= 390, `the operator console fits a phone: ${consoleWidth} px`);
+  await shot(page, '03c-operator-console-phone', { fullPage: true });
+  await page.setViewportSize({ width: 1280, height: 860 });
+  await page.locator('#routes-table tbody tr[data-route="web-route"] button', { hasText: 'Delete' }).click();
+  await page.locator('#routes-status', { hasText: 'Deleted “web-route”' }).waitFor();
+  log('routes: created, changed, switched and deleted');
+
+  // 7b. Keys: the list, with this tab's own key marked.
   const own = await keyRow(page, 'operator-web');
   check(own.status === 'active' && own.cells[0].includes('this tab'), `own key row: ${own.cells}`);
   // The models table beside the keys: a local model has one row, with its state.
@@ -219,14 +294,14 @@ export async function operatorScenario(page, { URL, env }) {
   check((await storedText(page)) === '[{},{}]', 'nothing stored after revoking the own key');
   log('revoked own key: signed out');
 
-  // 13. A reload keeps the personal key (this tab) but forgets the admin key: no Keys tab then.
+  // 13. Sign-out forgets both keys: the reload after it shows the sign-in page.
   await operatorSignIn(page, adminKey, 'operator-web-3');
   await page.locator('#tab-keys:not([hidden])').waitFor();
+  await signOut(page);
+  check((await storedText(page)) === '[{},{}]', 'sign-out forgets the admin key too');
   await page.reload();
-  await page.locator('#account-label', { hasText: 'Signed in as operator-web-3' }).waitFor();
-  check(!(await page.isVisible('#tab-keys')), 'no Keys tab without the admin key');
-  check(!/\(operator\)/.test(await page.textContent('#account-label')), 'no longer an operator');
-  log('reload: the admin key is forgotten');
+  await page.locator('#signin').waitFor();
+  log('sign-out: both keys forgotten');
 }
 
 export async function noAuthScenario(page, { URL }) {

@@ -102,6 +102,14 @@ class Catalog:
         self._resolver.note(call, target)
         return self.view(target.entry)
 
+    async def operator_load(self, name: str) -> ModelEntry:
+        """The operator loads a model on this replica (one loaded on first use, or unloaded)."""
+        return (await self._resolver.load(None, name)).entry
+
+    async def operator_unload(self, name: str) -> ModelEntry:
+        """The operator lets a model go on this replica; the next request that needs it loads it."""
+        return (await self._resolver.unload(None, name)).entry
+
     def default_chat_model(self) -> str | None:
         """The chat model named ``default``, else the first chat model (what the web UI starts on)."""
         chats = [e.spec.id for e in self._registry.entries if e.spec.kind == ModelKind.CHAT]

@@ -41,6 +41,7 @@ class GroupUsage:
     total_tokens: int
     avg_latency_ms: float | None
     avg_ttft_ms: float | None
+    avg_agreement: float | None = None  # shadow rows: how far their answers agreed with the live ones
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -49,6 +50,7 @@ class GroupUsage:
             "total_tokens": self.total_tokens,
             "avg_latency_ms": self.avg_latency_ms,
             "avg_ttft_ms": self.avg_ttft_ms,
+            "avg_agreement": self.avg_agreement,
         }
 
 
@@ -80,6 +82,7 @@ class UsageSummary:
     characters: int = 0
     families: tuple[GroupUsage, ...] = ()  # by API family, most requests first
     variants: tuple[GroupUsage, ...] = ()  # by rollout variant (rows that had one)
+    keys: tuple[GroupUsage, ...] = ()  # by key name: everyone's usage only (no key asked for)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -116,6 +119,7 @@ class UsageSummary:
             ],
             "families": {g.name: g.to_dict() for g in self.families},
             "variants": {g.name: g.to_dict() for g in self.variants},
+            "keys": {g.name: g.to_dict() for g in self.keys},
         }
 
 
@@ -197,6 +201,7 @@ def usage_summary(
     return UsageSummary(
         families=_grouped(session, where, U.family),
         variants=_grouped(session, [*where, U.variant.is_not(None)], U.variant),
+        keys=() if key_id is not None else _grouped(session, [*where, U.key_name.is_not(None)], U.key_name),
         key_id=key_id,
         since=since,
         until=until,
@@ -226,6 +231,7 @@ def _grouped(session: Session, where: list[ColumnElement[bool]], column: Any) ->
             func.coalesce(func.sum(U.total_tokens), 0),
             func.avg(U.latency_ms),
             func.avg(U.ttft_ms),
+            func.avg(U.agreement),
         )
         .where(*where)
         .group_by(column)
@@ -238,8 +244,9 @@ def _grouped(session: Session, where: list[ColumnElement[bool]], column: Any) ->
             int(tokens),
             None if latency is None else float(latency),
             None if ttft is None else float(ttft),
+            None if agreement is None else float(agreement),
         )
-        for name, n, errors, tokens, latency, ttft in rows
+        for name, n, errors, tokens, latency, ttft, agreement in rows
     )
     return tuple(sorted(groups, key=lambda g: (-g.requests, g.name)))
 

@@ -155,5 +155,5 @@ def test_langchains_cohere_reranker_pointed_at_hearth(real_server: LiveServer) -
         Document(page_content="Python is a programming language.", metadata={"id": "code"}),
     ]
     ranked = reranker.compress_documents(documents, "Which tower stands in Paris?")
-    assert [d.metadata["id"] for d in ranked][0] == "tower" and len(ranked) == 2
+    assert ranked[0].metadata["id"] == "tower" and len(ranked) == 2
     assert ranked[0].metadata["relevance_score"] > ranked[1].metadata["relevance_score"]

@@ -1,6 +1,7 @@
 """``/admin/models`` (load and unload at run time) and ``/admin/routes`` (rollouts), admin key only.
 
-Changes go to the shared database, so every replica applies them (within a second).
+Changes go to the shared database, so every replica applies them (within a second); loading or
+unloading a configured model's weights (``/load``, ``/unload``) acts on the replica asked.
 """
 
 from __future__ import annotations
@@ -41,6 +42,18 @@ async def list_models(catalog: CatalogDep) -> dict[str, Any]:
 @router.post("/models", status_code=201)
 async def load_model(spec: ModelSpec, replicas: ReplicasDep) -> dict[str, Any]:
     return _model(await replicas.add_model(spec))
+
+
+@router.post("/models/{name}/load")
+async def load_now(name: str, catalog: CatalogDep) -> dict[str, Any]:
+    """Load a configured model on this replica now, and wait for it (no request needed)."""
+    return _model(await catalog.operator_load(name))
+
+
+@router.post("/models/{name}/unload")
+async def unload_now(name: str, catalog: CatalogDep) -> dict[str, Any]:
+    """Free a model's memory on this replica; it stays configured and its next request loads it."""
+    return _model(await catalog.operator_unload(name))
 
 
 @router.delete("/models/{name:path}")

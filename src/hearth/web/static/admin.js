@@ -1,10 +1,29 @@
-// The operator's admin key: kept in this module's memory only, never in any browser storage,
-// so a reload, sign-out or closed tab forgets it. Only /admin calls send it.
+// The operator's admin key, kept like the personal key: in this tab's session storage, so a
+// reload stays signed in as operator, and sign-out or closing the tab forgets it. Only /admin
+// calls send it.
 
 import { ApiError, api } from './api.js';
 
-let secret = null;
+const ADMIN_STORAGE = 'hearth.adminKey';
+let secret = stored();
 const listeners = new Set();
+
+function stored() {
+  try {
+    return sessionStorage.getItem(ADMIN_STORAGE);
+  } catch {
+    return null;
+  }
+}
+
+function keep(value) {
+  try {
+    if (value === null) sessionStorage.removeItem(ADMIN_STORAGE);
+    else sessionStorage.setItem(ADMIN_STORAGE, value);
+  } catch {
+    /* storage disabled: the admin key lasts until the page reloads */
+  }
+}
 
 export const admin = {
   get active() {
@@ -12,11 +31,13 @@ export const admin = {
   },
   set(value) {
     secret = value;
+    keep(value);
     for (const listener of listeners) listener(true);
   },
   clear() {
     if (secret === null) return;
     secret = null;
+    keep(null);
     for (const listener of listeners) listener(false);
   },
   /** Called with true or false when the admin session starts or ends. */

@@ -9,13 +9,14 @@ import { initDashboard, loadUsage, resetDashboard } from './dashboard.js';
 import { $, wireCopyButtons } from './dom.js';
 import { initKeys, loadKeys, resetKeys, setKeyModels } from './keys.js';
 import { initModels, loadModels, resetModels } from './models.js';
+import { initOperator, loadOperator, resetOperator } from './operator.js';
 import { configureSignIn, initSignIn, showSignInMessages } from './signin.js';
 import { initSpeech, resetSpeech, setSpeechModels } from './speech.js';
 
 const ALL_TABS = ['chat', 'classify', 'speech', 'usage', 'keys'];
 const state = { signedIn: false, authOff: false, tab: 'chat', config: {}, keyName: null };
 
-/** The tabs this session may see: Keys only while signed in with the admin key. */
+/** The tabs this session may see: Operator (tab-keys) only while signed in with the admin key. */
 const tabs = () => ALL_TABS.filter((tab) => tab !== 'keys' || admin.active);
 
 function selectTab(name, { focus = false } = {}) {
@@ -34,6 +35,7 @@ function selectTab(name, { focus = false } = {}) {
   if (window.location.hash !== `#${name}`) window.history.replaceState(null, '', `#${name}`);
   if (name === 'usage') loadUsage();
   if (name === 'keys') {
+    loadOperator();
     loadKeys();
     loadModels();
   }
@@ -79,7 +81,7 @@ function setAccountLabel(key) {
   } else {
     const who = state.keyName ? `Signed in as ${state.keyName}` : 'Signed in';
     label.textContent = admin.active ? `${who} (operator)` : who;
-    label.title = admin.active ? 'The admin key is kept in this tab\'s memory, for managing keys.' : '';
+    label.title = admin.active ? 'The admin key is kept in this tab\'s session storage, for managing the server.' : '';
   }
   $('sign-out').hidden = state.authOff;
 }
@@ -113,6 +115,7 @@ function signOut(messages = {}) {
   resetDashboard();
   resetKeys();
   resetModels();
+  resetOperator();
   state.keyName = null;
   showSignIn(messages);
 }
@@ -147,6 +150,7 @@ function init() {
   initDashboard({ onKeyName: (key) => setAccountLabel(key) });
   initSignIn({ onSignedIn: enterApp });
   initModels();
+  initOperator();
   initKeys({
     ownKeyRevoked: (key) =>
       signOut({ info: `You revoked “${key.name}”, the key this tab used, and are signed out.` }),

@@ -2,6 +2,7 @@
 
 import { ApiError, api, sseEvents } from './api.js';
 import { $, h, numberFormat, say } from './dom.js';
+import { renderMarkdown } from './markdown.js';
 
 const els = {};
 let history = []; // [{role, content}] of finished turns, sent with each request
@@ -118,7 +119,7 @@ function messageItem(role, text) {
   const item = h('li', { class: `message ${role}` }, h('div', { class: 'who', text: role === 'user' ? 'You' : 'Assistant' }), body, meta);
   els.log.append(item);
   els.empty.hidden = true;
-  return { item, textNode, meta };
+  return { item, body, textNode, meta };
 }
 
 function scrollToEnd() {
@@ -196,6 +197,11 @@ async function send() {
   let usage = null;
   let finish = null;
   let firstTokenAt = null;
+  let wroteIt = model;
+  // Once an answer is finished (or cut short), its Markdown is rendered; while it streams it is plain text.
+  const format = () => {
+    if (content.trim()) answer.body.replaceChildren(renderMarkdown(content.trim()));
+  };
   try {
     const response = await api('/v1/chat/completions', {
       method: 'POST',
@@ -226,11 +232,14 @@ async function send() {
         if (choice.finish_reason) finish = choice.finish_reason;
       }
       if (event.usage) usage = event.usage;
+      if (event.model) wroteIt = event.model;
     }
     remember({ role: 'assistant', content });
     answer.item.dataset.state = 'done';
+    format();
     const firstSeconds = firstTokenAt === null ? null : (firstTokenAt - started) / 1000;
-    answer.meta.textContent = usageText(usage, (performance.now() - started) / 1000, firstSeconds, finish);
+    // Which model wrote it: a route or an alias may stand for another model than the one picked.
+    answer.meta.textContent = `${wroteIt} · ${usageText(usage, (performance.now() - started) / 1000, firstSeconds, finish)}`;
     $('chat-announce').textContent = content.trim();
     answer.meta.classList.add('usage');
   } catch (err) {
@@ -238,6 +247,7 @@ async function send() {
       answer.item.dataset.state = 'stopped';
       answer.meta.textContent = `Stopped by you after ${((performance.now() - started) / 1000).toFixed(1)} s.`;
       // Keep what was written, so the next turn has the context the user saw.
+      format();
       if (content) remember({ role: 'assistant', content });
       else if (mine === conversation) history.pop();
     } else if (err?.status === 401) {
@@ -249,6 +259,7 @@ async function send() {
       answer.meta.classList.add('error');
       answer.meta.setAttribute('role', 'alert');
       if (content) {
+        format();
         remember({ role: 'assistant', content });
       } else if (mine === conversation) {
         // Nothing came back: drop the turn and give the text back to retry.

@@ -49,7 +49,7 @@ function modelRows(model) {
     h('td', { rowspan: span, class: 'num', text: count(model.in_flight) }),
   ];
   if (endpoints.length === 0) {
-    return [h('tr', { 'data-model': model.id }, ...head, h('td', { colspan: 6, class: 'muted', text: 'local' }))];
+    return [h('tr', { 'data-model': model.id }, ...head, h('td', { colspan: 6, class: 'muted', text: 'local' }), loadCell(model))];
   }
   return endpoints.map((endpoint, index) =>
     h(
@@ -63,6 +63,29 @@ function modelRows(model) {
       h('td', { class: 'num', text: `${count(endpoint.in_flight)} / ${count(endpoint.server_queue)}` }),
       h('td', { class: 'num', text: formatMs(endpoint.latency_ms) }),
       h('td', { class: 'num', text: `${count(endpoint.requests)} / ${count(endpoint.errors)}` }),
+      index === 0 ? h('td', { rowspan: span }) : null,
     ),
   );
+}
+
+/** Load a model that is not in memory, or free one that is (this replica; it stays configured). */
+function loadCell(model) {
+  const action = { ready: 'unload', unloaded: 'load', failed: 'load' }[model.state];
+  if (!action) return h('td', {});
+  const label = action === 'load' ? 'Load' : 'Unload';
+  const button = h('button', { type: 'button', class: 'button ghost small', text: label, 'aria-label': `${label} ${model.id}` });
+  button.addEventListener('click', async () => {
+    button.disabled = true;
+    els.status.textContent = `${action === 'load' ? 'Loading' : 'Unloading'} ${model.id}…`;
+    try {
+      await adminApi(`/admin/models/${encodeURIComponent(model.id)}/${action}`, { method: 'POST' });
+      await loadModels();
+      els.status.textContent = `${model.id} ${action === 'load' ? 'loaded' : 'unloaded'}.`;
+    } catch (err) {
+      button.disabled = false;
+      els.status.textContent = '';
+      say(els.error, err instanceof ApiError ? err.message : `Something went wrong: ${err}`);
+    }
+  });
+  return h('td', { class: 'actions' }, button);
 }

@@ -127,7 +127,7 @@ async function operatorSignIn(event) {
     }
     return operatorError(err instanceof ApiError ? err.message : String(err));
   }
-  // Only the personal key is stored (this tab's session storage); the admin key stays in memory.
+  // Both keys live in this tab's session storage: a reload stays signed in as operator.
   session.set(created.secret);
   admin.set(secret);
   $('admin-key').value = '';
