@@ -95,6 +95,10 @@ async function fakeScenario(page) {
   check(/HEARTH_ADMIN_KEY/.test(await page.textContent('#admin-key-where')), 'says where the admin key is');
   check(await page.isVisible('#admin-form'), 'operator sign-in is offered on loopback');
   await shot(page, '01-signin', { fullPage: true });
+  await page.setViewportSize({ width: 390, height: 844 });
+  check((await page.evaluate(() => document.documentElement.scrollWidth)) <= 390, 'the sign-in page fits a phone');
+  await shot(page, '01b-signin-phone', { fullPage: true });
+  await page.setViewportSize({ width: 1280, height: 860 });
   await page.fill('#api-key', 'hk-not-a-real-key');
   await page.click('#signin-submit');
   const error = page.locator('#signin-error');
@@ -239,10 +243,17 @@ async function fakeScenario(page) {
   await shot(page, '06-usage-dark');
   await page.emulateMedia({ colorScheme: 'light' });
 
-  // 7. Small screens: the same page stacks its columns.
+  // 7. Small screens: every page stacks its columns and fits the width (no sideways scroll).
   await page.setViewportSize({ width: 390, height: 844 });
   await page.click('#tab-chat');
   await shot(page, '07-mobile-chat', { fullPage: true });
+  for (const tab of ['classify', 'speech', 'usage']) {
+    await page.click(`#tab-${tab}`);
+    const width = await page.evaluate(() => document.documentElement.scrollWidth);
+    check(width <= 390, `the ${tab} page fits a phone: ${width} px`);
+    await shot(page, `07-mobile-${tab}`, { fullPage: true });
+  }
+  await page.click('#tab-chat');
   await page.setViewportSize({ width: 1280, height: 860 });
 
   // 8. Sign out forgets the key.
