@@ -13,6 +13,7 @@ from hearth.store.keys import KeyStore
 from hearth.store.tables import UsageRecord
 from hearth.store.usage import DailyUsage, month_start, tokens_used_since, usage_summary
 from hearth.store.usage_event import UsageEvent
+from hearth.store.usage_recent import hours_today, recent_requests
 
 DAY = datetime(2025, 4, 10, tzinfo=UTC)
 
@@ -157,3 +158,19 @@ def test_month_start() -> None:
         2025, 5, 1, tzinfo=UTC
     )
     assert month_start(DAY) == datetime(2025, 4, 1, tzinfo=UTC)
+
+
+def test_recent_requests_and_todays_hours(sessions: sessionmaker[Session], dataset: tuple[int, int]) -> None:
+    a, b = dataset
+    now = DAY + timedelta(hours=9, minutes=30)
+    with sessions() as session:
+        _non_utc_session(session)
+        recent = recent_requests(session, a, 3)
+        hours = hours_today(session, a, now)
+        others = hours_today(session, b, now)
+    assert [r["model"] for r in recent] == ["vision", "chat", "embed"]  # newest first
+    assert recent[1]["status"] == 500 and recent[1]["error"] == "server_error"
+    assert recent[0]["created_at"] == (DAY + timedelta(hours=8)).isoformat()
+    assert [h["hour"] for h in hours] == list(range(10))  # midnight to now (09:30 UTC)
+    assert hours[8]["requests"] == 1 and sum(h["requests"] for h in hours) == 1
+    assert others[9] == {"hour": 9, "requests": 1, "total_tokens": 200, "errors": 1}

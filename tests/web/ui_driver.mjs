@@ -238,6 +238,13 @@ async function fakeScenario(page) {
   const latency = await statValue(page, 'p95 latency');
   check(latency > 0, 'p95 latency shown');
   log(`dashboard: ${requestsAfter} requests; limits "${limits.replace(/\s+/g, ' ')}"`);
+  // Recent requests one by one (a failed one says its status) and today by the hour.
+  const recent = await page.$$eval('#usage-recent tbody tr', (rows) => rows.map((r) => Number(r.dataset.status)));
+  check(recent.length >= 3 && recent.some((s) => s >= 400) && recent.some((s) => s === 200), `recent requests: ${recent}`);
+  check(await page.locator('#chart-hours svg rect.bar').count() >= 1, 'today by the hour is drawn');
+  check(/requests per hour/.test(await page.getAttribute('#chart-hours svg', 'aria-label')), 'the hourly chart says what it shows');
+  const errorsColumn = await page.$$eval('#usage-models tbody tr', (rows) => rows.map((r) => r.lastElementChild.textContent));
+  check(errorsColumn.length >= 1 && errorsColumn.every((t) => /^\d+$/.test(t)), `errors per model: ${errorsColumn}`);
   await shot(page, '06-usage', { fullPage: true });
   await page.emulateMedia({ colorScheme: 'dark' });
   await shot(page, '06-usage-dark');

@@ -41,6 +41,13 @@ class Accounts:
 
         return await asyncio.to_thread(query)
 
+    async def my_recent(self, call: Call, limit: int) -> dict[str, Any]:
+        """The caller's latest requests, one by one, and today's activity hour by hour."""
+        key = call.identity.key
+        if key is None:
+            raise InvalidRequest("usage is per API key, and this server runs without keys (--no-auth)")
+        return await asyncio.to_thread(self._db.recent, key.id, limit)
+
     async def usage(self, key_name: str | None, since: datetime | None) -> dict[str, Any]:
         """Everyone's usage, or one key's (admin)."""
 

@@ -10,6 +10,7 @@ import asyncio
 import logging
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import Engine as DbEngine
 from sqlalchemy.orm import Session, sessionmaker
@@ -22,6 +23,7 @@ from hearth.store.keys import KeyStore
 from hearth.store.ledger import LedgerWriter
 from hearth.store.responses import ResponseStore
 from hearth.store.usage import UsageSummary, month_start, tokens_used_since, usage_summary
+from hearth.store.usage_recent import hours_today, recent_requests
 
 log = logging.getLogger("hearth.store")
 
@@ -75,6 +77,14 @@ class Database:
     def month_tokens(self, key_id: int) -> int:
         with self.sessions() as session:
             return tokens_used_since(session, key_id, month_start())
+
+    def recent(self, key_id: int, limit: int) -> dict[str, Any]:
+        """The key's latest requests and today's hours (the usage page's recent activity)."""
+        with self.sessions() as session:
+            return {
+                "requests": recent_requests(session, key_id, limit),
+                "hours": hours_today(session, key_id),
+            }
 
     def usage(self, key_id: int | None, since: datetime | None = None) -> UsageSummary:
         with self.sessions() as session:

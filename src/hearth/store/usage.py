@@ -29,6 +29,7 @@ class ModelUsage:
     total_tokens: int
     images: int
     audio_seconds: float = 0.0
+    errors: int = 0  # status >= 400
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +111,7 @@ class UsageSummary:
                     "total_tokens": m.total_tokens,
                     "images": m.images,
                     "audio_seconds": m.audio_seconds,
+                    "errors": m.errors,
                 }
                 for m in self.models
             ],
@@ -177,14 +179,15 @@ def usage_summary(
             func.coalesce(func.sum(U.total_tokens), 0),
             func.coalesce(func.sum(U.images), 0),
             func.coalesce(func.sum(U.audio_seconds), 0),
+            func.coalesce(func.sum(case((U.status_code >= 400, 1), else_=0)), 0),
         )
         .where(*where)
         .group_by(U.model)
     ).all()
     models = sorted(
         (
-            ModelUsage(str(m), int(r), int(p), int(c), int(t), int(i), float(a))
-            for m, r, p, c, t, i, a in model_rows
+            ModelUsage(str(m), int(r), int(p), int(c), int(t), int(i), float(a), int(e))
+            for m, r, p, c, t, i, a, e in model_rows
         ),
         key=lambda m: (-m.total_tokens, -m.requests, m.model),
     )

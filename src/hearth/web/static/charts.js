@@ -30,20 +30,24 @@ export function shortDay(isoDate) {
   return dayFormat.format(new Date(`${isoDate}T00:00:00Z`));
 }
 
+/** The hour of a point of `hourlySeries`: "09:00". */
+export const hourLabel = (hour) => `${String(hour).padStart(2, '0')}:00`;
+
 /**
  * Render `points` ([{label: 'YYYY-MM-DD', value}]) into `container` as a bar chart.
- * `name` describes the series ("requests", "tokens").
+ * `name` describes the series ("requests", "tokens"); `period`, `label` and `column` say what
+ * a point is (a UTC day by default; hours with `hourLabel`).
  */
-export function barChart(container, points, name) {
+export function barChart(container, points, name, { period = 'day', label = shortDay, column = 'Day (UTC)' } = {}) {
   const { max, step, intervals } = axis(Math.max(0, ...points.map((p) => p.value)));
   const plotW = WIDTH - PAD.left - PAD.right;
   const plotH = HEIGHT - PAD.top - PAD.bottom;
   const total = points.reduce((sum, p) => sum + p.value, 0);
   const peak = points.reduce((best, p) => (p.value > best.value ? p : best), { value: -1 });
   const summary = points.length
-    ? `${name} per day, ${shortDay(points[0].label)} to ${shortDay(points[points.length - 1].label)}: ` +
+    ? `${name} per ${period}, ${label(points[0].label)} to ${label(points[points.length - 1].label)}: ` +
       `${numberFormat.format(total)} in all` +
-      (peak.value > 0 ? `, most on ${shortDay(peak.label)} (${numberFormat.format(peak.value)})` : '')
+      (peak.value > 0 ? `, most ${period === 'day' ? 'on' : 'at'} ${label(peak.label)} (${numberFormat.format(peak.value)})` : '')
     : `no ${name} yet`;
 
   const root = svg('svg', { viewBox: `0 0 ${WIDTH} ${HEIGHT}`, role: 'img', 'aria-label': summary });
@@ -72,26 +76,26 @@ export function barChart(container, points, name) {
       height: Math.max(point.value > 0 ? 1.5 : 0, barH).toFixed(1),
       rx: 2,
     });
-    bar.append(svg('title', {}, `${shortDay(point.label)}: ${numberFormat.format(point.value)} ${name}`));
+    bar.append(svg('title', {}, `${label(point.label)}: ${numberFormat.format(point.value)} ${name}`));
     root.append(bar);
     const fromEnd = points.length - 1 - i;
     if (fromEnd % labelEvery === 0) {
       root.append(
         svg('text', { class: 'axis-label', x: (x + barWidth / 2).toFixed(1), y: HEIGHT - 8, 'text-anchor': 'middle' },
-          shortDay(point.label)),
+          label(point.label)),
       );
     }
   });
 
   const rows = points
     .filter((p) => p.value > 0)
-    .map((p) => h('tr', {}, h('td', { text: p.label }), h('td', { class: 'num', text: numberFormat.format(p.value) })));
+    .map((p) => h('tr', {}, h('td', { text: period === 'day' ? p.label : label(p.label) }), h('td', { class: 'num', text: numberFormat.format(p.value) })));
   const table = h(
     'details',
     {},
     h('summary', { text: 'Show as a table' }),
     h('table', {},
-      h('thead', {}, h('tr', {}, h('th', { scope: 'col', text: 'Day (UTC)' }), h('th', { scope: 'col', class: 'num', text: name }))),
+      h('thead', {}, h('tr', {}, h('th', { scope: 'col', text: column }), h('th', { scope: 'col', class: 'num', text: name }))),
       h('tbody', {}, rows.length ? rows : h('tr', {}, h('td', { colspan: 2, text: `No ${name} yet.` })))),
   );
   container.replaceChildren(root, table);

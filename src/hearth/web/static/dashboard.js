@@ -2,7 +2,7 @@
 // latency, remaining rate limits and the monthly budget.
 
 import { ApiError, api, onRateLimits, rateLimits } from './api.js';
-import { barChart, dailySeries } from './charts.js';
+import { barChart, dailySeries, hourLabel } from './charts.js';
 import { $, formatMs, h, numberFormat, say } from './dom.js';
 
 const els = {};
@@ -11,7 +11,7 @@ let loading = false;
 
 export function initDashboard({ onKeyName }) {
   for (const id of ['usage-title', 'usage-updated', 'usage-refresh', 'usage-error', 'usage-body', 'usage-stats',
-    'usage-limits', 'usage-budget', 'usage-models', 'chart-requests', 'chart-tokens']) {
+    'usage-limits', 'usage-budget', 'usage-models', 'chart-requests', 'chart-tokens', 'chart-hours', 'usage-recent']) {
     els[id] = $(id);
   }
   els.onKeyName = onKeyName;
@@ -31,6 +31,8 @@ export function resetDashboard() {
   els['usage-models'].tBodies[0].replaceChildren();
   els['chart-requests'].replaceChildren();
   els['chart-tokens'].replaceChildren();
+  els['chart-hours'].replaceChildren();
+  els['usage-recent'].tBodies[0].replaceChildren();
   els['usage-updated'].textContent = '';
   els['usage-title'].textContent = 'Usage';
   say(els['usage-error'], '');
@@ -50,6 +52,7 @@ export async function loadUsage({ quiet = false } = {}) {
     lastUsage = usage;
     if (!quiet) {
       render(usage);
+      renderRecent(await (await api('/v1/usage/recent?limit=20')).json());
       shown = true;
     }
     els.onKeyName?.(usage.key);
@@ -87,16 +90,17 @@ function render(usage) {
   const success = usage.success_rate === null || usage.success_rate === undefined
     ? '—'
     : `${(usage.success_rate * 100).toFixed(1)}%`;
-  els['usage-stats'].replaceChildren(
+  els['usage-stats'].replaceChildren(...[
     stat('Requests', numberFormat.format(usage.requests ?? 0),
       `${numberFormat.format(usage.errors ?? 0)} ${usage.errors === 1 ? 'error' : 'errors'}`),
     stat('Tokens', numberFormat.format(usage.total_tokens ?? 0),
       `${numberFormat.format(usage.prompt_tokens ?? 0)} prompt · ${numberFormat.format(usage.completion_tokens ?? 0)} completion`),
     stat('Images', numberFormat.format(usage.images ?? 0)),
+    usage.audio_seconds ? stat('Audio', `${numberFormat.format(Math.round(usage.audio_seconds))} s`) : null,
     stat('Success rate', success),
     stat('Avg latency', formatMs(usage.avg_latency_ms)),
     stat('p95 latency', formatMs(usage.p95_latency_ms)),
-  );
+  ].filter(Boolean));
   const days = usage.days ?? [];
   barChart(els['chart-requests'], dailySeries(days, 'requests'), 'requests');
   barChart(els['chart-tokens'], dailySeries(days, 'total_tokens'), 'tokens');
@@ -159,10 +163,32 @@ function renderModels(models) {
   const rows = models.map((m) =>
     h('tr', {},
       h('td', { text: !m.model || m.model === '-' ? 'other (models, usage)' : m.model }),
-      ...[m.requests, m.prompt_tokens, m.completion_tokens, m.total_tokens, m.images].map((v) =>
+      ...[m.requests, m.prompt_tokens, m.completion_tokens, m.total_tokens, m.images, m.errors].map((v) =>
         h('td', { class: 'num', text: numberFormat.format(v ?? 0) }))),
   );
   els['usage-models'].tBodies[0].replaceChildren(
+    ...(rows.length ? rows : [h('tr', {}, h('td', { colspan: 7, class: 'muted', text: 'No requests yet.' }))]),
+  );
+}
+
+const timeFormat = new Intl.DateTimeFormat(undefined, { hour: '2-digit', minute: '2-digit', second: '2-digit' });
+
+/** The key's latest requests, one by one, and today's requests hour by hour. */
+function renderRecent(recent) {
+  const hours = (recent.hours ?? []).map((hour) => ({ label: hour.hour, value: hour.requests }));
+  barChart(els['chart-hours'], hours, 'requests', { period: 'hour', label: hourLabel, column: 'Hour (UTC)' });
+  const rows = (recent.requests ?? []).map((r) => {
+    const failed = r.status >= 400;
+    const status = h('span', { class: `status ${failed ? 'revoked' : 'active'}`, text: failed ? `${r.status} ${r.error ?? ''}`.trim() : String(r.status) });
+    return h('tr', { 'data-status': r.status },
+      h('td', { text: timeFormat.format(new Date(r.created_at)) }),
+      h('td', {}, h('code', { text: r.route.replace(/^[A-Z]+ /, '') })),
+      h('td', { text: r.model === '-' ? '—' : r.model }),
+      h('td', {}, status),
+      h('td', { class: 'num', text: numberFormat.format((r.prompt_tokens ?? 0) + (r.completion_tokens ?? 0)) }),
+      h('td', { class: 'num', text: formatMs(r.latency_ms) }));
+  });
+  els['usage-recent'].tBodies[0].replaceChildren(
     ...(rows.length ? rows : [h('tr', {}, h('td', { colspan: 6, class: 'muted', text: 'No requests yet.' }))]),
   );
 }
