@@ -355,11 +355,31 @@ async function realScenario(page) {
   await page.waitForFunction(() => /default: 0/.test(document.getElementById('chat-temperature').placeholder));
   log(`temperature placeholder: ${await page.getAttribute('#chat-temperature', 'placeholder')}`);
   const turn = await chatTurn(page, 'What is the capital of France?');
+  check(/^smollm2-135m-instruct · /.test(turn.result.meta), `the answer names its model: ${turn.result.meta}`);
   log(`real chat (${turn.result.lengths.length} DOM updates): ${JSON.stringify(turn.result.text)} | ${turn.result.meta}`);
   check(turn.result.state === 'done' && /Paris/.test(turn.result.text), `a sensible first answer: ${turn.result.text}`);
   check(/first token after [\d.]+ s/.test(turn.result.meta), `wait and speed apart: ${turn.result.meta}`);
   check(/\d+ prompt \+ \d+ completion = \d+ tokens/.test(turn.result.meta), `usage line: ${turn.result.meta}`);
   await shot(page, '02-chat');
+
+  // An attached photo goes as an OpenAI image_url part; the default model reads it through the
+  // image classifier's labels, and the photo shows in the question's bubble.
+  const sentBodies = [];
+  const listen = (request) => {
+    if (request.url().endsWith('/v1/chat/completions')) sentBodies.push(request.postDataJSON());
+  };
+  page.on('request', listen);
+  await page.setInputFiles('#chat-attach', IMAGE);
+  await page.locator('#chat-attachment img').waitFor();
+  const pictured = await chatTurn(page, 'What animal is in this picture?');
+  page.off('request', listen);
+  const parts = sentBodies.at(-1).messages.at(-1).content;
+  check(Array.isArray(parts) && parts[1].type === 'image_url' && parts[1].image_url.url.startsWith('data:image/png;base64,'), 'the image is sent as a content part');
+  check(await page.locator('#chat-log li.message.user').last().locator('img.attached').count() === 1, 'the photo shows in the question');
+  check(!(await page.isVisible('#chat-attachment')), 'the attachment goes with that one message');
+  log(`answer about the photo: ${JSON.stringify(pictured.result.text)} | ${pictured.result.meta}`);
+  check(pictured.result.state === 'done', `the photo turn finished: ${pictured.result.meta}`);
+  await shot(page, '02b-chat-photo');
 
   await page.click('#tab-usage');
   await page.locator('#usage-error', { hasText: 'runs without keys' }).waitFor();

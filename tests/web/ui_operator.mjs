@@ -123,6 +123,33 @@ export async function operatorScenario(page, { URL, env }) {
   await page.unroute('**/v1/chat/completions');
   log('markdown rendered safely');
 
+  // 4c. Structured output: the answer matches the schema in the settings, shown as indented JSON.
+  await page.click('details.extras summary');
+  await page.check('#chat-json');
+  const structured = await chatTurn(page, 'Where is the Eiffel Tower?');
+  const json = JSON.parse(await page.locator('#chat-log li.message.assistant').last().locator('.text pre code').textContent());
+  check(structured.result.state === 'done' && typeof json.city === 'string' && typeof json.country === 'string',
+    `an answer matching the schema: ${JSON.stringify(json)}`);
+  await page.uncheck('#chat-json');
+  // A sample tool the model must call: the call is shown with its arguments.
+  await page.check('#chat-tool');
+  const toolTurn = await chatTurn(page, 'What is the weather in Paris?');
+  const called = await page.locator('#chat-log li.message.assistant').last().locator('.text').textContent();
+  check(toolTurn.result.state === 'done' && /Calls a tool:\s*get_weather\(\{.*"city"/s.test(called), `a tool call: ${called}`);
+  await page.uncheck('#chat-tool');
+  log(`structured output and a tool call: ${called.replace(/\s+/g, ' ')}`);
+  // Retry asks the last question again, in place of its turn.
+  const bubbles = await page.locator('#chat-log li.message').count();
+  const sentBefore = chatAuth.length;
+  await page.locator('#chat-log li.message.assistant').last().locator('button.retry').click();
+  await page.waitForFunction(() => document.querySelector('#chat-log li.message.assistant:last-child')?.dataset.state === 'done');
+  await page.locator('#chat-log li.message.assistant').last().locator('button.retry').waitFor();
+  check((await page.locator('#chat-log li.message').count()) === bubbles, 'the retried turn took the place of the old one');
+  check(chatAuth.length === sentBefore + 1, 'Retry sent the question once more');
+  check((await page.locator('#chat-log li.message.user').last().textContent()).includes('What is the weather in Paris?'), 'the same question');
+  check(await page.locator('#chat-log button.retry').count() === 1, 'only the last answer offers Retry');
+  log('retry replaced the last turn');
+
   // 5. The chat picks the default chat model, lists every model with its kind, and streams.
   check((await page.inputValue('#chat-model')) === 'fake-chat', `the default chat model: ${await page.inputValue('#chat-model')}`);
   const kinds = await page.$$eval('#model-list li', (items) => items.map((li) => `${li.dataset.model}: ${li.querySelector('.kind').textContent}`));

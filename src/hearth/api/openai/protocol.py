@@ -310,6 +310,8 @@ class ModelCard(BaseModel):
     description: str = ""
     capabilities: list[str] = []
     ready: bool
+    # "ready", "loading", "unloaded" (loads on its first request), "failed", ...
+    state: str | None = None
     details: dict[str, Any] | None = None
     # The model's own sampling defaults (what a request that sets nothing gets): one model's card.
     sampling: dict[str, float] | None = None

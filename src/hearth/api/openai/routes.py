@@ -82,6 +82,7 @@ def _card(view: ModelView, details: bool) -> oa.ModelCard:
         description=view.description,
         capabilities=view.capabilities,
         ready=view.ready,
+        state=view.state,
         details=view.details if details else None,
         sampling=view.sampling if details else None,
     )

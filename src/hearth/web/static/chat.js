@@ -2,6 +2,7 @@
 
 import { ApiError, api, sseEvents } from './api.js';
 import { $, h, numberFormat, say } from './dom.js';
+import { ToolCalls, initExtras, requestExtras, restoreAttachment, takeAttachment, userContent } from './chat_extras.js';
 import { renderMarkdown } from './markdown.js';
 
 const els = {};
@@ -37,10 +38,20 @@ export function initChat() {
     showModelDefaults();
   });
   els.new.addEventListener('click', resetChat);
+  initExtras();
 }
 
-const KINDS = { chat: 'chat', embedding: 'embeddings', 'image-classification': 'image classification' };
+const KINDS = {
+  chat: 'chat',
+  embedding: 'embeddings',
+  'image-classification': 'image classification',
+  rerank: 'rerank',
+  'speech-to-text': 'speech to text',
+  'text-to-speech': 'text to speech',
+};
 const isDefault = (m) => (m.aliases ?? []).includes('default');
+/** Why a model is not ready yet, in words: one loaded on first use is not "loading". */
+const waiting = (m) => (m.ready !== false ? null : m.state === 'unloaded' ? 'loads on first use' : m.state ?? 'loading');
 
 /**
  * Fill the model picker with the chat models: the current choice when it still exists, else the
@@ -51,7 +62,7 @@ export function setChatModels(models, preferred = null) {
   const chat = models.filter((m) => m.kind === 'chat' || m.kind === undefined);
   els.model.replaceChildren(
     ...chat.map((m) => {
-      const notes = [isDefault(m) ? 'default' : null, m.ready === false ? 'loading' : null].filter(Boolean);
+      const notes = [isDefault(m) ? 'default' : null, waiting(m)].filter(Boolean);
       return h('option', { value: m.id, text: notes.length ? `${m.id} (${notes.join(', ')})` : m.id });
     }),
   );
@@ -63,8 +74,11 @@ export function setChatModels(models, preferred = null) {
   say(els.error, chat.length === 0 ? 'No chat model is available to this key.' : '');
   $('model-list').replaceChildren(
     ...models.map((m) => {
-      const kind = [KINDS[m.kind] ?? m.kind ?? 'chat', isDefault(m) ? 'default' : null, m.ready === false ? 'loading' : null];
-      return h('li', { 'data-model': m.id }, h('span', { class: 'model-id', text: m.id }), h('span', { class: 'kind', text: kind.filter(Boolean).join(', ') }));
+      const kind = [KINDS[m.kind] ?? m.kind ?? 'chat', isDefault(m) ? 'default' : null, waiting(m)];
+      return h('li', { 'data-model': m.id },
+        h('span', { class: 'model-id', text: m.id }),
+        h('span', { class: 'kind', text: kind.filter(Boolean).join(', ') }),
+        m.description ? h('span', { class: 'description', text: m.description }) : null);
     }),
   );
 }
@@ -166,7 +180,14 @@ async function send() {
   if (!model) return say(els.error, 'Pick a model first.');
   if (temperature === null) return say(els.error, 'Temperature must be a number from 0 to 2.');
   if (maxTokens === null) return say(els.error, 'Max tokens must be a whole number of at least 1.');
+  let extras;
+  try {
+    extras = requestExtras();
+  } catch (err) {
+    return say(els.error, err.message);
+  }
   say(els.error, '');
+  const image = takeAttachment();
 
   if (failedTurn) {
     // The user is sending again what failed: the new turn replaces the failed one.
@@ -178,11 +199,12 @@ async function send() {
     if (mine === conversation) history.push(message);
   };
   const system = els.system.value.trim();
-  const turn = { role: 'user', content: text };
+  const turn = { role: 'user', content: userContent(text, image) };
   history.push(turn);
   const messages = [...(system ? [{ role: 'system', content: system }] : []), ...history];
   els.input.value = '';
   const asked = messageItem('user', text);
+  if (image) asked.body.append(h('img', { class: 'attached', src: image.url, alt: `Attached: ${image.name}` }));
   const answer = messageItem('assistant', '');
   answer.item.dataset.state = 'streaming';
   answer.item.setAttribute('aria-busy', 'true');
@@ -198,10 +220,17 @@ async function send() {
   let finish = null;
   let firstTokenAt = null;
   let wroteIt = model;
-  // Once an answer is finished (or cut short), its Markdown is rendered; while it streams it is plain text.
+  const tools = new ToolCalls();
+  // Once an answer is finished (or cut short), its Markdown is rendered (a JSON answer is shown
+  // as indented JSON, tool calls as code); while it streams it is plain text.
   const format = () => {
-    if (content.trim()) answer.body.replaceChildren(renderMarkdown(content.trim()));
+    const parts = [];
+    if (content.trim()) parts.push(extras.response_format ? asJson(content) : renderMarkdown(content.trim()));
+    if (tools.calls.length) parts.push(h('p', { class: 'muted small', text: 'Calls a tool:' }), h('pre', {}, h('code', { text: tools.text() })));
+    if (parts.length) answer.body.replaceChildren(...parts);
   };
+  const reply = () => content || tools.text();
+  const retry = () => offerRetry({ text, image, asked, answer, turn });
   try {
     const response = await api('/v1/chat/completions', {
       method: 'POST',
@@ -213,6 +242,7 @@ async function send() {
         stream_options: { include_usage: true },
         ...(temperature === undefined ? {} : { temperature }), // blank: the model's own default
         max_tokens: maxTokens,
+        ...extras,
       },
     });
     answer.meta.textContent = 'Writing…';
@@ -229,27 +259,37 @@ async function send() {
           answer.textNode.data = content.trimStart();
           scrollToEnd();
         }
+        if (choice.delta?.tool_calls) {
+          if (firstTokenAt === null) firstTokenAt = performance.now();
+          tools.add(choice.delta.tool_calls);
+          answer.textNode.data = `${content.trimStart()}${content ? '\n' : ''}${tools.text()}`;
+        }
         if (choice.finish_reason) finish = choice.finish_reason;
       }
       if (event.usage) usage = event.usage;
       if (event.model) wroteIt = event.model;
     }
-    remember({ role: 'assistant', content });
+    remember({ role: 'assistant', content: reply() });
     answer.item.dataset.state = 'done';
     format();
     const firstSeconds = firstTokenAt === null ? null : (firstTokenAt - started) / 1000;
     // Which model wrote it: a route or an alias may stand for another model than the one picked.
     answer.meta.textContent = `${wroteIt} · ${usageText(usage, (performance.now() - started) / 1000, firstSeconds, finish)}`;
-    $('chat-announce').textContent = content.trim();
+    $('chat-announce').textContent = reply().trim();
     answer.meta.classList.add('usage');
+    retry();
   } catch (err) {
     if (err && err.name === 'AbortError') {
       answer.item.dataset.state = 'stopped';
       answer.meta.textContent = `Stopped by you after ${((performance.now() - started) / 1000).toFixed(1)} s.`;
       // Keep what was written, so the next turn has the context the user saw.
       format();
-      if (content) remember({ role: 'assistant', content });
-      else if (mine === conversation) history.pop();
+      if (reply()) {
+        remember({ role: 'assistant', content: reply() });
+        retry();
+      } else if (mine === conversation) {
+        history.pop();
+      }
     } else if (err?.status === 401) {
       // The key was refused: the user is signed out already and this turn is gone with the rest.
     } else {
@@ -258,14 +298,16 @@ async function send() {
       answer.meta.textContent = message;
       answer.meta.classList.add('error');
       answer.meta.setAttribute('role', 'alert');
-      if (content) {
+      if (reply()) {
         format();
-        remember({ role: 'assistant', content });
+        remember({ role: 'assistant', content: reply() });
+        retry();
       } else if (mine === conversation) {
         // Nothing came back: drop the turn and give the text back to retry.
         const at = history.indexOf(turn);
         if (at !== -1) history.splice(at, 1);
         if (!els.input.value) els.input.value = text;
+        if (image) restoreAttachment(image);
         failedTurn = [asked.item, answer.item];
       }
     }
@@ -277,4 +319,33 @@ async function send() {
     }
     scrollToEnd();
   }
+}
+
+/** A JSON answer, indented when it parses (structured output); as text when it does not. */
+function asJson(text) {
+  try {
+    return h('pre', {}, h('code', { text: JSON.stringify(JSON.parse(text), null, 2) }));
+  } catch {
+    return renderMarkdown(text.trim());
+  }
+}
+
+/**
+ * A Retry button under the last answer: the question goes again, in place of this turn (its
+ * bubbles and its two messages in the history), with the same attachment.
+ */
+function offerRetry({ text, image, asked, answer, turn }) {
+  for (const old of els.log.querySelectorAll('.retry')) old.remove(); // only the last turn retries
+  const button = h('button', { type: 'button', class: 'button ghost small retry', text: 'Retry', 'aria-label': 'Ask this again' });
+  button.addEventListener('click', () => {
+    if (controller) return;
+    const at = history.indexOf(turn);
+    if (at !== -1) history.splice(at); // the question, and the answer after it
+    asked.item.remove();
+    answer.item.remove();
+    if (image) restoreAttachment(image);
+    els.input.value = text;
+    send();
+  });
+  answer.item.append(button);
 }
