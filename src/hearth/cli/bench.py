@@ -283,6 +283,13 @@ def gpu_rows(spec: ModelSpec, settings: Settings, support: GpuSupport, sizes: di
 # --- the command ---------------------------------------------------------------------------------
 
 
+_ELSEWHERE = {
+    ModelKind.SPEECH_TO_TEXT: "python -m bench.transcribe (from a checkout)",
+    ModelKind.TEXT_TO_SPEECH: "speech synthesis is not timed by hearth bench",
+    ModelKind.RERANK: "reranking is not timed by hearth bench",
+}
+
+
 async def run_bench(
     settings: Settings, specs: list[ModelSpec], sizes: dict[str, int], quiet: bool
 ) -> list[Row]:
@@ -295,6 +302,9 @@ async def run_bench(
     context = EngineContext.of(settings)
     with Progress(*columns, console=console, disable=quiet, transient=False) as progress:
         for spec in specs:
+            if spec.kind not in steps:  # speech and rerankers: their own benchmarks (docs/benchmarks.md)
+                rows.append(Row(spec.id, "not timed here", "-", None, None, _ELSEWHERE.get(spec.kind, "")))
+                continue
             task = progress.add_task(f"{spec.id}: loading", total=steps[spec.kind] + 1)
             engine = engine_class(spec)(spec, context)
             await asyncio.to_thread(engine.load)

@@ -29,7 +29,7 @@ from hearth.cpu_topology import physical_cores
 from hearth.engines.base import EngineActivity, ModelInfo, SpeechEngine, Transcription
 from hearth.engines.batching import MicroBatcher
 from hearth.engines.speech import audio
-from hearth.engines.speech.model_dir import model_dir
+from hearth.engines.speech.model_dir import model_dir, package_names, shipped_files, target_dir
 from hearth.engines.weights import weights_in
 from hearth.errors import InvalidRequest, NotReady
 from hearth.inference.speech import AudioInfo, TranscribeRequest, TranscriptSegment, TranscriptWord
@@ -60,7 +60,12 @@ class WhisperEngine(SpeechEngine):
 
     @classmethod
     def weight_files(cls, spec: ModelSpec, data_dir: Path) -> list[Path]:
-        return weights_in(cls._directory(spec, data_dir))
+        """The joined model.bin once assembled, else the packages' parts (nothing is written)."""
+        names = package_names(spec.source)
+        if names is None:
+            return weights_in(Path(spec.source).expanduser())
+        joined = target_dir(names, data_dir) / "model.bin"
+        return [joined] if joined.is_file() else shipped_files(names)[0]
 
     @staticmethod
     def _directory(spec: ModelSpec, data_dir: Path) -> Path:
