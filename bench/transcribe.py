@@ -28,22 +28,13 @@ import httpx
 from rich.console import Console
 
 from bench.common import RESULTS, free_port, require, start_default_hearth, stop, wait_http
+from bench.speech_samples import SENTENCES
 from hearth.config import WHISPER_BASE_SHA256, WHISPER_BASE_SOURCE
 from hearth.cpu_topology import physical_cores
 from hearth.engines.speech.model_dir import model_dir
 
 console = Console()
 CLIENTS = 4
-SENTENCES = (
-    "The quick brown fox jumps over the lazy dog.",
-    "Please send the report to the finance team before Friday.",
-    "The weather today is cold and windy with a chance of rain.",
-    "My favourite colour is blue and my sister likes green.",
-    "We are going to the market to buy some apples and bread.",
-    "Turn left at the next corner and walk for two hundred metres.",
-    "The train to London leaves from platform number four.",
-    "She opened the window because the room was too warm.",
-)
 
 
 def speak(folder: Path) -> tuple[list[Path], Path]:

@@ -1,6 +1,6 @@
-"""Real speech for the speech-to-text tests: sentences spoken by Debian's ``espeak-ng``, written
-as WAV and re-encoded by PyAV (FFmpeg) into the other formats clients upload, and the word error
-rate of a transcript against what was said."""
+"""Real speech for the speech-to-text tests: sentences (``bench.speech_samples``) spoken by
+Debian's ``espeak-ng``, written as WAV and re-encoded by PyAV (FFmpeg) into the other formats
+clients upload, and the word error rate of a transcript against what was said."""
 
 from __future__ import annotations
 
@@ -11,18 +11,6 @@ from pathlib import Path
 
 import av
 import jiwer
-
-# A fixed set, so the recorded word error rate compares like with like from run to run.
-SENTENCES = (
-    "The quick brown fox jumps over the lazy dog.",
-    "Please send the report to the finance team before Friday.",
-    "The weather today is cold and windy with a chance of rain.",
-    "My favourite colour is blue and my sister likes green.",
-    "We are going to the market to buy some apples and bread.",
-    "Turn left at the next corner and walk for two hundred metres.",
-    "The train to London leaves from platform number four.",
-    "She opened the window because the room was too warm.",
-)
 
 # What each container is encoded with: PyAV's wheels bring these encoders.
 CODECS = {"mp3": "mp3", "flac": "flac", "ogg": "libopus", "webm": "libopus", "m4a": "aac", "wav": "pcm_s16le"}

@@ -6,13 +6,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from bench.speech_samples import SENTENCES
 from fastapi.testclient import TestClient
 
 from hearth.app import build_app
 from hearth.config import ModelKind, ModelSpec, default_models
 from tests.helpers.apps import fake_models, fake_settings, wait_ready
 from tests.helpers.keys import ADMIN
-from tests.helpers.speech import SENTENCES, spoken
+from tests.helpers.speech import spoken
 
 
 @pytest.fixture(scope="session")

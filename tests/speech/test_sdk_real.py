@@ -14,9 +14,10 @@ import numpy as np
 import openai
 import pytest
 import tritonclient.http as triton
+from bench.speech_samples import SENTENCES
 
 from tests.helpers.live import LiveServer
-from tests.helpers.speech import SENTENCES, normalised, word_error_rate
+from tests.helpers.speech import normalised, word_error_rate
 
 pytestmark = pytest.mark.real
 

@@ -10,11 +10,12 @@ from typing import Any
 
 import httpx
 import pytest
+from bench.speech_samples import SENTENCES
 from fastapi.testclient import TestClient
 
 from tests.helpers.keys import admin_headers, bearer
 from tests.helpers.ledger import rows
-from tests.helpers.speech import SENTENCES, encoded, normalised, silence_then, word_error_rate
+from tests.helpers.speech import encoded, normalised, silence_then, word_error_rate
 
 pytestmark = pytest.mark.real
 URL = "/v1/audio/transcriptions"
