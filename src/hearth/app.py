@@ -34,6 +34,7 @@ from hearth.api.oip.errors import OIP
 from hearth.api.ollama import routes as ollama_routes
 from hearth.api.ollama.errors import OLLAMA
 from hearth.api.openai import audio as audio_routes
+from hearth.api.openai import files as files_routes
 from hearth.api.openai import rerank as rerank_routes
 from hearth.api.openai import routes as openai_routes
 from hearth.api.openai import speech as speech_routes
@@ -47,6 +48,7 @@ from hearth.engines.registry import ModelRegistry
 from hearth.gateway.accounts import Accounts
 from hearth.gateway.auth import AdminSecret
 from hearth.gateway.catalog import Catalog
+from hearth.gateway.files import Files
 from hearth.gateway.health import Readiness
 from hearth.gateway.keyring import KeyRing
 from hearth.gateway.limits import FailOpenLimiter, Limiter
@@ -75,6 +77,7 @@ ROUTERS = (
     openai_routes.router,
     rerank_routes.router,
     audio_routes.router,
+    files_routes.router,
     speech_routes.router,
     responses_routes.router,
     anthropic_routes.router,
@@ -167,6 +170,7 @@ def build_root(settings: Settings, registry: ModelRegistry | None = None) -> Roo
         catalog=Catalog(registry, resolver),
         accounts=Accounts(database, keys.forget),
         responses=responses,
+        files=Files(database.files, settings.max_file_bytes),
         replicas=replicas,
         readiness=Readiness(registry, database, limiter),
         admin_secret=AdminSecret(settings.data_dir, settings.admin_key, database),
@@ -289,7 +293,10 @@ def build_app(
         max_bytes=settings.max_body_bytes,
         max_header_bytes=settings.max_header_bytes,
         # A multipart upload carries the file and a few small fields around it.
-        larger={"/v1/audio/": max(settings.max_body_bytes, settings.max_audio_bytes + 256 * 1024)},
+        larger={
+            "/v1/audio/": max(settings.max_body_bytes, settings.max_audio_bytes + 256 * 1024),
+            "/v1/files": max(settings.max_body_bytes, settings.max_file_bytes + 256 * 1024),
+        },
     )
     # The request id every other layer uses, and (JSON logs) the access line.
     app.add_middleware(AccessLogMiddleware, enabled=settings.log_format == "json")

@@ -288,6 +288,8 @@ class Settings(BaseSettings):
     # Speech to text: the largest audio file taken (OpenAI's limit); a model's
     # ``options.max_audio_seconds`` bounds its length.
     max_audio_bytes: int = Field(default=25 * 1024 * 1024, ge=1024)
+    # Files API uploads, kept in the database (OpenAI's limit for a batch input file is 200 MB).
+    max_file_bytes: int = Field(default=200 * 1024 * 1024, ge=1024)
     # Images given to chat models as http(s) URLs are fetched only when this is on.
     fetch_image_urls: bool = False
     max_image_fetch_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)

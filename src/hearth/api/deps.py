@@ -20,6 +20,7 @@ from hearth.gateway.accounts import Accounts
 from hearth.gateway.auth import AdminSecret, presented_secret
 from hearth.gateway.call import Call
 from hearth.gateway.catalog import Catalog
+from hearth.gateway.files import Files
 from hearth.gateway.health import Readiness
 from hearth.gateway.replica_sync import ReplicaSync
 from hearth.gateway.responses import Responses
@@ -38,6 +39,7 @@ class Services:
     catalog: Catalog
     accounts: Accounts
     responses: Responses
+    files: Files
     replicas: ReplicaSync
     readiness: Readiness
     admin_secret: AdminSecret
@@ -65,6 +67,7 @@ GatewayDep = Annotated[Gateway, Depends(_service(lambda s: s.gateway))]
 CatalogDep = Annotated[Catalog, Depends(_service(lambda s: s.catalog))]
 AccountsDep = Annotated[Accounts, Depends(_service(lambda s: s.accounts))]
 ResponsesDep = Annotated[Responses, Depends(_service(lambda s: s.responses))]
+FilesDep = Annotated[Files, Depends(_service(lambda s: s.files))]
 ReplicasDep = Annotated[ReplicaSync, Depends(_service(lambda s: s.replicas))]
 ReadinessDep = Annotated[Readiness, Depends(_service(lambda s: s.readiness))]
 SettingsDep = Annotated[Settings, Depends(_service(lambda s: s.settings))]

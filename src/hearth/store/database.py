@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from hearth.store import migrate
 from hearth.store.cluster import ClusterStore
 from hearth.store.connection import create_db_engine, session_factory
+from hearth.store.files import FileStore
 from hearth.store.journal import LedgerJournal
 from hearth.store.keys import KeyStore
 from hearth.store.ledger import LedgerWriter
@@ -38,6 +39,7 @@ class Database:
         self.keys = KeyStore(self.sessions)
         self.cluster = ClusterStore(self.sessions)
         self.responses = ResponseStore(self.sessions)
+        self.files = FileStore(self.sessions)
         journal = None if journal_dir is None else LedgerJournal(journal_dir)
         self.ledger = LedgerWriter(self.engine, start=False, journal=journal)
         self.ready = False

@@ -19,6 +19,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Text,
@@ -238,3 +239,20 @@ class StoredInputItem(Base):
     __table_args__ = (
         Index("ix_response_input_items_response_position", "response_id", "position", unique=True),
     )
+
+
+class StoredFile(Base):
+    """A file uploaded through OpenAI's Files API (``/v1/files``), kept in the database so that
+    every replica reads it. ``key_id`` is the owner (NULL on a server without keys)."""
+
+    __tablename__ = "files"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    key_id: Mapped[int | None] = mapped_column(ForeignKey("api_keys.id", ondelete="CASCADE"))
+    purpose: Mapped[str] = mapped_column(String(32))
+    filename: Mapped[str] = mapped_column(String(255))
+    size_bytes: Mapped[int] = mapped_column(Integer)
+    content: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (Index("ix_files_key_created", "key_id", "created_at"),)
