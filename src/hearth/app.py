@@ -34,6 +34,7 @@ from hearth.api.oip.errors import OIP
 from hearth.api.ollama import routes as ollama_routes
 from hearth.api.ollama.errors import OLLAMA
 from hearth.api.openai import audio as audio_routes
+from hearth.api.openai import batches as batch_routes
 from hearth.api.openai import files as files_routes
 from hearth.api.openai import rerank as rerank_routes
 from hearth.api.openai import routes as openai_routes
@@ -47,6 +48,7 @@ from hearth.engines.context import EngineContext
 from hearth.engines.registry import ModelRegistry
 from hearth.gateway.accounts import Accounts
 from hearth.gateway.auth import AdminSecret
+from hearth.gateway.batches import Batches, BatchRunner
 from hearth.gateway.catalog import Catalog
 from hearth.gateway.files import Files
 from hearth.gateway.health import Readiness
@@ -78,6 +80,7 @@ ROUTERS = (
     rerank_routes.router,
     audio_routes.router,
     files_routes.router,
+    batch_routes.router,
     speech_routes.router,
     responses_routes.router,
     anthropic_routes.router,
@@ -127,6 +130,7 @@ class Root:
     replicas: ReplicaSync
     responses: Responses
     services: Services
+    batch_runner: BatchRunner
 
     @property
     def gateway(self) -> Gateway:
@@ -171,13 +175,22 @@ def build_root(settings: Settings, registry: ModelRegistry | None = None) -> Roo
         accounts=Accounts(database, keys.forget),
         responses=responses,
         files=Files(database.files, settings.max_file_bytes),
+        batches=Batches(database.batches, database.files),
         replicas=replicas,
         readiness=Readiness(registry, database, limiter),
         admin_secret=AdminSecret(settings.data_dir, settings.admin_key, database),
         metrics=metrics,
         families=families(),
     )
-    return Root(settings, registry, database, limiter, shadows, replicas, responses, services)
+    batch_runner = BatchRunner(
+        gateway,
+        database.batches,
+        database.files,
+        database.keys,
+        batch_routes.line_executor(gateway),
+        stale_s=settings.batch_stale_s,
+    )
+    return Root(settings, registry, database, limiter, shadows, replicas, responses, services, batch_runner)
 
 
 @contextlib.asynccontextmanager
@@ -214,6 +227,7 @@ async def running(root: Root, on_ready: Callable[[], None] = lambda: None) -> As
         # The database is up: settle the bootstrap admin secret now, not on the first call.
         with contextlib.suppress(Exception):
             await root.services.admin_secret.agree()
+        root.batch_runner.start()  # models and the database are up: batches may run
         on_ready()
 
     spawn(announce(), "announce-ready")
@@ -221,6 +235,7 @@ async def running(root: Root, on_ready: Callable[[], None] = lambda: None) -> As
     try:
         yield
     finally:
+        await root.batch_runner.close()  # a batch under way is taken over by another replica, or resumed here
         await root.responses.close()  # background work still running ends failed, with a reason
         for task in tasks:
             task.cancel()

@@ -290,6 +290,9 @@ class Settings(BaseSettings):
     max_audio_bytes: int = Field(default=25 * 1024 * 1024, ge=1024)
     # Files API uploads, kept in the database (OpenAI's limit for a batch input file is 200 MB).
     max_file_bytes: int = Field(default=200 * 1024 * 1024, ge=1024)
+    # Batch jobs: a replica that has not refreshed a batch's heartbeat for this long is taken
+    # to be gone, and another replica (or this one, restarted) goes on with the batch.
+    batch_stale_s: float = Field(default=30.0, gt=0, le=3600)
     # Images given to chat models as http(s) URLs are fetched only when this is on.
     fetch_image_urls: bool = False
     max_image_fetch_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)

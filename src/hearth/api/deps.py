@@ -18,6 +18,7 @@ from hearth.config import Settings
 from hearth.errors import AuthenticationFailed
 from hearth.gateway.accounts import Accounts
 from hearth.gateway.auth import AdminSecret, presented_secret
+from hearth.gateway.batches import Batches
 from hearth.gateway.call import Call
 from hearth.gateway.catalog import Catalog
 from hearth.gateway.files import Files
@@ -40,6 +41,7 @@ class Services:
     accounts: Accounts
     responses: Responses
     files: Files
+    batches: Batches
     replicas: ReplicaSync
     readiness: Readiness
     admin_secret: AdminSecret
@@ -68,6 +70,7 @@ CatalogDep = Annotated[Catalog, Depends(_service(lambda s: s.catalog))]
 AccountsDep = Annotated[Accounts, Depends(_service(lambda s: s.accounts))]
 ResponsesDep = Annotated[Responses, Depends(_service(lambda s: s.responses))]
 FilesDep = Annotated[Files, Depends(_service(lambda s: s.files))]
+BatchesDep = Annotated[Batches, Depends(_service(lambda s: s.batches))]
 ReplicasDep = Annotated[ReplicaSync, Depends(_service(lambda s: s.replicas))]
 ReadinessDep = Annotated[Readiness, Depends(_service(lambda s: s.readiness))]
 SettingsDep = Annotated[Settings, Depends(_service(lambda s: s.settings))]

@@ -42,6 +42,8 @@ class Identity:
     # A read of the server's own state (the model list, the key's usage): authenticated, but
     # never counted against the key's limits, and no usage row.
     reads_state: bool = False
+    batch_id: str | None = None  # a line of a batch job: the batch, and the line's custom_id
+    custom_id: str | None = None
 
 
 @dataclass
@@ -142,6 +144,8 @@ class Call:
             images=meter.images,
             audio_seconds=round(meter.audio_seconds, 3),
             characters=meter.characters,
+            batch_id=who.batch_id,
+            custom_id=who.custom_id,
             latency_ms=self.latency_ms(),
             ttft_ms=self.ttft_ms,
             status_code=status,

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import uuid
 from collections.abc import Callable, Sequence
 
 from hearth import tracing
@@ -57,6 +58,7 @@ from hearth.inference.types import (
     Message,
     TextPart,
 )
+from hearth.store.keys import ApiKeyView
 from hearth.store.ledger import LedgerWriter
 
 log = logging.getLogger("hearth.gateway")
@@ -106,6 +108,14 @@ class Gateway:
         taken.identity.admission = None if key is None else Admission(key)
         call.handed_off = True
         return taken
+
+    def batch_call(self, key: ApiKeyView | None, endpoint: str, batch_id: str, custom_id: str) -> Call:
+        """One line of an accepted batch, as its key's call: scope, budget and token limits
+        apply (the line reserves and refunds its tokens); the request rate does not."""
+        who = Identity(f"req_{uuid.uuid4().hex}", "openai", f"POST {endpoint}", key=key, authorized=True)
+        who.admission = None if key is None else Admission(key)
+        who.batch_id, who.custom_id = batch_id, custom_id
+        return Call(who)
 
     async def authorize(
         self, call: Call, authorization: str | None, x_api_key: str | None, *, reads_state: bool = False

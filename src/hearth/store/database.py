@@ -16,6 +16,7 @@ from sqlalchemy import Engine as DbEngine
 from sqlalchemy.orm import Session, sessionmaker
 
 from hearth.store import migrate
+from hearth.store.batches import BatchStore
 from hearth.store.cluster import ClusterStore
 from hearth.store.connection import create_db_engine, session_factory
 from hearth.store.files import FileStore
@@ -40,6 +41,7 @@ class Database:
         self.cluster = ClusterStore(self.sessions)
         self.responses = ResponseStore(self.sessions)
         self.files = FileStore(self.sessions)
+        self.batches = BatchStore(self.sessions)
         journal = None if journal_dir is None else LedgerJournal(journal_dir)
         self.ledger = LedgerWriter(self.engine, start=False, journal=journal)
         self.ready = False

@@ -84,6 +84,7 @@ class UsageSummary:
     families: tuple[GroupUsage, ...] = ()  # by API family, most requests first
     variants: tuple[GroupUsage, ...] = ()  # by rollout variant (rows that had one)
     keys: tuple[GroupUsage, ...] = ()  # by key name: everyone's usage only (no key asked for)
+    batches: tuple[GroupUsage, ...] = ()  # batch jobs' lines, by batch (apart from live requests)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -122,6 +123,7 @@ class UsageSummary:
             "families": {g.name: g.to_dict() for g in self.families},
             "variants": {g.name: g.to_dict() for g in self.variants},
             "keys": {g.name: g.to_dict() for g in self.keys},
+            "batches": {g.name: g.to_dict() for g in self.batches},
         }
 
 
@@ -205,6 +207,7 @@ def usage_summary(
         families=_grouped(session, where, U.family),
         variants=_grouped(session, [*where, U.variant.is_not(None)], U.variant),
         keys=() if key_id is not None else _grouped(session, [*where, U.key_name.is_not(None)], U.key_name),
+        batches=_grouped(session, [*where, U.batch_id.is_not(None)], U.batch_id),
         key_id=key_id,
         since=since,
         until=until,

@@ -32,6 +32,8 @@ class UsageEvent:
     images: int = 0
     audio_seconds: float = 0.0  # heard (speech to text) or spoken (text to speech)
     characters: int = 0  # text to speech: the input read aloud
+    batch_id: str | None = None  # a batch job's line: its batch and its custom_id
+    custom_id: str | None = None
     latency_ms: float = 0.0
     ttft_ms: float | None = None
     status_code: int = 200

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import base64
 from collections.abc import AsyncIterator, Callable
 from typing import Any
+
+import numpy as np
 
 from hearth.api.ids import new_id, now
 from hearth.api.openai import protocol as oa
@@ -14,6 +17,7 @@ from hearth.gateway.streams import GenerationStream
 from hearth.inference.events import (
     ChoiceEvent,
     ChoiceResult,
+    EmbedResult,
     GenerationDone,
     TextDelta,
     ToolCallDelta,
@@ -159,3 +163,22 @@ def chat_stream(stream: GenerationStream, include_usage: bool) -> AsyncIterator[
 
 def completion_stream(stream: GenerationStream, include_usage: bool) -> AsyncIterator[bytes]:
     return _chunks(stream, include_usage, oa.Completion, "/v1/completions", _completion_choice)
+
+
+def embeddings(body: oa.EmbeddingRequest, result: EmbedResult) -> oa.EmbeddingResponse:
+    data = [
+        oa.EmbeddingData.model_construct(
+            index=i, embedding=_encode(v, body.encoding_format), object="embedding"
+        )
+        for i, v in enumerate(result.vectors)
+    ]
+    tokens = sum(result.token_counts)
+    usage = oa.EmbeddingUsage(prompt_tokens=tokens, total_tokens=tokens)
+    return oa.EmbeddingResponse.model_construct(data=data, model=body.model, usage=usage, object="list")
+
+
+def _encode(vector: np.ndarray, encoding: str) -> list[float] | str:
+    if encoding == "base64":  # little-endian float32, as the OpenAI SDKs decode it
+        return base64.b64encode(vector.astype("<f4").tobytes()).decode()
+    floats: list[float] = vector.astype(float).tolist()
+    return floats

@@ -5,10 +5,8 @@ Each route parses its body, calls the gateway with the neutral request, and rend
 
 from __future__ import annotations
 
-import base64
 from typing import Any
 
-import numpy as np
 from fastapi import APIRouter, Request
 from fastapi.responses import Response, StreamingResponse
 
@@ -52,25 +50,10 @@ async def completions(
 @router.post("/embeddings", response_model=oa.EmbeddingResponse)
 async def embeddings(body: oa.EmbeddingRequest, gateway: GatewayDep, call: CallDep) -> Response:
     result = await gateway.embed(call, mapper.embed_request(body))
-    data = [
-        oa.EmbeddingData.model_construct(
-            index=i, embedding=_encode(v, body.encoding_format), object="embedding"
-        )
-        for i, v in enumerate(result.vectors)
-    ]
-    tokens = sum(result.token_counts)
-    usage = oa.EmbeddingUsage(prompt_tokens=tokens, total_tokens=tokens)
     # Serialised once here: re-validating thousands of floats through response_model costs
     # more than the forward pass of a short text.
-    reply = oa.EmbeddingResponse.model_construct(data=data, model=body.model, usage=usage, object="list")
+    reply = render.embeddings(body, result)
     return Response(reply.model_dump_json(), media_type="application/json")
-
-
-def _encode(vector: np.ndarray, encoding: str) -> list[float] | str:
-    if encoding == "base64":  # little-endian float32, as the OpenAI SDKs decode it
-        return base64.b64encode(vector.astype("<f4").tobytes()).decode()
-    floats: list[float] = vector.astype(float).tolist()
-    return floats
 
 
 def _card(view: ModelView, details: bool) -> oa.ModelCard:

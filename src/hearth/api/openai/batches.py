@@ -1,0 +1,129 @@
+"""OpenAI's Batch API: ``POST /v1/batches``, ``GET /v1/batches/{id}``, ``GET /v1/batches``
+(``limit``, ``after``) and ``POST /v1/batches/{id}/cancel``, in OpenAI's shapes; and
+``execute_line``, which runs one line of a batch the way the family's own route would (its
+mappers and renderers), for the runner (``gateway/batches.py``)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+from pydantic import BaseModel, Field, ValidationError
+
+from hearth.api.deps import REQUIRE_KEY, BatchesDep, CallDep
+from hearth.api.openai import mapper, render
+from hearth.api.openai import protocol as oa
+from hearth.api.openai.errors import OPENAI
+from hearth.errors import HearthError, InvalidRequest
+from hearth.gateway.call import Call
+from hearth.gateway.service import Gateway
+from hearth.store.batches import BatchView
+
+router = APIRouter(prefix="/v1/batches", tags=["OpenAI"], dependencies=[REQUIRE_KEY])
+
+
+class BatchBody(BaseModel):
+    input_file_id: str
+    endpoint: str
+    completion_window: str = "24h"
+    metadata: dict[str, str] | None = Field(default=None, max_length=16)
+
+
+def _stamp(value: Any) -> int | None:
+    return None if value is None else int(value.timestamp())
+
+
+def batch_object(view: BatchView) -> dict[str, Any]:
+    errors = None if not view.errors else {"object": "list", "data": view.errors}
+    return {
+        "id": view.id,
+        "object": "batch",
+        "endpoint": view.endpoint,
+        "errors": errors,
+        "input_file_id": view.input_file_id,
+        "completion_window": view.completion_window,
+        "status": view.status,
+        "output_file_id": view.output_file_id,
+        "error_file_id": view.error_file_id,
+        **{name: _stamp(value) for name, value in view.times.items()},
+        "request_counts": {"total": view.total, "completed": view.completed, "failed": view.failed},
+        "metadata": view.metadata,
+    }
+
+
+@router.post("", summary="Create a batch")
+async def create(body: BatchBody, batches: BatchesDep, call: CallDep) -> dict[str, Any]:
+    made = await batches.create(
+        call, body.input_file_id, body.endpoint, body.completion_window, body.metadata
+    )
+    return batch_object(made)
+
+
+@router.get("", summary="List your batches")
+async def list_batches(
+    batches: BatchesDep,
+    call: CallDep,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    after: str | None = None,
+) -> dict[str, Any]:
+    page, more = await batches.page(call, limit, after)
+    data = [batch_object(v) for v in page]
+    return {
+        "object": "list",
+        "data": data,
+        "first_id": data[0]["id"] if data else None,
+        "last_id": data[-1]["id"] if data else None,
+        "has_more": more,
+    }
+
+
+@router.get("/{batch_id}", summary="A batch and its progress")
+async def retrieve(batch_id: str, batches: BatchesDep, call: CallDep) -> dict[str, Any]:
+    return batch_object(await batches.get(call, batch_id))
+
+
+@router.post("/{batch_id}/cancel", summary="Cancel a batch")
+async def cancel(batch_id: str, batches: BatchesDep, call: CallDep) -> dict[str, Any]:
+    return batch_object(await batches.cancel(call, batch_id))
+
+
+def line_executor(gateway: Gateway) -> Any:
+    """``execute_line`` bound to the gateway, for the runner (``app.py`` wires it)."""
+
+    async def execute(call: Call, endpoint: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        return await execute_line(gateway, call, endpoint, body)
+
+    return execute
+
+
+async def execute_line(
+    gateway: Gateway, call: Call, endpoint: str, body: dict[str, Any]
+) -> tuple[int, dict[str, Any]]:
+    """One line's request as its route would answer it, whole (a batch line never streams)."""
+    try:
+        return 200, await _answer(gateway, call, endpoint, {**body, "stream": False})
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        error = InvalidRequest(f"{first['msg']}: {'.'.join(str(p) for p in first['loc'])}")
+        return 400, OPENAI.error_body(error, endpoint)
+    except HearthError as exc:
+        return exc.status_code, OPENAI.error_body(exc, endpoint)
+
+
+async def _answer(gateway: Gateway, call: Call, endpoint: str, body: dict[str, Any]) -> dict[str, Any]:
+    if endpoint == "/v1/chat/completions":
+        chat = oa.ChatCompletionRequest.model_validate(body)
+        stream = await gateway.chat(call, mapper.chat_request(chat))
+        return render.chat_completion(stream, await stream.collect()).model_dump(
+            mode="json", exclude_none=True
+        )
+    if endpoint == "/v1/completions":
+        completion = oa.CompletionRequest.model_validate(body)
+        stream = await gateway.complete(call, mapper.completion_request(completion))
+        return render.completion(stream, await stream.collect()).model_dump(mode="json", exclude_none=True)
+    embed = oa.EmbeddingRequest.model_validate(
+        {k: v for k, v in body.items() if k not in {"stream", "priority"}}
+    )
+    result = await gateway.embed(call, mapper.embed_request(embed))
+    reply: dict[str, Any] = render.embeddings(embed, result).model_dump(mode="json")
+    return reply

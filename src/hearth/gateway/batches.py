@@ -1,0 +1,312 @@
+"""Batch jobs (OpenAI's Batch API): accepted here, run by ``BatchRunner`` on whichever replica
+claims them, at the lowest priority.
+
+A batch reads its lines from a file its key uploaded (``/v1/files``). The runner checks every
+line first (``validating``): a malformed line fails the batch with one error per line, as
+OpenAI does. It then runs the lines (``in_progress``), each as its key's own request, and
+records each finished line in the database. It writes the output and error files
+(``finalizing``), and ends ``completed``, ``cancelled`` or ``expired``.
+
+Each line is a call of the batch's key, made as background work is (``Gateway.batch_call``):
+- the key's scope and monthly budget apply, and its token limits count the line's tokens;
+- its request-rate limit does not, since the batch was accepted already;
+- it queues at priority 20, the batch class, behind interactive work;
+- its usage row carries the batch's id and the line's ``custom_id``.
+
+A replica that dies hands its batch on through the heartbeat. Lines already recorded are not
+run again; one in flight at the crash runs again on the next replica.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import socket
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from hearth.errors import InvalidRequest, NotFound
+from hearth.gateway.call import Call
+from hearth.gateway.service import Gateway
+from hearth.store.batches import BatchStore, BatchView
+from hearth.store.files import FileStore
+from hearth.store.keys import KeyStore
+
+log = logging.getLogger("hearth.batches")
+
+# OpenAI also takes /v1/responses here; Hearth's batches do not run it yet.
+ENDPOINTS = ("/v1/chat/completions", "/v1/completions", "/v1/embeddings")
+WINDOW = timedelta(hours=24)
+BATCH_PRIORITY = 20  # the "batch" class (gateway/priority.py): behind interactive work
+
+# Runs one line's body on its endpoint for a call: (HTTP status, response body). It lives in
+# the API layer (the family's mappers and renderers); app.py hands it in.
+Execute = Callable[[Call, str, dict[str, Any]], Awaitable[tuple[int, dict[str, Any]]]]
+
+
+@dataclass(frozen=True)
+class Line:
+    number: int  # 1-based, as errors name it
+    custom_id: str
+    body: dict[str, Any]
+
+
+def parse_lines(content: bytes, endpoint: str) -> tuple[list[Line], list[dict[str, Any]]]:
+    """The batch's lines, or an error per malformed line (OpenAI's ``errors.data``)."""
+    lines: list[Line] = []
+    errors: list[dict[str, Any]] = []
+    seen: set[str] = set()
+
+    def fail(number: int, code: str, message: str, param: str | None = None) -> None:
+        errors.append({"code": code, "message": message, "param": param, "line": number})
+
+    try:
+        text = content.decode("utf-8")
+    except UnicodeDecodeError:
+        return [], [
+            {
+                "code": "invalid_file",
+                "message": "the input file is not UTF-8 text",
+                "param": None,
+                "line": None,
+            }
+        ]
+    for number, raw in enumerate(text.splitlines(), start=1):
+        if not raw.strip():
+            continue
+        try:
+            item = json.loads(raw)
+        except ValueError:
+            fail(number, "invalid_json_line", f"line {number} is not valid JSON")
+            continue
+        if not isinstance(item, dict):
+            fail(number, "invalid_json_line", f"line {number} is not a JSON object")
+            continue
+        custom_id = item.get("custom_id")
+        if not isinstance(custom_id, str) or not custom_id:
+            fail(number, "missing_required_parameter", "each line needs a custom_id string", "custom_id")
+        elif custom_id in seen:
+            fail(
+                number,
+                "duplicate_custom_id",
+                f"custom_id {custom_id!r} appears on more than one line",
+                "custom_id",
+            )
+        if item.get("method", "POST") != "POST":
+            fail(number, "invalid_value", "method must be POST", "method")
+        if item.get("url") != endpoint:
+            fail(number, "invalid_value", f"url must be the batch's endpoint, {endpoint}", "url")
+        if not isinstance(item.get("body"), dict):
+            fail(number, "missing_required_parameter", "each line needs a body object", "body")
+        if isinstance(custom_id, str) and custom_id:
+            seen.add(custom_id)
+            if isinstance(item.get("body"), dict):
+                lines.append(Line(number, custom_id, item["body"]))
+    if not lines and not errors:
+        errors.append(
+            {"code": "empty_file", "message": "the input file has no lines", "param": None, "line": None}
+        )
+    return lines, errors
+
+
+def _owner(call: Call) -> int | None:
+    key = call.identity.key
+    return None if key is None else key.id
+
+
+class Batches:
+    """What ``/v1/batches`` asks for."""
+
+    def __init__(self, batches: BatchStore, files: FileStore) -> None:
+        self._batches = batches
+        self._files = files
+
+    async def create(
+        self, call: Call, input_file_id: str, endpoint: str, window: str, metadata: dict[str, Any] | None
+    ) -> BatchView:
+        if endpoint not in ENDPOINTS:
+            raise InvalidRequest(f"endpoint must be one of {', '.join(ENDPOINTS)}", param="endpoint")
+        if window != "24h":
+            raise InvalidRequest("completion_window must be 24h", param="completion_window")
+        found = await asyncio.to_thread(self._files.get, _owner(call), input_file_id)
+        if found is None:
+            raise NotFound(f"No such File object: {input_file_id}", param="input_file_id")
+        if found.purpose != "batch":
+            raise InvalidRequest("the input file's purpose must be batch", param="input_file_id")
+        return await asyncio.to_thread(
+            self._batches.create, _owner(call), endpoint, input_file_id, WINDOW, metadata
+        )
+
+    async def get(self, call: Call, batch_id: str) -> BatchView:
+        found = await asyncio.to_thread(self._batches.get, _owner(call), batch_id)
+        if found is None:
+            raise NotFound(f"No such Batch object: {batch_id}", param="batch_id")
+        return found
+
+    async def page(self, call: Call, limit: int, after: str | None) -> tuple[list[BatchView], bool]:
+        return await asyncio.to_thread(self._batches.page, _owner(call), limit, after)
+
+    async def cancel(self, call: Call, batch_id: str) -> BatchView:
+        await self.get(call, batch_id)
+        found = await asyncio.to_thread(self._batches.request_cancel, _owner(call), batch_id)
+        assert found is not None
+        return found
+
+
+class BatchRunner:
+    """Claims batches from the database and runs them, one at a time per replica."""
+
+    def __init__(
+        self,
+        gateway: Gateway,
+        batches: BatchStore,
+        files: FileStore,
+        keys: KeyStore,
+        execute: Execute,
+        *,
+        poll_s: float = 1.0,
+        stale_s: float = 30.0,
+        concurrency: int = 4,
+    ) -> None:
+        self._gateway, self._batches, self._files, self._keys = gateway, batches, files, keys
+        self._execute = execute
+        self.poll_s, self.stale_s, self.concurrency = poll_s, stale_s, concurrency
+        self.worker = f"{socket.gethostname()[:40]}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._loop(), name="batch-runner")
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+
+    async def _loop(self) -> None:
+        while True:
+            try:
+                stale = datetime.now(UTC) - timedelta(seconds=self.stale_s)
+                batch = await asyncio.to_thread(self._batches.claim, self.worker, stale)
+                if batch is None:
+                    await asyncio.sleep(self.poll_s)
+                    continue
+                await self.run(batch)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # a database outage: try again later, never stop the loop
+                log.exception("batch runner")
+                await asyncio.sleep(self.poll_s * 5)
+
+    async def run(self, batch: BatchView) -> None:
+        beat = asyncio.create_task(self._heartbeat(batch.id))
+        try:
+            await self._run(batch)
+        finally:
+            beat.cancel()
+
+    async def _heartbeat(self, batch_id: str) -> None:
+        while True:
+            await asyncio.sleep(self.stale_s / 3)
+            await asyncio.to_thread(self._batches.beat, batch_id, self.worker)
+
+    async def _run(self, batch: BatchView) -> None:
+        content = await asyncio.to_thread(self._files.content, batch.key_id, batch.input_file_id)
+        if content is None:
+            errors = [
+                {
+                    "code": "file_not_found",
+                    "message": "the input file was deleted",
+                    "param": None,
+                    "line": None,
+                }
+            ]
+            await self._move(batch.id, "failed", "failed_at", release=True, errors=errors)
+            return
+        lines, errors = parse_lines(content, batch.endpoint)
+        if errors:
+            await self._move(batch.id, "failed", "failed_at", release=True, errors=errors)
+            return
+        if batch.status == "validating":
+            await self._move(batch.id, "in_progress", "in_progress_at", total=len(lines))
+        key = None if batch.key_id is None else await asyncio.to_thread(self._keys.get_by_id, batch.key_id)
+        done = {n for n, _, _ in await asyncio.to_thread(self._batches.lines, batch.id)}
+        ending = await self._run_lines(batch, key, [line for line in lines if line.number not in done])
+        await self._finish(batch, lines, ending)
+
+    async def _run_lines(self, batch: BatchView, key: Any, lines: list[Line]) -> str:
+        """Run the lines, a few at a time; how the batch ends: completed, cancelled or expired."""
+        gate = asyncio.Semaphore(self.concurrency)
+        ending = "completed"
+
+        async def one(line: Line) -> None:
+            nonlocal ending
+            async with gate:
+                if ending != "completed":
+                    return
+                status = await asyncio.to_thread(self._batches.beat, batch.id, self.worker)
+                if status == "cancelling":
+                    ending = "cancelled"
+                    return
+                if datetime.now(UTC) >= batch.times["expires_at"].astimezone(UTC):  # type: ignore[union-attr]
+                    ending = "expired"
+                    return
+                await self._run_line(batch, key, line)
+
+        await asyncio.gather(*(one(line) for line in lines))
+        return ending
+
+    async def _run_line(self, batch: BatchView, key: Any, line: Line) -> None:
+        call = self._gateway.batch_call(key, batch.endpoint, batch.id, line.custom_id)
+        status, body = 500, dict[str, Any]()
+        try:
+            status, body = await self._execute(
+                call, batch.endpoint, {**line.body, "priority": BATCH_PRIORITY}
+            )
+        finally:
+            error = (body.get("error") or {}).get("code") if status >= 400 else None
+            await self._gateway.close_call(call, status, error)
+        result = {
+            "id": f"batch_req_{uuid.uuid4().hex}",
+            "custom_id": line.custom_id,
+            "response": {"status_code": status, "request_id": call.request_id, "body": body},
+            "error": None,
+        }
+        await asyncio.to_thread(
+            self._batches.record_line, batch.id, line.number, line.custom_id, status < 400, result
+        )
+
+    async def _finish(self, batch: BatchView, lines: list[Line], ending: str) -> None:
+        if ending == "completed":
+            await self._move(batch.id, "finalizing", "finalizing_at")
+        recorded = await asyncio.to_thread(self._batches.lines, batch.id)
+        done = {n for n, _, _ in recorded}
+        outputs = [json.dumps(result) for _, ok, result in recorded if ok]
+        failures = [json.dumps(result) for _, ok, result in recorded if not ok]
+        code = {"cancelled": "batch_cancelled", "expired": "batch_expired"}.get(ending)
+        for line in lines if code else ():
+            if line.number not in done:
+                error = {"code": code, "message": f"this request was not run: the batch was {ending}"}
+                failures.append(json.dumps({"id": f"batch_req_{uuid.uuid4().hex}", "custom_id": line.custom_id,
+                                            "response": None, "error": error}))  # fmt: skip
+        files: dict[str, Any] = {}
+        for field, name, rows in (
+            ("output_file_id", "output", outputs),
+            ("error_file_id", "error", failures),
+        ):
+            if rows:
+                body = ("\n".join(rows) + "\n").encode()
+                made = await asyncio.to_thread(
+                    self._files.create, batch.key_id, "batch_output", f"{batch.id}_{name}.jsonl", body
+                )
+                files[field] = made.id
+        when = {"completed": "completed_at", "cancelled": "cancelled_at", "expired": "expired_at"}[ending]
+        await self._move(batch.id, ending, when, release=True, **files)
+
+    async def _move(self, batch_id: str, status: str, when: str, **values: Any) -> None:
+        worker = self.worker
+        await asyncio.to_thread(self._batches.move, batch_id, worker, status, when=when, **values)

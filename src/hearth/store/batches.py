@@ -1,0 +1,225 @@
+"""Batch jobs: create, read, list, cancel, claim (with a heartbeat), record each finished line,
+and move through OpenAI's statuses.
+
+Every read names an ``owner`` (the key id, or ``None`` on a server without keys), as files and
+stored responses do. Status changes are conditional UPDATEs, so a cancel from one replica and
+the runner on another cannot overwrite each other; a claim takes a batch only when nobody holds
+it or its holder's heartbeat has gone stale.
+
+Blocking (synchronous SQLAlchemy): the gateway calls it from a worker thread.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import ColumnElement, or_, select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from hearth.store.errors import db_errors
+from hearth.store.tables import StoredBatch, StoredBatchLine, utcnow
+
+ACTIVE = ("validating", "in_progress", "finalizing", "cancelling")
+FINAL = ("completed", "failed", "expired", "cancelled")
+
+
+@dataclass(frozen=True)
+class BatchView:
+    id: str
+    key_id: int | None
+    endpoint: str
+    input_file_id: str
+    completion_window: str
+    metadata: dict[str, Any] | None
+    status: str
+    errors: list[Any] | None
+    output_file_id: str | None
+    error_file_id: str | None
+    total: int
+    completed: int
+    failed: int
+    times: dict[str, datetime | None] = field(default_factory=dict)  # created_at, in_progress_at, ...
+
+
+_TIMES = (
+    "created_at", "expires_at", "in_progress_at", "finalizing_at", "completed_at", "failed_at",
+    "expired_at", "cancelling_at", "cancelled_at",
+)  # fmt: skip
+
+
+def _view(row: StoredBatch) -> BatchView:
+    return BatchView(
+        row.id, row.key_id, row.endpoint, row.input_file_id, row.completion_window, row.batch_metadata,
+        row.status, row.errors, row.output_file_id, row.error_file_id, row.total, row.completed, row.failed,
+        {name: getattr(row, name) for name in _TIMES},
+    )  # fmt: skip
+
+
+def _owned(owner: int | None) -> ColumnElement[bool]:
+    return StoredBatch.key_id.is_(None) if owner is None else StoredBatch.key_id == owner
+
+
+class BatchStore:
+    def __init__(self, sessions: sessionmaker[Session]) -> None:
+        self._sessions = sessions
+
+    def create(
+        self,
+        owner: int | None,
+        endpoint: str,
+        input_file_id: str,
+        window: timedelta,
+        metadata: dict[str, Any] | None,
+    ) -> BatchView:
+        now = utcnow()
+        row = StoredBatch(
+            id=f"batch_{uuid.uuid4().hex}", key_id=owner, endpoint=endpoint, input_file_id=input_file_id,
+            completion_window="24h", batch_metadata=metadata, status="validating", total=0, completed=0,
+            failed=0, created_at=now, expires_at=now + window,
+        )  # fmt: skip
+        with db_errors(), self._sessions() as session:
+            session.add(row)
+            session.commit()
+            return _view(row)
+
+    def get(self, owner: int | None, batch_id: str) -> BatchView | None:
+        with db_errors(), self._sessions() as session:
+            row = session.execute(
+                select(StoredBatch).where(StoredBatch.id == batch_id, _owned(owner))
+            ).scalar()
+            return None if row is None else _view(row)
+
+    def by_id(self, batch_id: str) -> BatchView | None:
+        """The runner's read: whoever owns it."""
+        with db_errors(), self._sessions() as session:
+            row = session.get(StoredBatch, batch_id)
+            return None if row is None else _view(row)
+
+    def page(self, owner: int | None, limit: int, after: str | None) -> tuple[list[BatchView], bool]:
+        """Newest first; ``after`` is the last id of the previous page."""
+        with db_errors(), self._sessions() as session:
+            query = select(StoredBatch).where(_owned(owner))
+            if after is not None:
+                anchor = session.execute(
+                    select(StoredBatch.created_at).where(StoredBatch.id == after)
+                ).scalar()
+                if anchor is not None:
+                    query = query.where(
+                        or_(
+                            StoredBatch.created_at < anchor,
+                            (StoredBatch.created_at == anchor) & (StoredBatch.id < after),
+                        )
+                    )
+            rows = session.execute(
+                query.order_by(StoredBatch.created_at.desc(), StoredBatch.id.desc()).limit(limit + 1)
+            ).scalars()
+            views = [_view(r) for r in rows]
+        return views[:limit], len(views) > limit
+
+    def request_cancel(self, owner: int | None, batch_id: str) -> BatchView | None:
+        """``cancelling`` for a batch still under way (the runner finishes the cancel)."""
+        with db_errors(), self._sessions() as session:
+            session.execute(
+                update(StoredBatch)
+                .where(
+                    StoredBatch.id == batch_id,
+                    _owned(owner),
+                    StoredBatch.status.in_(("validating", "in_progress")),
+                )
+                .values(status="cancelling", cancelling_at=utcnow())
+            )
+            session.commit()
+        return self.get(owner, batch_id)
+
+    def claim(self, worker: str, stale_before: datetime) -> BatchView | None:
+        """Take one batch that needs a runner: nobody holds it, or its holder went quiet."""
+        with db_errors(), self._sessions() as session:
+            candidates = session.execute(
+                select(StoredBatch.id)
+                .where(
+                    StoredBatch.status.in_(ACTIVE),
+                    or_(StoredBatch.worker.is_(None), StoredBatch.heartbeat_at < stale_before),
+                )
+                .order_by(StoredBatch.created_at)
+                .limit(5)
+            ).scalars()
+            for batch_id in list(candidates):
+                taken = session.execute(
+                    update(StoredBatch)
+                    .where(
+                        StoredBatch.id == batch_id,
+                        StoredBatch.status.in_(ACTIVE),
+                        or_(StoredBatch.worker.is_(None), StoredBatch.heartbeat_at < stale_before),
+                    )
+                    .values(worker=worker, heartbeat_at=utcnow())
+                )
+                session.commit()
+                if taken.rowcount:  # type: ignore[attr-defined]
+                    row = session.get(StoredBatch, batch_id)
+                    session.refresh(row)
+                    return None if row is None else _view(row)
+        return None
+
+    def beat(self, batch_id: str, worker: str, **values: Any) -> str | None:
+        """Refresh the heartbeat (and set ``values``) while this worker holds the batch; its status."""
+        with db_errors(), self._sessions() as session:
+            session.execute(
+                update(StoredBatch)
+                .where(StoredBatch.id == batch_id, StoredBatch.worker == worker)
+                .values(heartbeat_at=utcnow(), **values)
+            )
+            session.commit()
+            status: str | None = session.execute(
+                select(StoredBatch.status).where(StoredBatch.id == batch_id, StoredBatch.worker == worker)
+            ).scalar()
+            return status
+
+    def move(
+        self,
+        batch_id: str,
+        worker: str,
+        status: str,
+        *,
+        when: str | None = None,
+        release: bool = False,
+        **values: Any,
+    ) -> bool:
+        """Set the status (and its timestamp, ``when``) unless the batch has ended or changed hands;
+        ``release``: this worker lets go of it (it has ended)."""
+        stamp: dict[str, Any] = {when: utcnow()} if when else {}
+        if release:
+            stamp["worker"] = None
+        with db_errors(), self._sessions() as session:
+            moved = session.execute(
+                update(StoredBatch)
+                .where(
+                    StoredBatch.id == batch_id, StoredBatch.worker == worker, StoredBatch.status.not_in(FINAL)
+                )
+                .values(status=status, heartbeat_at=utcnow(), **stamp, **values)
+            )
+            session.commit()
+            return bool(moved.rowcount)  # type: ignore[attr-defined]
+
+    def record_line(self, batch_id: str, line: int, custom_id: str, ok: bool, result: dict[str, Any]) -> None:
+        with db_errors(), self._sessions() as session:
+            session.merge(
+                StoredBatchLine(batch_id=batch_id, line=line, custom_id=custom_id, ok=ok, result=result)
+            )
+            counter = StoredBatch.completed if ok else StoredBatch.failed
+            session.execute(
+                update(StoredBatch).where(StoredBatch.id == batch_id).values({counter: counter + 1})
+            )
+            session.commit()
+
+    def lines(self, batch_id: str) -> list[tuple[int, bool, dict[str, Any]]]:
+        """The finished lines, in order: (line, ok, result)."""
+        with db_errors(), self._sessions() as session:
+            rows = session.execute(
+                select(StoredBatchLine.line, StoredBatchLine.ok, StoredBatchLine.result)
+                .where(StoredBatchLine.batch_id == batch_id)
+                .order_by(StoredBatchLine.line)
+            ).all()
+            return [(int(n), bool(ok), dict(result)) for n, ok, result in rows]
