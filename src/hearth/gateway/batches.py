@@ -269,7 +269,8 @@ class BatchRunner:
             )
         finally:
             error = (body.get("error") or {}).get("code") if status >= 400 else None
-            await self._gateway.close_call(call, status, error)
+            await self._gateway.close_call(call, status, error)  # limits back; the row goes below
+        usage = call.usage_event(call.metering.failed_status or status, error).as_row()
         result = {
             "id": f"batch_req_{uuid.uuid4().hex}",
             "custom_id": line.custom_id,
@@ -277,7 +278,7 @@ class BatchRunner:
             "error": None,
         }
         await asyncio.to_thread(
-            self._batches.record_line, batch.id, line.number, line.custom_id, status < 400, result
+            self._batches.record_line, batch.id, line.number, line.custom_id, status < 400, result, usage
         )
 
     async def _finish(self, batch: BatchView, lines: list[Line], ending: str) -> None:

@@ -166,8 +166,10 @@ class Gateway:
         if who.admission is not None:
             await self._limiter.finish(who.admission, call.total_tokens)
             self._keys.spent(who.admission.key.id)
-        if call.handed_off or who.reads_state:
-            return  # its row is written by the call that took its work over; a read has none
+        if call.handed_off or who.reads_state or who.batch_id is not None:
+            # Its row is written by the call that took its work over; a read has none; a batch
+            # line's row is committed with the line itself (gateway/batches.py), exactly once.
+            return
         if served.model is None and who.key is None and not self.auth_enabled:
             return  # nothing attributable: an anonymous request that never reached a model
         event = call.usage_event(status, error)

@@ -16,11 +16,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, or_, select, update
+from sqlalchemy import ColumnElement, insert, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from hearth.store.errors import db_errors
-from hearth.store.tables import StoredBatch, StoredBatchLine, utcnow
+from hearth.store.tables import StoredBatch, StoredBatchLine, UsageRecord, utcnow
 
 ACTIVE = ("validating", "in_progress", "finalizing", "cancelling")
 FINAL = ("completed", "failed", "expired", "cancelled")
@@ -203,11 +203,22 @@ class BatchStore:
             session.commit()
             return bool(moved.rowcount)  # type: ignore[attr-defined]
 
-    def record_line(self, batch_id: str, line: int, custom_id: str, ok: bool, result: dict[str, Any]) -> None:
+    def record_line(
+        self,
+        batch_id: str,
+        line: int,
+        custom_id: str,
+        ok: bool,
+        result: dict[str, Any],
+        usage: dict[str, Any],
+    ) -> None:
+        """The line's result and its usage row, in one transaction: a line is either done and
+        billed, or neither (and runs again on the replica that takes the batch over)."""
         with db_errors(), self._sessions() as session:
             session.merge(
                 StoredBatchLine(batch_id=batch_id, line=line, custom_id=custom_id, ok=ok, result=result)
             )
+            session.execute(insert(UsageRecord), [usage])
             counter = StoredBatch.completed if ok else StoredBatch.failed
             session.execute(
                 update(StoredBatch).where(StoredBatch.id == batch_id).values({counter: counter + 1})
