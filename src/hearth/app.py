@@ -19,6 +19,7 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.responses import Response
 
 from hearth import __version__, tracing
+from hearth.api.anthropic import batches as message_batch_routes
 from hearth.api.anthropic import routes as anthropic_routes
 from hearth.api.anthropic.errors import ANTHROPIC
 from hearth.api.deps import Services
@@ -81,6 +82,7 @@ ROUTERS = (
     audio_routes.router,
     files_routes.router,
     batch_routes.router,
+    message_batch_routes.router,
     speech_routes.router,
     responses_routes.router,
     anthropic_routes.router,

@@ -33,7 +33,7 @@ from typing import Any
 from hearth.errors import InvalidRequest, NotFound
 from hearth.gateway.call import Call
 from hearth.gateway.service import Gateway
-from hearth.store.batches import BatchStore, BatchView
+from hearth.store.batches import FINAL, BatchStore, BatchView
 from hearth.store.files import FileStore
 from hearth.store.keys import KeyStore
 
@@ -41,6 +41,7 @@ log = logging.getLogger("hearth.batches")
 
 # OpenAI also takes /v1/responses here; Hearth's batches do not run it yet.
 ENDPOINTS = ("/v1/chat/completions", "/v1/completions", "/v1/embeddings")
+MESSAGES = "/v1/messages"  # Anthropic's Message Batches: their requests become a file of lines
 WINDOW = timedelta(hours=24)
 BATCH_PRIORITY = 20  # the "batch" class (gateway/priority.py): behind interactive work
 
@@ -142,6 +143,43 @@ class Batches:
             self._batches.create, _owner(call), endpoint, input_file_id, WINDOW, metadata
         )
 
+    async def create_messages(self, call: Call, requests: list[tuple[str, dict[str, Any]]]) -> BatchView:
+        """Anthropic's Message Batches: the requests kept as a batch file, run as OpenAI's are."""
+        lines = [
+            {"custom_id": cid, "method": "POST", "url": MESSAGES, "body": params} for cid, params in requests
+        ]
+        content = "".join(json.dumps(line) + "\n" for line in lines).encode()
+        made = await asyncio.to_thread(
+            self._files.create, _owner(call), "batch", "message_batch.jsonl", content
+        )
+        return await asyncio.to_thread(
+            self._batches.create, _owner(call), MESSAGES, made.id, WINDOW, None, total=len(requests)
+        )
+
+    async def results(self, call: Call, batch_id: str) -> list[dict[str, Any]]:
+        """Every line's result, in the input's order: run (ok or not), or never run (cancelled,
+        expired), as the output and error files hold them."""
+        batch = await self.get(call, batch_id)
+        recorded = {n: result for n, _, result in await asyncio.to_thread(self._batches.lines, batch.id)}
+        content = await asyncio.to_thread(self._files.content, batch.key_id, batch.input_file_id) or b""
+        lines, _ = parse_lines(content, batch.endpoint)
+        gone = {"cancelled": "batch_cancelled", "expired": "batch_expired"}.get(batch.status, "batch_failed")
+        return [
+            recorded.get(line.number)
+            or {
+                "custom_id": line.custom_id,
+                "response": None,
+                "error": {"code": gone, "message": batch.status},
+            }
+            for line in lines
+        ]
+
+    async def delete(self, call: Call, batch_id: str) -> None:
+        batch = await self.get(call, batch_id)
+        if batch.status not in FINAL:
+            raise InvalidRequest(f"batch {batch_id} has not ended: cancel it first", param="batch_id")
+        await asyncio.to_thread(self._batches.delete, batch.id)
+
     async def get(self, call: Call, batch_id: str) -> BatchView:
         found = await asyncio.to_thread(self._batches.get, _owner(call), batch_id)
         if found is None:
@@ -233,6 +271,8 @@ class BatchRunner:
             return
         if batch.status == "validating":
             await self._move(batch.id, "in_progress", "in_progress_at", total=len(lines))
+        elif batch.total != len(lines):  # cancelled before it started: the counts still add up
+            await asyncio.to_thread(self._batches.beat, batch.id, self.worker, total=len(lines))
         key = None if batch.key_id is None else await asyncio.to_thread(self._keys.get_by_id, batch.key_id)
         done = {n for n, _, _ in await asyncio.to_thread(self._batches.lines, batch.id)}
         ending = await self._run_lines(batch, key, [line for line in lines if line.number not in done])
@@ -264,9 +304,7 @@ class BatchRunner:
         call = self._gateway.batch_call(key, batch.endpoint, batch.id, line.custom_id)
         status, body = 500, dict[str, Any]()
         try:
-            status, body = await self._execute(
-                call, batch.endpoint, {**line.body, "priority": BATCH_PRIORITY}
-            )
+            status, body = await self._execute(call, batch.endpoint, line.body)
         finally:
             error = (body.get("error") or {}).get("code") if status >= 400 else None
             await self._gateway.close_call(call, status, error)  # limits back; the row goes below

@@ -112,7 +112,8 @@ class Gateway:
     def batch_call(self, key: ApiKeyView | None, endpoint: str, batch_id: str, custom_id: str) -> Call:
         """One line of an accepted batch, as its key's call: scope, budget and token limits
         apply (the line reserves and refunds its tokens); the request rate does not."""
-        who = Identity(f"req_{uuid.uuid4().hex}", "openai", f"POST {endpoint}", key=key, authorized=True)
+        family: Family = "anthropic" if endpoint == "/v1/messages" else "openai"
+        who = Identity(f"req_{uuid.uuid4().hex}", family, f"POST {endpoint}", key=key, authorized=True)
         who.admission = None if key is None else Admission(key)
         who.batch_id, who.custom_id = batch_id, custom_id
         return Call(who)

@@ -17,6 +17,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import ColumnElement, insert, or_, select, update
+from sqlalchemy import delete as sa_delete
 from sqlalchemy.orm import Session, sessionmaker
 
 from hearth.store.errors import db_errors
@@ -73,11 +74,12 @@ class BatchStore:
         input_file_id: str,
         window: timedelta,
         metadata: dict[str, Any] | None,
+        total: int = 0,
     ) -> BatchView:
         now = utcnow()
         row = StoredBatch(
             id=f"batch_{uuid.uuid4().hex}", key_id=owner, endpoint=endpoint, input_file_id=input_file_id,
-            completion_window="24h", batch_metadata=metadata, status="validating", total=0, completed=0,
+            completion_window="24h", batch_metadata=metadata, status="validating", total=total, completed=0,
             failed=0, created_at=now, expires_at=now + window,
         )  # fmt: skip
         with db_errors(), self._sessions() as session:
@@ -223,6 +225,11 @@ class BatchStore:
             session.execute(
                 update(StoredBatch).where(StoredBatch.id == batch_id).values({counter: counter + 1})
             )
+            session.commit()
+
+    def delete(self, batch_id: str) -> None:
+        with db_errors(), self._sessions() as session:
+            session.execute(sa_delete(StoredBatch).where(StoredBatch.id == batch_id))
             session.commit()
 
     def lines(self, batch_id: str) -> list[tuple[int, bool, dict[str, Any]]]:

@@ -10,11 +10,13 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field, ValidationError
 
+from hearth.api.anthropic.batches import execute_message
 from hearth.api.deps import REQUIRE_KEY, BatchesDep, CallDep
 from hearth.api.openai import mapper, render
 from hearth.api.openai import protocol as oa
 from hearth.api.openai.errors import OPENAI
 from hearth.errors import HearthError, InvalidRequest
+from hearth.gateway.batches import BATCH_PRIORITY, MESSAGES
 from hearth.gateway.call import Call
 from hearth.gateway.service import Gateway
 from hearth.store.batches import BatchView
@@ -88,10 +90,13 @@ async def cancel(batch_id: str, batches: BatchesDep, call: CallDep) -> dict[str,
 
 
 def line_executor(gateway: Gateway) -> Any:
-    """``execute_line`` bound to the gateway, for the runner (``app.py`` wires it)."""
+    """Runs a batch line by its endpoint, bound to the gateway, for the runner (``app.py``
+    wires it): OpenAI's routes here, Anthropic's Messages in ``api/anthropic/batches.py``."""
 
     async def execute(call: Call, endpoint: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
-        return await execute_line(gateway, call, endpoint, body)
+        if endpoint == MESSAGES:
+            return await execute_message(gateway, call, body)
+        return await execute_line(gateway, call, endpoint, {**body, "priority": BATCH_PRIORITY})
 
     return execute
 
