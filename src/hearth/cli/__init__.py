@@ -9,6 +9,7 @@ import typer
 
 # Imported under other names: ``hearth.cli.chat`` and the rest stay the modules, not the functions.
 from hearth.cli.analyze import analyze as analyze_command
+from hearth.cli.batch import batch_app
 from hearth.cli.bench import bench as bench_command
 from hearth.cli.chat import chat as chat_command
 from hearth.cli.doctor import doctor as doctor_command
@@ -29,3 +30,4 @@ app.command("bench")(bench_command)
 app.command("chat")(chat_command)
 app.command("analyze")(analyze_command)
 app.command("transcribe")(transcribe_command)
+app.add_typer(batch_app, name="batch")

@@ -99,6 +99,13 @@ class HearthClient:
         finally:
             response.close()
 
+    def call(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        """Any API route (``files``, ``batches`` ...): the answer, or its error raised."""
+        response = self._send(self.endpoint.request(method, path, **kwargs))
+        if not response.is_success:
+            raise error_from_response(response)
+        return response
+
     def image_part(self, image: ops.ImageSource) -> dict[str, Any]:
         """An OpenAI ``image_url`` content part (a data URL) for a path, bytes or URL."""
         return self._run(ops.image_part(image))
