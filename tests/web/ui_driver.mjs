@@ -214,8 +214,33 @@ async function fakeScenario(page) {
   check(!(await page.isVisible('#classify-result')), 'a broken image leaves no result on screen');
   log(`broken image: ${await page.textContent('#classify-error')}`);
 
+  // 5b. A batch job of this key's, submitted through the API, is listed with its counts.
+  const auth = { Authorization: `Bearer ${env.HEARTH_UI_KEY}` };
+  const line = {
+    custom_id: 'ui-1', method: 'POST', url: '/v1/chat/completions',
+    body: { model: 'fake-chat', max_tokens: 2, messages: [{ role: 'user', content: 'hello' }] },
+  };
+  const form = new FormData();
+  form.append('purpose', 'batch');
+  form.append('file', new Blob([`${JSON.stringify(line)}\n`]), 'ui.jsonl');
+  const uploaded = await (await fetch(`${URL}/v1/files`, { method: 'POST', headers: auth, body: form })).json();
+  const made = await (await fetch(`${URL}/v1/batches`, {
+    method: 'POST',
+    headers: { ...auth, 'content-type': 'application/json' },
+    body: JSON.stringify({ input_file_id: uploaded.id, endpoint: '/v1/chat/completions', completion_window: '24h' }),
+  })).json();
+  for (let attempt = 0; attempt < 50; attempt += 1) {
+    const state = await (await fetch(`${URL}/v1/batches/${made.id}`, { headers: auth })).json();
+    if (state.status === 'completed') break;
+    await page.waitForTimeout(100);
+  }
+
   // 6. The dashboard counts the new requests (the ledger is written in batches: refresh until then).
   await openUsage(page);
+  const batchRow = page.locator(`#usage-batches tbody tr[data-batch="${made.id}"]`);
+  await batchRow.waitFor();
+  const batchCells = await batchRow.locator('td').allTextContents();
+  check(batchCells[2] === 'completed' && batchCells[3] === '1' && batchCells[5] === '1', `the batch job's row: ${batchCells}`);
   let requestsAfter = 0;
   for (let attempt = 0; attempt < 20; attempt += 1) {
     requestsAfter = await statValue(page, 'Requests');

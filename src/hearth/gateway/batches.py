@@ -44,6 +44,10 @@ ENDPOINTS = ("/v1/chat/completions", "/v1/completions", "/v1/embeddings")
 MESSAGES = "/v1/messages"  # Anthropic's Message Batches: their requests become a file of lines
 WINDOW = timedelta(hours=24)
 BATCH_PRIORITY = 20  # the "batch" class (gateway/priority.py): behind interactive work
+# Lines of one batch in flight at once: enough to fill a chat model's decoding slots (8 by
+# default), and an embedding model's batches (64 texts), so a batch runs as fast as a busy
+# server does; the fair queue still serves interactive requests first.
+IN_FLIGHT = {"/v1/embeddings": 64}
 
 # Runs one line's body on its endpoint for a call: (HTTP status, response body). It lives in
 # the API layer (the family's mappers and renderers); app.py hands it in.
@@ -209,11 +213,10 @@ class BatchRunner:
         *,
         poll_s: float = 1.0,
         stale_s: float = 30.0,
-        concurrency: int = 4,
     ) -> None:
         self._gateway, self._batches, self._files, self._keys = gateway, batches, files, keys
         self._execute = execute
-        self.poll_s, self.stale_s, self.concurrency = poll_s, stale_s, concurrency
+        self.poll_s, self.stale_s = poll_s, stale_s
         self.worker = f"{socket.gethostname()[:40]}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self._task: asyncio.Task[None] | None = None
 
@@ -280,7 +283,7 @@ class BatchRunner:
 
     async def _run_lines(self, batch: BatchView, key: Any, lines: list[Line]) -> str:
         """Run the lines, a few at a time; how the batch ends: completed, cancelled or expired."""
-        gate = asyncio.Semaphore(self.concurrency)
+        gate = asyncio.Semaphore(IN_FLIGHT.get(batch.endpoint, 8))
         ending = "completed"
 
         async def one(line: Line) -> None:

@@ -18,7 +18,7 @@ from pydantic import BaseModel, Field, ValidationError
 from hearth.api.anthropic import mapper, render
 from hearth.api.anthropic import protocol as an
 from hearth.api.anthropic.errors import ANTHROPIC
-from hearth.api.deps import REQUIRE_KEY, BatchesDep, CallDep
+from hearth.api.deps import READS_STATE_ROUTE, REQUIRE_KEY, BatchesDep, CallDep
 from hearth.errors import HearthError, InvalidRequest
 from hearth.gateway.batches import BATCH_PRIORITY
 from hearth.gateway.call import Call
@@ -82,7 +82,7 @@ async def create(body: CreateBody, request: Request, batches: BatchesDep, call: 
     return batch_object(made, _base(request))
 
 
-@router.get("", summary="List your message batches")
+@router.get("", summary="List your message batches", openapi_extra=READS_STATE_ROUTE)
 async def list_batches(
     request: Request,
     batches: BatchesDep,
@@ -100,7 +100,7 @@ async def list_batches(
     }
 
 
-@router.get("/{batch_id}", summary="A message batch")
+@router.get("/{batch_id}", summary="A message batch", openapi_extra=READS_STATE_ROUTE)
 async def retrieve(batch_id: str, request: Request, batches: BatchesDep, call: CallDep) -> dict[str, Any]:
     return batch_object(await batches.get(call, batch_id), _base(request))
 
@@ -116,7 +116,12 @@ async def delete(batch_id: str, batches: BatchesDep, call: CallDep) -> dict[str,
     return {"id": batch_id, "type": "message_batch_deleted"}
 
 
-@router.get("/{batch_id}/results", summary="A message batch's results (JSONL)", response_class=Response)
+@router.get(
+    "/{batch_id}/results",
+    summary="A message batch's results (JSONL)",
+    response_class=Response,
+    openapi_extra=READS_STATE_ROUTE,
+)
 async def results(batch_id: str, batches: BatchesDep, call: CallDep) -> Response:
     batch = await batches.get(call, batch_id)
     if batch.status not in ("completed", "failed", "cancelled", "expired"):

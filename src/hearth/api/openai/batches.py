@@ -11,7 +11,7 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field, ValidationError
 
 from hearth.api.anthropic.batches import execute_message
-from hearth.api.deps import REQUIRE_KEY, BatchesDep, CallDep
+from hearth.api.deps import READS_STATE_ROUTE, REQUIRE_KEY, BatchesDep, CallDep
 from hearth.api.openai import mapper, render
 from hearth.api.openai import protocol as oa
 from hearth.api.openai.errors import OPENAI
@@ -61,7 +61,7 @@ async def create(body: BatchBody, batches: BatchesDep, call: CallDep) -> dict[st
     return batch_object(made)
 
 
-@router.get("", summary="List your batches")
+@router.get("", summary="List your batches", openapi_extra=READS_STATE_ROUTE)
 async def list_batches(
     batches: BatchesDep,
     call: CallDep,
@@ -79,7 +79,7 @@ async def list_batches(
     }
 
 
-@router.get("/{batch_id}", summary="A batch and its progress")
+@router.get("/{batch_id}", summary="A batch and its progress", openapi_extra=READS_STATE_ROUTE)
 async def retrieve(batch_id: str, batches: BatchesDep, call: CallDep) -> dict[str, Any]:
     return batch_object(await batches.get(call, batch_id))
 

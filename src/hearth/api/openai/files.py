@@ -10,7 +10,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, File, Form, Query, UploadFile
 from fastapi.responses import Response
 
-from hearth.api.deps import REQUIRE_KEY, CallDep, FilesDep
+from hearth.api.deps import READS_STATE_ROUTE, REQUIRE_KEY, CallDep, FilesDep
 from hearth.errors import PayloadTooLarge
 from hearth.store.files import FileView
 
@@ -46,7 +46,7 @@ async def upload(
     return file_object(await files.upload(call, purpose, file.filename or "upload", content))
 
 
-@router.get("", summary="List your files")
+@router.get("", summary="List your files", openapi_extra=READS_STATE_ROUTE)
 async def list_files(
     files: FilesDep,
     call: CallDep,
@@ -66,12 +66,14 @@ async def list_files(
     }
 
 
-@router.get("/{file_id}", summary="A file's details")
+@router.get("/{file_id}", summary="A file's details", openapi_extra=READS_STATE_ROUTE)
 async def retrieve(file_id: str, files: FilesDep, call: CallDep) -> dict[str, Any]:
     return file_object(await files.get(call, file_id))
 
 
-@router.get("/{file_id}/content", summary="A file's content", response_class=Response)
+@router.get(
+    "/{file_id}/content", summary="A file's content", response_class=Response, openapi_extra=READS_STATE_ROUTE
+)
 async def content(file_id: str, files: FilesDep, call: CallDep) -> Response:
     return Response(await files.content(call, file_id), media_type="application/octet-stream")
 

@@ -11,7 +11,8 @@ let loading = false;
 
 export function initDashboard({ onKeyName }) {
   for (const id of ['usage-title', 'usage-updated', 'usage-refresh', 'usage-error', 'usage-body', 'usage-stats',
-    'usage-limits', 'usage-budget', 'usage-models', 'chart-requests', 'chart-tokens', 'chart-hours', 'usage-recent']) {
+    'usage-limits', 'usage-budget', 'usage-models', 'chart-requests', 'chart-tokens', 'chart-hours', 'usage-recent',
+    'usage-batches']) {
     els[id] = $(id);
   }
   els.onKeyName = onKeyName;
@@ -33,6 +34,7 @@ export function resetDashboard() {
   els['chart-tokens'].replaceChildren();
   els['chart-hours'].replaceChildren();
   els['usage-recent'].tBodies[0].replaceChildren();
+  els['usage-batches'].tBodies[0].replaceChildren();
   els['usage-updated'].textContent = '';
   els['usage-title'].textContent = 'Usage';
   say(els['usage-error'], '');
@@ -53,6 +55,7 @@ export async function loadUsage({ quiet = false } = {}) {
     if (!quiet) {
       render(usage);
       renderRecent(await (await api('/v1/usage/recent?limit=20')).json());
+      renderBatches((await (await api('/v1/batches?limit=20', { limits: false })).json()).data ?? []);
       shown = true;
     }
     els.onKeyName?.(usage.key);
@@ -190,5 +193,24 @@ function renderRecent(recent) {
   });
   els['usage-recent'].tBodies[0].replaceChildren(
     ...(rows.length ? rows : [h('tr', {}, h('td', { colspan: 6, class: 'muted', text: 'No requests yet.' }))]),
+  );
+}
+
+const dateTimeFormat = new Intl.DateTimeFormat(undefined, { dateStyle: 'medium', timeStyle: 'short' });
+
+/** The key's batch jobs (OpenAI's and Anthropic's), newest first, with their counts. */
+function renderBatches(batches) {
+  const rows = batches.map((b) => {
+    const counts = b.request_counts ?? {};
+    const failed = b.status === 'failed' || b.status === 'expired';
+    return h('tr', { 'data-batch': b.id },
+      h('td', {}, h('code', { text: b.id })),
+      h('td', {}, h('code', { text: b.endpoint })),
+      h('td', {}, h('span', { class: `status ${failed ? 'revoked' : 'active'}`, text: b.status })),
+      ...[counts.completed, counts.failed, counts.total].map((v) => h('td', { class: 'num', text: numberFormat.format(v ?? 0) })),
+      h('td', { text: dateTimeFormat.format(new Date(b.created_at * 1000)) }));
+  });
+  els['usage-batches'].tBodies[0].replaceChildren(
+    ...(rows.length ? rows : [h('tr', {}, h('td', { colspan: 7, class: 'muted', text: 'No batch jobs yet.' }))]),
   );
 }
