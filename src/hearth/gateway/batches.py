@@ -24,6 +24,7 @@ import json
 import logging
 import os
 import socket
+import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -33,7 +34,7 @@ from typing import Any
 from hearth.errors import InvalidRequest, NotFound
 from hearth.gateway.call import Call
 from hearth.gateway.service import Gateway
-from hearth.store.batches import FINAL, BatchStore, BatchView
+from hearth.store.batches import FINAL, BatchStore, BatchView, FinishedLine
 from hearth.store.files import FileStore
 from hearth.store.keys import KeyStore
 
@@ -200,6 +201,31 @@ class Batches:
         return found
 
 
+class _Recorder:
+    """Finished lines, committed to the database in groups: one transaction per group keeps a
+    line and its usage row together, and a commit per line would cap a batch of small
+    embeddings at the database's commit rate."""
+
+    GROUP = 32
+
+    def __init__(self, batches: BatchStore, batch_id: str) -> None:
+        self._batches, self._batch_id = batches, batch_id
+        self._pending: list[FinishedLine] = []
+        self._lock = asyncio.Lock()
+        self._last = time.monotonic()
+
+    async def add(self, finished: FinishedLine) -> None:
+        self._pending.append(finished)
+        if len(self._pending) >= self.GROUP or time.monotonic() - self._last > 0.5:
+            await self.flush()
+
+    async def flush(self) -> None:
+        async with self._lock:
+            group, self._pending = self._pending, []
+            self._last = time.monotonic()
+            await asyncio.to_thread(self._batches.record_lines, self._batch_id, group)
+
+
 class BatchRunner:
     """Claims batches from the database and runs them, one at a time per replica."""
 
@@ -284,6 +310,7 @@ class BatchRunner:
     async def _run_lines(self, batch: BatchView, key: Any, lines: list[Line]) -> str:
         """Run the lines, a few at a time; how the batch ends: completed, cancelled or expired."""
         gate = asyncio.Semaphore(IN_FLIGHT.get(batch.endpoint, 8))
+        recorder = _Recorder(self._batches, batch.id)
         ending = "completed"
 
         async def one(line: Line) -> None:
@@ -298,12 +325,15 @@ class BatchRunner:
                 if datetime.now(UTC) >= batch.times["expires_at"].astimezone(UTC):  # type: ignore[union-attr]
                     ending = "expired"
                     return
-                await self._run_line(batch, key, line)
+                await self._run_line(batch, key, line, recorder)
 
-        await asyncio.gather(*(one(line) for line in lines))
+        try:
+            await asyncio.gather(*(one(line) for line in lines))
+        finally:
+            await recorder.flush()
         return ending
 
-    async def _run_line(self, batch: BatchView, key: Any, line: Line) -> None:
+    async def _run_line(self, batch: BatchView, key: Any, line: Line, recorder: _Recorder) -> None:
         call = self._gateway.batch_call(key, batch.endpoint, batch.id, line.custom_id)
         status, body = 500, dict[str, Any]()
         try:
@@ -318,9 +348,7 @@ class BatchRunner:
             "response": {"status_code": status, "request_id": call.request_id, "body": body},
             "error": None,
         }
-        await asyncio.to_thread(
-            self._batches.record_line, batch.id, line.number, line.custom_id, status < 400, result, usage
-        )
+        await recorder.add(FinishedLine(line.number, line.custom_id, status < 400, result, usage))
 
     async def _finish(self, batch: BatchView, lines: list[Line], ending: str) -> None:
         if ending == "completed":

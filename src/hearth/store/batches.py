@@ -51,6 +51,15 @@ _TIMES = (
 )  # fmt: skip
 
 
+@dataclass(frozen=True)
+class FinishedLine:
+    line: int
+    custom_id: str
+    ok: bool
+    result: dict[str, Any]  # the output (or error) file's line
+    usage: dict[str, Any]  # its usage row
+
+
 def _view(row: StoredBatch) -> BatchView:
     return BatchView(
         row.id, row.key_id, row.endpoint, row.input_file_id, row.completion_window, row.batch_metadata,
@@ -205,25 +214,24 @@ class BatchStore:
             session.commit()
             return bool(moved.rowcount)  # type: ignore[attr-defined]
 
-    def record_line(
-        self,
-        batch_id: str,
-        line: int,
-        custom_id: str,
-        ok: bool,
-        result: dict[str, Any],
-        usage: dict[str, Any],
-    ) -> None:
-        """The line's result and its usage row, in one transaction: a line is either done and
-        billed, or neither (and runs again on the replica that takes the batch over)."""
+    def record_lines(self, batch_id: str, finished: list[FinishedLine]) -> None:
+        """Finished lines' results and their usage rows, in one transaction: a line is either
+        done and billed, or neither (and runs again on the replica that takes the batch over)."""
+        if not finished:
+            return
         with db_errors(), self._sessions() as session:
-            session.merge(
-                StoredBatchLine(batch_id=batch_id, line=line, custom_id=custom_id, ok=ok, result=result)
-            )
-            session.execute(insert(UsageRecord), [usage])
-            counter = StoredBatch.completed if ok else StoredBatch.failed
+            for f in finished:
+                session.merge(
+                    StoredBatchLine(
+                        batch_id=batch_id, line=f.line, custom_id=f.custom_id, ok=f.ok, result=f.result
+                    )
+                )
+            session.execute(insert(UsageRecord), [f.usage for f in finished])
+            ok = sum(1 for f in finished if f.ok)
             session.execute(
-                update(StoredBatch).where(StoredBatch.id == batch_id).values({counter: counter + 1})
+                update(StoredBatch)
+                .where(StoredBatch.id == batch_id)
+                .values(completed=StoredBatch.completed + ok, failed=StoredBatch.failed + len(finished) - ok)
             )
             session.commit()
 
