@@ -21,6 +21,9 @@ from tests.helpers.live import LiveServer
 from tests.helpers.services import drop_postgres_schema, fresh_postgres_schema_url
 
 pytestmark = pytest.mark.real
+# Enough work (about 45 s on 2 busy cores) that the first replica is still at it when the
+# second has loaded its models (which competes with the batch for the same cores).
+LINES = 300
 
 
 def jsonl(lines: list[dict[str, Any]]) -> bytes:
@@ -94,7 +97,7 @@ def test_a_replica_killed_mid_batch_hands_it_on_and_no_line_is_billed_twice(tmp_
             {"custom_id": f"n{i}", "method": "POST", "url": "/v1/chat/completions",
              "body": {"model": "smollm2-135m-instruct", "max_tokens": 24,
                       "messages": [{"role": "user", "content": f"Count from {i} to {i + 5}."}]}}
-            for i in range(120)
+            for i in range(LINES)
         ]  # fmt: skip
         uploaded = client.files.create(file=("n.jsonl", jsonl(lines)), purpose="batch")
         batch = client.batches.create(
@@ -104,12 +107,12 @@ def test_a_replica_killed_mid_batch_hands_it_on_and_no_line_is_billed_twice(tmp_
         # The second replica starts only now, so the first holds the batch; then the first dies.
         second = LiveServer(tmp_path / "b" / "data", env=env, ready_timeout=300).start()
         before = client.batches.retrieve(batch.id).request_counts
-        assert before is not None and before.completed < 120, "the batch finished before the kill"
+        assert before is not None and before.completed < LINES, "the batch finished before the kill"
         first.stop(signal.SIGKILL)
         survivor = openai.OpenAI(base_url=second.url + "/v1", api_key=client.api_key, max_retries=0)
         done = wait_for(survivor, batch.id, lambda b: b.status in ("completed", "failed"))
         assert done.status == "completed" and done.request_counts is not None
-        assert (done.request_counts.completed, done.request_counts.failed) == (120, 0)
+        assert (done.request_counts.completed, done.request_counts.failed) == (LINES, 0)
         assert sorted(outputs(survivor, done.output_file_id)) == sorted(line["custom_id"] for line in lines)
         engine = sa.create_engine(url)
         with engine.connect() as conn:
@@ -120,7 +123,7 @@ def test_a_replica_killed_mid_batch_hands_it_on_and_no_line_is_billed_twice(tmp_
                 {"b": batch.id},
             ).all()
         engine.dispose()
-        assert len(billed) == 120 and all(n == 1 for _, n in billed), [r for r in billed if r[1] != 1]
+        assert len(billed) == LINES and all(n == 1 for _, n in billed), [r for r in billed if r[1] != 1]
     finally:
         first.stop(signal.SIGKILL)
         if second is not None:

@@ -76,7 +76,7 @@ def test_over_long_prompt_and_max_tokens(client: TestClient, stream: bool) -> No
 
 
 def test_unknown_route_and_method(client: TestClient) -> None:
-    assert_error(client.post("/v1/messages/batches", json={}), 404, "not_found_error")
+    assert_error(client.post("/v1/messages/nonexistent", json={}), 404, "not_found_error")
     assert_error(client.get("/v1/messages"), 405, "invalid_request_error")
 
 
