@@ -1,5 +1,5 @@
-"""Batch jobs on the real default models, through the official openai SDK: chat and embedding
-lines answered by the models themselves, and a replica killed with ``kill -9`` half-way through a
+"""Batch jobs on the real default models, through the official openai and anthropic SDKs: chat
+and embedding lines answered by the models themselves, an Anthropic message batch, and a replica killed with ``kill -9`` half-way through a
 batch, whose unfinished lines another replica on the same PostgreSQL database runs, every line
 billed exactly once."""
 
@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import anthropic
 import numpy as np
 import openai
 import pytest
@@ -129,3 +130,34 @@ def test_a_replica_killed_mid_batch_hands_it_on_and_no_line_is_billed_twice(tmp_
         if second is not None:
             second.stop()
         drop_postgres_schema(schema)
+
+
+def test_an_anthropic_message_batch_on_the_real_model(real_server: LiveServer) -> None:
+    client = anthropic.Anthropic(base_url=real_server.url, api_key="not-needed-with-no-auth", max_retries=0)
+    params = {"model": "smollm2-135m-instruct", "max_tokens": 24}
+    batch = client.messages.batches.create(
+        requests=[  # type: ignore[list-item]
+            {
+                "custom_id": "france",
+                "params": {
+                    **params,
+                    "messages": [{"role": "user", "content": "What is the capital of France?"}],
+                },
+            },
+            {
+                "custom_id": "nope",
+                "params": {
+                    **params,
+                    "model": "no-such-model",
+                    "messages": [{"role": "user", "content": "Hi"}],
+                },
+            },
+        ]
+    )
+    deadline = time.monotonic() + 300
+    while client.messages.batches.retrieve(batch.id).processing_status != "ended":
+        assert time.monotonic() < deadline
+        time.sleep(0.25)
+    results = {r.custom_id: r.result for r in client.messages.batches.results(batch.id)}
+    assert results["france"].type == "succeeded" and "Paris" in results["france"].message.content[0].text  # type: ignore[union-attr]
+    assert results["nope"].type == "errored"
