@@ -189,7 +189,7 @@ def build_root(settings: Settings, registry: ModelRegistry | None = None) -> Roo
         database.batches,
         database.files,
         database.keys,
-        batch_routes.line_executor(gateway),
+        batch_routes.line_executor(gateway, responses),
         stale_s=settings.batch_stale_s,
     )
     return Root(settings, registry, database, limiter, shadows, replicas, responses, services, batch_runner)

@@ -32,6 +32,9 @@ def test_tickets_follow_the_key_and_the_request() -> None:
     assert ticket_for(_call("standard"), requested=-50).priority == 10, "never ahead of its class"
     assert ticket_for(_call("standard"), requested=15).priority == 15, "a request may yield"
     assert ticket_for(_call(shadow_of="req-live")).priority == SHADOW_PRIORITY
+    line = _call()
+    line.identity.batch_id = "batch_1"
+    assert ticket_for(line, requested=0).priority == 20, "a batch line runs in the batch class"
 
 
 def test_keys_are_made_with_a_class_and_a_weight(gw: TestClient) -> None:

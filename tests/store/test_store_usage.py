@@ -9,6 +9,7 @@ import pytest
 from sqlalchemy import insert, text
 from sqlalchemy.orm import Session, sessionmaker
 
+from hearth.store.connection import one_snapshot
 from hearth.store.keys import KeyStore
 from hearth.store.tables import UsageRecord
 from hearth.store.usage import DailyUsage, month_start, tokens_used_since, usage_summary
@@ -174,3 +175,18 @@ def test_recent_requests_and_todays_hours(sessions: sessionmaker[Session], datas
     assert [h["hour"] for h in hours] == list(range(10))  # midnight to now (09:30 UTC)
     assert hours[8]["requests"] == 1 and sum(h["requests"] for h in hours) == 1
     assert others[9] == {"hour": 9, "requests": 1, "total_tokens": 200, "errors": 1}
+
+
+def test_one_snapshot_keeps_a_report_whole_while_the_ledger_commits(sessions: sessionmaker[Session]) -> None:
+    """The container test once read totals before a row landed and the per-model rows after it:
+    every query of one report must see the same rows, on both databases."""
+    _add(sessions, [_ev(None, "chat", DAY, 10, prompt_tokens=1)])
+    with sessions() as report:
+        one_snapshot(report)
+        first = usage_summary(report)
+        _add(sessions, [_ev(None, "classifier", DAY, 10, images=1)])  # lands mid-report
+        second = usage_summary(report)
+    assert first.requests == second.requests == 1
+    assert [m.model for m in second.models] == ["chat"] and second.images == 0
+    with sessions() as later:
+        assert usage_summary(later).images == 1

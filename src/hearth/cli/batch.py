@@ -54,7 +54,7 @@ def submit(
             "--endpoint",
             "-e",
             envvar="HEARTH_BATCH_ENDPOINT",
-            help="/v1/chat/completions, /v1/completions or /v1/embeddings.",
+            help="/v1/chat/completions, /v1/completions, /v1/embeddings or /v1/responses.",
         ),
     ] = "/v1/chat/completions",
     wait: Annotated[bool, typer.Option("--wait/--no-wait", help="Follow the batch until it ends.")] = True,

@@ -88,6 +88,9 @@ def keys_create(
         int | None, typer.Option(min=1, help="Token budget per calendar month.")
     ] = None,
     expires_days: Annotated[int | None, typer.Option(min=1, help="Expire after N days.")] = None,
+    batch_queued_tokens: Annotated[
+        int | None, typer.Option(min=1, help="Input tokens its unfinished batch jobs may hold.")
+    ] = None,
     priority: Annotated[
         str, typer.Option(help="Default priority class under overload: interactive, standard or batch.")
     ] = "interactive",
@@ -109,6 +112,7 @@ def keys_create(
             expires_days=expires_days,
             priority=priority,
             weight=weight,
+            batch_queued_tokens=batch_queued_tokens,
         )
     except (HearthError, ValueError) as exc:
         raise _fail(exc) from exc

@@ -10,7 +10,7 @@ records each finished line in the database. It writes the output and error files
 Each line is a call of the batch's key, made as background work is (``Gateway.batch_call``):
 - the key's scope and monthly budget apply, and its token limits count the line's tokens;
 - its request-rate limit does not, since the batch was accepted already;
-- it queues at priority 20, the batch class, behind interactive work;
+- it runs in the batch class (gateway/priority.py): on capacity interactive work leaves idle;
 - its usage row carries the batch's id and the line's ``custom_id``.
 
 A replica that dies hands its batch on through the heartbeat. Lines already recorded are not
@@ -27,11 +27,11 @@ import socket
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from hearth.errors import InvalidRequest, NotFound
+from hearth.errors import InvalidRequest, NotFound, RateLimited
+from hearth.gateway.batch_file import Line, estimated_input_tokens, parse_lines
 from hearth.gateway.call import Call
 from hearth.gateway.service import Gateway
 from hearth.store.batches import FINAL, BatchStore, BatchView, FinishedLine
@@ -40,11 +40,9 @@ from hearth.store.keys import KeyStore
 
 log = logging.getLogger("hearth.batches")
 
-# OpenAI also takes /v1/responses here; Hearth's batches do not run it yet.
-ENDPOINTS = ("/v1/chat/completions", "/v1/completions", "/v1/embeddings")
+ENDPOINTS = ("/v1/chat/completions", "/v1/completions", "/v1/embeddings", "/v1/responses")
 MESSAGES = "/v1/messages"  # Anthropic's Message Batches: their requests become a file of lines
 WINDOW = timedelta(hours=24)
-BATCH_PRIORITY = 20  # the "batch" class (gateway/priority.py): behind interactive work
 # Lines of one batch in flight at once: enough to fill a chat model's decoding slots (8 by
 # default), and an embedding model's batches (64 texts), so a batch runs as fast as a busy
 # server does; the fair queue still serves interactive requests first.
@@ -55,74 +53,14 @@ IN_FLIGHT = {"/v1/embeddings": 64}
 Execute = Callable[[Call, str, dict[str, Any]], Awaitable[tuple[int, dict[str, Any]]]]
 
 
-@dataclass(frozen=True)
-class Line:
-    number: int  # 1-based, as errors name it
-    custom_id: str
-    body: dict[str, Any]
-
-
-def parse_lines(content: bytes, endpoint: str) -> tuple[list[Line], list[dict[str, Any]]]:
-    """The batch's lines, or an error per malformed line (OpenAI's ``errors.data``)."""
-    lines: list[Line] = []
-    errors: list[dict[str, Any]] = []
-    seen: set[str] = set()
-
-    def fail(number: int, code: str, message: str, param: str | None = None) -> None:
-        errors.append({"code": code, "message": message, "param": param, "line": number})
-
-    try:
-        text = content.decode("utf-8")
-    except UnicodeDecodeError:
-        return [], [
-            {
-                "code": "invalid_file",
-                "message": "the input file is not UTF-8 text",
-                "param": None,
-                "line": None,
-            }
-        ]
-    for number, raw in enumerate(text.splitlines(), start=1):
-        if not raw.strip():
-            continue
-        try:
-            item = json.loads(raw)
-        except ValueError:
-            fail(number, "invalid_json_line", f"line {number} is not valid JSON")
-            continue
-        if not isinstance(item, dict):
-            fail(number, "invalid_json_line", f"line {number} is not a JSON object")
-            continue
-        custom_id = item.get("custom_id")
-        if not isinstance(custom_id, str) or not custom_id:
-            fail(number, "missing_required_parameter", "each line needs a custom_id string", "custom_id")
-        elif custom_id in seen:
-            fail(
-                number,
-                "duplicate_custom_id",
-                f"custom_id {custom_id!r} appears on more than one line",
-                "custom_id",
-            )
-        if item.get("method", "POST") != "POST":
-            fail(number, "invalid_value", "method must be POST", "method")
-        if item.get("url") != endpoint:
-            fail(number, "invalid_value", f"url must be the batch's endpoint, {endpoint}", "url")
-        if not isinstance(item.get("body"), dict):
-            fail(number, "missing_required_parameter", "each line needs a body object", "body")
-        if isinstance(custom_id, str) and custom_id:
-            seen.add(custom_id)
-            if isinstance(item.get("body"), dict):
-                lines.append(Line(number, custom_id, item["body"]))
-    if not lines and not errors:
-        errors.append(
-            {"code": "empty_file", "message": "the input file has no lines", "param": None, "line": None}
-        )
-    return lines, errors
-
-
 def _owner(call: Call) -> int | None:
     key = call.identity.key
     return None if key is None else key.id
+
+
+def _queued_limit(call: Call) -> int | None:
+    key = call.identity.key
+    return None if key is None else key.batch_queued_tokens
 
 
 class Batches:
@@ -144,8 +82,22 @@ class Batches:
             raise NotFound(f"No such File object: {input_file_id}", param="input_file_id")
         if found.purpose != "batch":
             raise InvalidRequest("the input file's purpose must be batch", param="input_file_id")
+        limit = _queued_limit(call)
+        tokens = 0
+        if limit is not None:
+            content = await asyncio.to_thread(self._files.content, _owner(call), input_file_id) or b""
+            lines, _ = parse_lines(content, endpoint)  # malformed lines fail it in validation
+            tokens = estimated_input_tokens([line.body for line in lines])
         return await asyncio.to_thread(
-            self._batches.create, _owner(call), endpoint, input_file_id, WINDOW, metadata
+            lambda: self._batches.create(
+                _owner(call),
+                endpoint,
+                input_file_id,
+                WINDOW,
+                metadata,
+                queued_tokens=tokens,
+                queued_limit=limit,
+            )
         )
 
     async def create_messages(self, call: Call, requests: list[tuple[str, dict[str, Any]]]) -> BatchView:
@@ -157,9 +109,17 @@ class Batches:
         made = await asyncio.to_thread(
             self._files.create, _owner(call), "batch", "message_batch.jsonl", content
         )
-        return await asyncio.to_thread(
-            self._batches.create, _owner(call), MESSAGES, made.id, WINDOW, None, total=len(requests)
-        )
+        tokens = estimated_input_tokens([params for _, params in requests])
+        try:
+            return await asyncio.to_thread(
+                lambda: self._batches.create(
+                    _owner(call), MESSAGES, made.id, WINDOW, None, total=len(requests),
+                    queued_tokens=tokens, queued_limit=_queued_limit(call), refuse_over_limit=True,
+                )
+            )  # fmt: skip
+        except RateLimited:
+            await asyncio.to_thread(self._files.delete, _owner(call), made.id)
+            raise
 
     async def results(self, call: Call, batch_id: str) -> list[dict[str, Any]]:
         """Every line's result, in the input's order: run (ok or not), or never run (cancelled,
@@ -224,6 +184,27 @@ class _Recorder:
             group, self._pending = self._pending, []
             self._last = time.monotonic()
             await asyncio.to_thread(self._batches.record_lines, self._batch_id, group)
+
+
+class _StatusWatch:
+    """The batch's status as the runner last read it, read again at most every ``EVERY`` s: a
+    cancel reaches the lines within that, and a batch of small lines does not spend a database
+    round trip on each."""
+
+    EVERY = 0.5
+
+    def __init__(self, batches: BatchStore, batch_id: str, worker: str) -> None:
+        self._batches, self._batch_id, self._worker = batches, batch_id, worker
+        self._lock = asyncio.Lock()
+        self._status: str | None = None
+        self._read_at = -self.EVERY
+
+    async def status(self) -> str | None:
+        async with self._lock:
+            if time.monotonic() - self._read_at >= self.EVERY:
+                self._status = await asyncio.to_thread(self._batches.beat, self._batch_id, self._worker)
+                self._read_at = time.monotonic()
+            return self._status
 
 
 class BatchRunner:
@@ -311,6 +292,7 @@ class BatchRunner:
         """Run the lines, a few at a time; how the batch ends: completed, cancelled or expired."""
         gate = asyncio.Semaphore(IN_FLIGHT.get(batch.endpoint, 8))
         recorder = _Recorder(self._batches, batch.id)
+        watch = _StatusWatch(self._batches, batch.id, self.worker)
         ending = "completed"
 
         async def one(line: Line) -> None:
@@ -318,8 +300,7 @@ class BatchRunner:
             async with gate:
                 if ending != "completed":
                     return
-                status = await asyncio.to_thread(self._batches.beat, batch.id, self.worker)
-                if status == "cancelling":
+                if await watch.status() == "cancelling":
                     ending = "cancelled"
                     return
                 if datetime.now(UTC) >= batch.times["expires_at"].astimezone(UTC):  # type: ignore[union-attr]

@@ -16,12 +16,13 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, insert, or_, select, update
+from sqlalchemy import ColumnElement, func, insert, or_, select, update
 from sqlalchemy import delete as sa_delete
 from sqlalchemy.orm import Session, sessionmaker
 
+from hearth.errors import RateLimited
 from hearth.store.errors import db_errors
-from hearth.store.tables import StoredBatch, StoredBatchLine, UsageRecord, utcnow
+from hearth.store.tables import ApiKey, StoredBatch, StoredBatchLine, UsageRecord, utcnow
 
 ACTIVE = ("validating", "in_progress", "finalizing", "cancelling")
 FINAL = ("completed", "failed", "expired", "cancelled")
@@ -68,6 +69,15 @@ def _view(row: StoredBatch) -> BatchView:
     )  # fmt: skip
 
 
+def _over_limit(queued: int, tokens: int, limit: int) -> dict[str, Any]:
+    message = (
+        f"Enqueued token limit reached: this batch holds about {tokens:,} input tokens and your "
+        f"unfinished batches {queued:,}, over this key's limit of {limit:,} enqueued tokens. "
+        "Try again once some in_progress batches have completed."
+    )
+    return {"code": "token_limit_exceeded", "message": message, "param": None, "line": None}
+
+
 def _owned(owner: int | None) -> ColumnElement[bool]:
     return StoredBatch.key_id.is_(None) if owner is None else StoredBatch.key_id == owner
 
@@ -84,17 +94,43 @@ class BatchStore:
         window: timedelta,
         metadata: dict[str, Any] | None,
         total: int = 0,
+        queued_tokens: int = 0,
+        queued_limit: int | None = None,
+        refuse_over_limit: bool = False,
     ) -> BatchView:
+        """A new batch, ``validating``; or ``failed`` with ``token_limit_exceeded``, as OpenAI's
+        are, when its ``queued_tokens`` and those of the key's unfinished batches would pass the
+        key's ``queued_limit`` (``refuse_over_limit``: a 429 instead, as Anthropic answers)."""
         now = utcnow()
         row = StoredBatch(
             id=f"batch_{uuid.uuid4().hex}", key_id=owner, endpoint=endpoint, input_file_id=input_file_id,
             completion_window="24h", batch_metadata=metadata, status="validating", total=total, completed=0,
-            failed=0, created_at=now, expires_at=now + window,
+            failed=0, queued_tokens=queued_tokens, created_at=now, expires_at=now + window,
         )  # fmt: skip
         with db_errors(), self._sessions() as session:
+            if queued_limit is not None:
+                queued = self._queued_tokens(session, owner)
+                if queued + queued_tokens > queued_limit:
+                    error = _over_limit(queued, queued_tokens, queued_limit)
+                    if refuse_over_limit:
+                        raise RateLimited(error["message"], reason="batch_queued_tokens")
+                    row.status, row.failed_at, row.queued_tokens = "failed", now, 0
+                    row.errors = [error]
             session.add(row)
             session.commit()
             return _view(row)
+
+    @staticmethod
+    def _queued_tokens(session: Session, owner: int | None) -> int:
+        if owner is not None and session.get_bind().dialect.name == "postgresql":
+            # Creates of one key take turns here, so two cannot both fit under the limit.
+            session.execute(select(ApiKey.id).where(ApiKey.id == owner).with_for_update())
+        total = session.execute(
+            select(func.coalesce(func.sum(StoredBatch.queued_tokens), 0)).where(
+                _owned(owner), StoredBatch.status.in_(ACTIVE)
+            )
+        ).scalar()
+        return int(total or 0)
 
     def get(self, owner: int | None, batch_id: str) -> BatchView | None:
         with db_errors(), self._sessions() as session:

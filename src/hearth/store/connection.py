@@ -96,6 +96,21 @@ def session_factory(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(bind=engine, expire_on_commit=False)
 
 
+def one_snapshot(session: Session) -> None:
+    """Make the session's reads from here on see one snapshot of the database, so that a report
+    built from several queries adds up while the ledger writes. Call it before the first query.
+
+    PostgreSQL's default (read committed) gives each statement its own snapshot; pysqlite opens a
+    transaction only before a write, so each SELECT of a read-only session is its own too.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+        return
+    connection = session.connection()
+    if not connection.connection.dbapi_connection.in_transaction:  # type: ignore[union-attr]
+        connection.exec_driver_sql("BEGIN")
+
+
 def rowcount(result: object) -> int:
     """The rows a DML statement touched: its result is a CursorResult, whose ``rowcount`` the
     generic Result type does not declare."""

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from hearth.store import migrate
 from hearth.store.batches import BatchStore
 from hearth.store.cluster import ClusterStore
-from hearth.store.connection import create_db_engine, session_factory
+from hearth.store.connection import create_db_engine, one_snapshot, session_factory
 from hearth.store.files import FileStore
 from hearth.store.journal import LedgerJournal
 from hearth.store.keys import KeyStore
@@ -92,4 +92,5 @@ class Database:
 
     def usage(self, key_id: int | None, since: datetime | None = None) -> UsageSummary:
         with self.sessions() as session:
+            one_snapshot(session)  # totals, models and days must add up while the ledger writes
             return usage_summary(session, key_id=key_id, since=since)

@@ -71,6 +71,7 @@ class ApiKeyView:
     last_used_at: datetime | None
     priority: str = "interactive"
     weight: float = 1.0
+    batch_queued_tokens: int | None = None
 
     @classmethod
     def from_row(cls, row: ApiKey) -> ApiKeyView:
@@ -89,6 +90,7 @@ class ApiKeyView:
             last_used_at=row.last_used_at,
             priority=row.priority or "interactive",
             weight=row.weight if row.weight is not None else 1.0,
+            batch_queued_tokens=row.batch_queued_tokens,
         )
 
     @property
@@ -128,6 +130,7 @@ class ApiKeyView:
             "monthly_tokens": self.monthly_tokens,
             "priority": self.priority,
             "weight": self.weight,
+            "batch_queued_tokens": self.batch_queued_tokens,
             "expires_at": iso(self.expires_at),
             "revoked_at": iso(self.revoked_at),
             "created_at": iso(self.created_at),
@@ -188,6 +191,7 @@ class KeyStore:
         expires_days: float | None = None,
         priority: str = "interactive",
         weight: float = 1.0,
+        batch_queued_tokens: int | None = None,
     ) -> tuple[ApiKeyView, str]:
         """Create a key; returns its view and the secret, which is shown once and never stored."""
         validate_name(name)
@@ -210,6 +214,7 @@ class KeyStore:
             monthly_tokens=_positive(monthly_tokens, "monthly_tokens"),
             priority=priority,
             weight=float(weight),
+            batch_queued_tokens=_positive(batch_queued_tokens, "batch_queued_tokens"),
             expires_at=now + timedelta(days=expires_days) if expires_days is not None else None,
             created_at=now,
         )

@@ -87,6 +87,8 @@ class ApiKey(Base):
     # (interactive, standard, batch) and its weight among keys of one class.
     priority: Mapped[str] = mapped_column(String(16), default="interactive", server_default="interactive")
     weight: Mapped[float] = mapped_column(Float, default=1.0, server_default="1")
+    # The most input tokens the key may have queued in unfinished batch jobs; NULL: no limit.
+    batch_queued_tokens: Mapped[int | None] = mapped_column(BigInteger)
     expires_at: Mapped[datetime | None] = mapped_column()
     revoked_at: Mapped[datetime | None] = mapped_column()
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -283,6 +285,8 @@ class StoredBatch(Base):
     total: Mapped[int] = mapped_column(Integer, default=0)
     completed: Mapped[int] = mapped_column(Integer, default=0)
     failed: Mapped[int] = mapped_column(Integer, default=0)
+    # Its lines' estimated input tokens, counted against its key's batch_queued_tokens until it ends.
+    queued_tokens: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     expires_at: Mapped[datetime] = mapped_column()
     in_progress_at: Mapped[datetime | None] = mapped_column()

@@ -88,3 +88,15 @@ def test_cancel_and_strangers(gw: TestClient, make_key: MakeKey) -> None:
         stranger.messages.batches.retrieve(batch.id)
     with pytest.raises(anthropic.BadRequestError):
         client.messages.batches.create(requests=[request("dup"), request("dup")])  # type: ignore[list-item]
+
+
+def test_a_batch_over_the_keys_enqueued_token_limit_is_refused_with_429(
+    gw: TestClient, make_key: MakeKey
+) -> None:
+    client = sdk(gw, make_key("anthropic-queued", batch_queued_tokens=200))
+    many = [request(f"r{i}") for i in range(40)]  # about 15 tokens each: 600 in all
+    with pytest.raises(anthropic.RateLimitError, match="Enqueued token limit"):
+        client.messages.batches.create(requests=many)  # type: ignore[arg-type]
+    assert client.messages.batches.list().data == []  # nothing was left behind
+    batch = client.messages.batches.create(requests=many[:2])  # type: ignore[arg-type]
+    assert ended(client, batch.id).request_counts.succeeded == 2

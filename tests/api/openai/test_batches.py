@@ -99,6 +99,7 @@ def test_embeddings_and_completions_batches(gw: TestClient, make_key: MakeKey) -
     for endpoint, body in (
         ("/v1/embeddings", {"model": "fake-embed", "input": "hello"}),
         ("/v1/completions", {"model": "fake-chat", "prompt": "Once upon", "max_tokens": 5}),
+        ("/v1/responses", {"model": "fake-chat", "input": "Say hi", "max_output_tokens": 5}),
     ):
         lines = [{"custom_id": f"l{i}", "method": "POST", "url": endpoint, "body": body} for i in range(3)]
         uploaded = client.files.create(file=("in.jsonl", jsonl(lines)), purpose="batch")
@@ -106,8 +107,36 @@ def test_embeddings_and_completions_batches(gw: TestClient, make_key: MakeKey) -
         done = wait_for(client, batch.id, "completed", "failed")
         outputs = lines_of(client, done.output_file_id)
         assert done.status == "completed" and sorted(outputs) == ["l0", "l1", "l2"]
-        expected = "list" if endpoint == "/v1/embeddings" else "text_completion"
+        expected = {"/v1/embeddings": "list", "/v1/completions": "text_completion"}.get(endpoint, "response")
         assert outputs["l0"]["response"]["body"]["object"] == expected
+
+
+def test_a_responses_batch_stores_its_answers_and_refuses_background_lines(
+    gw: TestClient, make_key: MakeKey
+) -> None:
+    client = sdk(gw, make_key("responder"))
+    body = {"model": "fake-chat", "input": "Say hi", "max_output_tokens": 5}
+    lines = [
+        {"custom_id": "stored", "method": "POST", "url": "/v1/responses", "body": body},
+        {"custom_id": "bg", "method": "POST", "url": "/v1/responses", "body": {**body, "background": True}},
+        {"custom_id": "no-input", "method": "POST", "url": "/v1/responses", "body": {"model": "fake-chat"}},
+    ]
+    uploaded = client.files.create(file=("in.jsonl", jsonl(lines)), purpose="batch")
+    batch = client.batches.create(
+        input_file_id=uploaded.id, endpoint="/v1/responses", completion_window="24h"
+    )
+    done = wait_for(client, batch.id, "completed", "failed")
+    assert done.status == "completed" and done.request_counts is not None
+    assert (done.request_counts.completed, done.request_counts.failed) == (1, 2)
+    answer = lines_of(client, done.output_file_id)["stored"]["response"]["body"]
+    assert answer["object"] == "response" and answer["output"]
+    assert answer["status"] in ("completed", "incomplete")  # max_output_tokens 5 may cut it short
+    stored = client.responses.retrieve(answer["id"])  # a stored response, as the route makes
+    assert stored.status == answer["status"] and stored.output_text
+    errors = lines_of(client, done.error_file_id)
+    assert errors["bg"]["response"]["status_code"] == 400
+    assert errors["bg"]["response"]["body"]["error"]["param"] == "background"
+    assert errors["no-input"]["response"]["status_code"] == 400
 
 
 def test_malformed_lines_fail_the_batch_one_error_per_line(gw: TestClient, make_key: MakeKey) -> None:
@@ -195,3 +224,22 @@ def test_bad_batch_requests(gw: TestClient, make_key: MakeKey) -> None:
         client.batches.create(input_file_id=notes.id, endpoint="/v1/moderations", completion_window="24h")  # type: ignore[arg-type]
     with pytest.raises(openai.BadRequestError, match="completion_window"):
         client.batches.create(input_file_id=notes.id, endpoint="/v1/chat/completions", completion_window="1h")  # type: ignore[arg-type]
+
+
+def test_a_batch_over_the_keys_enqueued_token_limit_fails_as_openai_reports_it(
+    gw: TestClient, make_key: MakeKey
+) -> None:
+    client = sdk(gw, make_key("queued", batch_queued_tokens=200))
+    uploaded = client.files.create(
+        file=("in.jsonl", jsonl([chat_line(f"c{i}") for i in range(40)])), purpose="batch"
+    )
+    over = client.batches.create(
+        input_file_id=uploaded.id, endpoint="/v1/chat/completions", completion_window="24h"
+    )
+    assert over.status == "failed" and over.errors is not None and over.errors.data is not None
+    assert over.errors.data[0].code == "token_limit_exceeded"
+    small = client.files.create(file=("s.jsonl", jsonl([chat_line("one")])), purpose="batch")
+    fits = client.batches.create(
+        input_file_id=small.id, endpoint="/v1/chat/completions", completion_window="24h"
+    )
+    assert wait_for(client, fits.id, "completed", "failed").status == "completed"

@@ -6,7 +6,6 @@ results) and ``DELETE .../{id}``, in Anthropic's shapes. They run as OpenAI's ba
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from datetime import datetime
 from typing import Annotated, Any
@@ -20,7 +19,6 @@ from hearth.api.anthropic import protocol as an
 from hearth.api.anthropic.errors import ANTHROPIC
 from hearth.api.deps import READS_STATE_ROUTE, REQUIRE_KEY, BatchesDep, CallDep
 from hearth.errors import HearthError, InvalidRequest
-from hearth.gateway.batches import BATCH_PRIORITY
 from hearth.gateway.call import Call
 from hearth.gateway.service import Gateway
 from hearth.store.batches import BatchView
@@ -150,9 +148,7 @@ async def execute_message(gateway: Gateway, call: Call, body: dict[str, Any]) ->
     path = "/v1/messages"
     try:
         params = an.MessagesRequest.model_validate({**body, "stream": False})
-        # Anthropic's requests name no priority: the batch class is set on the neutral request.
-        request = dataclasses.replace(mapper.chat_request(params), priority=BATCH_PRIORITY)
-        stream = await gateway.chat(call, request)
+        stream = await gateway.chat(call, mapper.chat_request(params))
         return 200, render.message(stream, await stream.collect()).model_dump(mode="json", exclude_none=True)
     except ValidationError as exc:
         first = exc.errors()[0]

@@ -24,6 +24,8 @@ class KeyCreate(BaseModel):
     max_concurrent: int | None = Field(default=None, ge=1, le=INT32)
     monthly_tokens: int | None = Field(default=None, ge=1, le=2**63 - 1)
     expires_days: int | None = Field(default=None, ge=1, le=36_500)
+    # The most input tokens its unfinished batch jobs may hold (OpenAI's enqueued token limit).
+    batch_queued_tokens: int | None = Field(default=None, ge=1, le=2**63 - 1)
     # Fair admission: the default priority class of the key's requests, and its weight among
     # keys of one class when the server is overloaded.
     priority: Literal["interactive", "standard", "batch"] = "interactive"

@@ -15,9 +15,11 @@ from hearth.api.deps import READS_STATE_ROUTE, REQUIRE_KEY, BatchesDep, CallDep
 from hearth.api.openai import mapper, render
 from hearth.api.openai import protocol as oa
 from hearth.api.openai.errors import OPENAI
+from hearth.api.openai.responses.routes import execute_response
 from hearth.errors import HearthError, InvalidRequest
-from hearth.gateway.batches import BATCH_PRIORITY, MESSAGES
+from hearth.gateway.batches import MESSAGES, Execute
 from hearth.gateway.call import Call
+from hearth.gateway.responses import Responses
 from hearth.gateway.service import Gateway
 from hearth.store.batches import BatchView
 
@@ -89,14 +91,17 @@ async def cancel(batch_id: str, batches: BatchesDep, call: CallDep) -> dict[str,
     return batch_object(await batches.cancel(call, batch_id))
 
 
-def line_executor(gateway: Gateway) -> Any:
-    """Runs a batch line by its endpoint, bound to the gateway, for the runner (``app.py``
-    wires it): OpenAI's routes here, Anthropic's Messages in ``api/anthropic/batches.py``."""
+def line_executor(gateway: Gateway, responses: Responses) -> Execute:
+    """Runs a batch line by its endpoint, bound to the services, for the runner (``app.py``
+    wires it): OpenAI's routes here, the Responses API's in its routes, Anthropic's Messages in
+    ``api/anthropic/batches.py``."""
 
     async def execute(call: Call, endpoint: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         if endpoint == MESSAGES:
             return await execute_message(gateway, call, body)
-        return await execute_line(gateway, call, endpoint, {**body, "priority": BATCH_PRIORITY})
+        if endpoint == "/v1/responses":
+            return await execute_response(responses, call, body)
+        return await execute_line(gateway, call, endpoint, body)
 
     return execute
 

@@ -18,7 +18,8 @@ from (a slot's own, another slot's shared, or the host cache's) is prefix_cache.
 Waiting requests are admitted by priority and fairly across keys (fair_queue.py): with every
 slot busy, a key below its fair share takes a slot from the key furthest above its share, and
 urgent work from less urgent work (``_make_way``); the sequence that gives it up is parked in
-the host cache and resumes from there.
+the host cache and resumes from there. Batch-class work also sits out the decode steps while
+more urgent work runs (``_held_back``): it runs on idle capacity only.
 
 With a unified KV cache (all sequences share one pool of cells) the pool can run out while
 sequences grow. Admission keeps a margin; if a decode still finds no free cells, idle slots'
@@ -47,6 +48,9 @@ from hearth.errors import EngineFailure, Overloaded
 from hearth.inference.events import FinishReason, GenerationDone, TextDelta
 
 log = logging.getLogger("hearth.llama.scheduler")
+
+# The batch class (gateway/priority.py) and below: it yields the decode steps, not only slots.
+YIELDING_PRIORITY = 20
 
 
 class Scheduler:
@@ -207,8 +211,12 @@ class Scheduler:
         used = 0
         ordered = sorted(self._running, key=lambda s: len(s.tokens) - s.fed > 1)  # stable
         prefilling: list[Sequence] = []
+        most_urgent = min(s.params.ticket.priority for s in self._running)
         for seq in ordered:
             assert seq.slot is not None
+            if _held_back(seq, most_urgent):
+                seq.out_index = -1
+                continue
             if len(seq.tokens) - seq.fed > 1:
                 self._cache.share_late(seq)
                 if self._cache.sibling_computes(seq, prefilling):
@@ -290,7 +298,9 @@ class Scheduler:
         """
         ticket = seq.params.ticket
         movable = [s for s in self._running if s.admitted_tokens < s.completion_tokens and not s.cancelled]
-        less_urgent = [s for s in movable if s.params.ticket.priority > ticket.priority]
+        # A held-back sequence makes no progress to protect: it may give way at once.
+        held = [s for s in self._running if _held_back(s, ticket.priority) and not s.cancelled]
+        less_urgent = [s for s in [*movable, *held] if s.params.ticket.priority > ticket.priority]
         if less_urgent:
             return max(less_urgent, key=lambda s: (s.params.ticket.priority, s.started))
         peers = [s for s in self._running if s.params.ticket.priority == ticket.priority]
@@ -435,6 +445,14 @@ class Scheduler:
             except RuntimeError:  # that event loop is closed: nobody is listening any more
                 for seq, _ in items:
                     seq.cancelled = True
+
+
+def _held_back(seq: Sequence, most_urgent: int) -> bool:
+    """Batch-class and shadow work runs only on capacity nothing more urgent wants: while a more
+    urgent sequence runs, it keeps its slot and cells but sits out the decode steps, so an
+    interactive request's prefill and tokens cost what they cost on an idle server."""
+    priority = seq.params.ticket.priority
+    return priority >= YIELDING_PRIORITY and priority > most_urgent
 
 
 def _deliver(items: list[tuple[Sequence, Event]]) -> None:

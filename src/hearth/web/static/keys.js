@@ -11,6 +11,7 @@ const LIMITS = [
   ['tpm', 'keys-tpm', 'Tokens per minute'],
   ['max_concurrent', 'keys-max-concurrent', 'Requests at once'],
   ['monthly_tokens', 'keys-monthly-tokens', 'Tokens per month'],
+  ['batch_queued_tokens', 'keys-batch-queued-tokens', 'Batch tokens queued'],
   ['expires_days', 'keys-expires-days', 'Expires after (days)'],
 ];
 const els = {};

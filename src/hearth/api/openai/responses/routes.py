@@ -9,14 +9,17 @@ from typing import Any, Literal
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
+from pydantic import ValidationError
 
 from hearth.api.deps import REQUIRE_KEY, CallDep, ResponsesDep
 from hearth.api.openai.responses import mapper, render
 from hearth.api.openai.responses import protocol as rs
-from hearth.api.openai.responses.errors import how_to_fit
+from hearth.api.openai.responses.errors import RESPONSES, how_to_fit
 from hearth.api.serving import respond
-from hearth.errors import Unsupported
+from hearth.errors import HearthError, InvalidRequest, Unsupported
+from hearth.gateway.call import Call
 from hearth.gateway.response_runs import ResponseRun
+from hearth.gateway.responses import Responses
 
 router = APIRouter(prefix="/v1/responses", tags=["OpenAI Responses"], dependencies=[REQUIRE_KEY])
 _SSE: dict[int | str, dict[str, Any]] = {200: {"content": {"text/event-stream": {}}}}
@@ -70,3 +73,25 @@ async def delete_response(response_id: str, responses: ResponsesDep, call: CallD
 @router.post("/{response_id}/cancel", response_model=rs.Response)
 async def cancel_response(response_id: str, responses: ResponsesDep, call: CallDep) -> rs.Response:
     return render.response(await responses.cancel(call, response_id))
+
+
+async def execute_response(
+    responses: Responses, call: Call, body: dict[str, Any]
+) -> tuple[int, dict[str, Any]]:
+    """One line of a ``/v1/responses`` batch, answered whole as the route would (never streamed,
+    never in the background: the batch is the background)."""
+    path = "/v1/responses"
+    try:
+        if body.get("background"):
+            raise InvalidRequest("a batch line runs in the background already: leave background unset",
+                                 param="background")  # fmt: skip
+        new = mapper.new_response(rs.ResponseCreate.model_validate({**body, "stream": False}))
+        with how_to_fit(new):
+            record = await (await responses.create(call, new)).collect()
+        return 200, render.response(record).model_dump(mode="json")
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        error = InvalidRequest(f"{first['msg']}: {'.'.join(str(p) for p in first['loc'])}")
+        return 400, RESPONSES.error_body(error, path)
+    except HearthError as exc:
+        return exc.status_code, RESPONSES.error_body(exc, path)
