@@ -96,7 +96,7 @@ def chat_batch(http: httpx.Client, base: str) -> float:
     return tokens / elapsed
 
 
-def interactive_ttft(http: httpx.Client, base: str, until: threading.Event | None, n: int = 12) -> float:
+def interactive_ttft(http: httpx.Client, base: str, until: threading.Event | None, n: int = 30) -> float:
     """One client's time to first token (p50) on single streamed completions."""
     waits = []
     for i in range(n):
@@ -119,6 +119,9 @@ def interactive_ttft(http: httpx.Client, base: str, until: threading.Event | Non
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument(
+        "--only", choices=("embeddings", "chat", "ttft"), help="measure one figure and its anchor"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         port = free_port()
@@ -131,20 +134,27 @@ def main() -> None:
             wait_http(base + "/ready")
             embedding_anchor(), interactive_ttft(http, base, None, 2)  # warm both
             for round_ in range(args.rounds):
-                pairs = [
-                    ("batch_texts_per_s", lambda: embedding_batch(http, base)),
-                    ("encode_texts_per_s", embedding_anchor),
-                    ("batch_tokens_per_s", lambda: chat_batch(http, base)),
-                    (
-                        "streams_tokens_per_s",
-                        lambda: float(run_load(base, 8, 25, MAX_TOKENS, MODEL, key)["tok_per_s"]),
-                    ),
-                ]
+                pairs = []
+                if args.only in (None, "embeddings"):
+                    pairs += [
+                        ("batch_texts_per_s", lambda: embedding_batch(http, base)),
+                        ("encode_texts_per_s", embedding_anchor),
+                    ]
+                if args.only in (None, "chat"):
+                    pairs += [
+                        ("batch_tokens_per_s", lambda: chat_batch(http, base)),
+                        (
+                            "streams_tokens_per_s",
+                            lambda: float(run_load(base, 8, 25, MAX_TOKENS, MODEL, key)["tok_per_s"]),
+                        ),
+                    ]
                 for i in range(0, len(pairs), 2):
                     first, second = pairs[i : i + 2]
                     for name, measure in (first, second) if round_ % 2 == 0 else (second, first):
                         figures[name].append(measure())
                         console.print(f"round {round_ + 1} {name}: {figures[name][-1]:.1f}")
+                if args.only not in (None, "ttft"):
+                    continue
                 figures["ttft_idle_ms"].append(interactive_ttft(http, base, None))
                 done = threading.Event()
                 batch_id = submit(http, base, "/v1/completions", completion_lines(400))
@@ -161,17 +171,17 @@ def main() -> None:
         finally:
             http.close()
             stop(server)
-    med = {name: statistics.median(values) for name, values in figures.items()}
-    result = {
-        "rounds": figures,
-        "median": med,
-        "embeddings_ratio": med["batch_texts_per_s"] / med["encode_texts_per_s"],
-        "chat_ratio": med["batch_tokens_per_s"] / med["streams_tokens_per_s"],
-        "ttft_ratio": med["ttft_under_batch_ms"] / med["ttft_idle_ms"],
+    med = {name: statistics.median(values) for name, values in figures.items() if values}
+    ratios = {
+        "embeddings_ratio": ("batch_texts_per_s", "encode_texts_per_s"),
+        "chat_ratio": ("batch_tokens_per_s", "streams_tokens_per_s"),
+        "ttft_ratio": ("ttft_under_batch_ms", "ttft_idle_ms"),
     }
+    result: dict[str, Any] = {"rounds": figures, "median": med}
+    result.update({name: med[a] / med[b] for name, (a, b) in ratios.items() if a in med and b in med})
     console.print_json(json.dumps(result))
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "batches.json").write_text(json.dumps(result, indent=2))
+    (RESULTS / f"batches{'-' + args.only if args.only else ''}.json").write_text(json.dumps(result, indent=2))
 
 
 if __name__ == "__main__":

@@ -24,6 +24,17 @@ def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LlamaEngine]:
         yield loaded
 
 
+@pytest.fixture(scope="module")
+def split_engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LlamaEngine]:
+    """Each slot with its own KV cells: a sequence's numbers do not depend on where other
+    sequences' cells sit in a shared pool, so its greedy answer is the same token for token."""
+    options = {"kv_unified": False}
+    with smollm2_engine(
+        tmp_path_factory.mktemp("split"), slots=2, context_length=2048, options=options
+    ) as loaded:
+        yield loaded
+
+
 class Run:
     def __init__(self) -> None:
         self.first_token_at: float | None = None
@@ -47,8 +58,8 @@ async def _run(engine: LlamaEngine, text: str, tokens: int, ticket: Ticket, run:
 
 @pytest.mark.parametrize(
     ("flood", "newcomer"),
-    [(Ticket("flood"), Ticket("quiet")), (Ticket("same", priority=20), Ticket("same", priority=0))],
-    ids=["a key below its share", "urgent over batch"],
+    [(Ticket("flood"), Ticket("quiet")), (Ticket("same", priority=10), Ticket("same", priority=0))],
+    ids=["a key below its share", "urgent over standard"],
 )
 async def test_a_waiting_request_takes_a_slot_from_work_above_its_share(
     engine: LlamaEngine, flood: Ticket, newcomer: Ticket
@@ -72,34 +83,56 @@ async def test_a_waiting_request_takes_a_slot_from_work_above_its_share(
         assert run.done is not None and run.done.completion_tokens == 64
 
 
-async def test_batch_work_sits_out_the_decode_steps_while_urgent_work_runs(engine: LlamaEngine) -> None:
-    """Batch-class work runs on idle capacity: with a slot free for the urgent request, the
-    batch sequence keeps its slot but produces nothing between the urgent request's first token
-    and its end, then runs to its own end."""
+async def _batch_text(
+    engine: LlamaEngine, token_times: list[float], ticket: Ticket, started: asyncio.Event | None = None
+) -> tuple[str, int]:
+    params = SamplingParams(max_tokens=96, temperature=0.0, ticket=ticket, logit_bias=NO_END)
+    text, tokens = "", 0
+    async for event in engine.generate(engine.tokenize("Write a long story about a lighthouse."), params):
+        if isinstance(event, TextDelta):
+            token_times.append(time.monotonic())
+            text += event.text
+            if started is not None:
+                started.set()
+        elif isinstance(event, GenerationDone):
+            tokens = event.completion_tokens
+    return text, tokens
+
+
+async def test_batch_work_runs_on_idle_capacity_and_gives_the_same_answer(split_engine: LlamaEngine) -> None:
+    """Batch-class work keeps a slot free for urgent work (no preemption), sits out the decode
+    steps while urgent work runs, has a step under way stopped when urgent work arrives, and
+    still gives, token for token, the answer it gives alone (a stopped step is rolled back)."""
+    engine = split_engine
     engine.clear_prefix_cache()
-    batch_token_times: list[float] = []
-    batch = Run()
-
-    async def batch_run() -> None:
-        params = SamplingParams(
-            max_tokens=96, temperature=0.0, ticket=Ticket("b", priority=20), logit_bias=NO_END
+    alone, _ = await asyncio.wait_for(_batch_text(engine, [], Ticket("b", priority=20)), timeout=120)
+    before = engine.scheduler_stats()
+    batch_times: list[float] = []
+    first_batch_token = asyncio.Event()
+    floods = [
+        asyncio.create_task(
+            _batch_text(engine, batch_times, Ticket("b", priority=20), first_batch_token)
+            if i == 0
+            else _batch_text(engine, [], Ticket("b", priority=20))
         )
-        async for event in engine.generate(engine.tokenize("Write a long story about a lighthouse."), params):
-            if isinstance(event, TextDelta):
-                batch_token_times.append(time.monotonic())
-                batch.first.set()
-            elif isinstance(event, GenerationDone):
-                batch.done = event
-
-    task = asyncio.create_task(batch_run())
-    await asyncio.wait_for(batch.first.wait(), timeout=120)
-    urgent = Run()
-    await asyncio.wait_for(
-        _run(engine, "Count from one to twenty.", 24, Ticket("i", priority=0), urgent), timeout=120
-    )
-    assert urgent.first_token_at is not None and urgent.done is not None
-    assert urgent.done.completion_tokens == 24
-    during = [t for t in batch_token_times if urgent.first_token_at < t < urgent.done_at]
-    assert during == [], f"the batch sequence decoded {len(during)} tokens beside urgent work"
-    await asyncio.wait_for(task, timeout=300)
-    assert batch.done is not None and batch.done.completion_tokens == 96
+        for i in range(3)
+    ]
+    await asyncio.wait_for(first_batch_token.wait(), timeout=120)
+    assert engine.scheduler_stats()["running"] == 1, "batch work left the second slot free"
+    urgent_runs = []
+    for i in range(5):
+        urgent = Run()
+        prompt = f"Count from one to {10 + i}."
+        await asyncio.wait_for(_run(engine, prompt, 12, Ticket("i", priority=0), urgent), timeout=120)
+        assert urgent.first_token_at is not None and urgent.done is not None
+        assert urgent.done.completion_tokens == 12
+        urgent_runs.append(urgent)
+        await asyncio.sleep(0.05)
+    results = await asyncio.wait_for(asyncio.gather(*floods), timeout=300)
+    after = engine.scheduler_stats()
+    for urgent in urgent_runs:
+        during = [t for t in batch_times if urgent.first_token_at < t < urgent.done_at]  # type: ignore[operator]
+        assert during == [], f"the batch sequence decoded {len(during)} tokens beside urgent work"
+    assert after["preemptions"] == before["preemptions"], "urgent work found a free slot"
+    assert after["aborted_steps"] > before["aborted_steps"], "no batch step was stopped for urgent work"
+    assert [r for r in results] == [(alone, 96)] * 3, "stopped steps changed the batch's answer"

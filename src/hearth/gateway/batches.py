@@ -20,6 +20,7 @@ run again; one in flight at the crash runs again on the next replica.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
 import os
@@ -34,6 +35,8 @@ from hearth.errors import InvalidRequest, NotFound, RateLimited
 from hearth.gateway.batch_file import Line, estimated_input_tokens, parse_lines
 from hearth.gateway.call import Call
 from hearth.gateway.service import Gateway
+from hearth.inference.events import EmbedResult
+from hearth.inference.types import EmbedRequest
 from hearth.store.batches import FINAL, BatchStore, BatchView, FinishedLine
 from hearth.store.files import FileStore
 from hearth.store.keys import KeyStore
@@ -46,11 +49,35 @@ WINDOW = timedelta(hours=24)
 # Lines of one batch in flight at once: enough to fill a chat model's decoding slots (8 by
 # default), and an embedding model's batches (64 texts), so a batch runs as fast as a busy
 # server does; the fair queue still serves interactive requests first.
-IN_FLIGHT = {"/v1/embeddings": 64}
+IN_FLIGHT = {"/v1/embeddings": 192}
 
-# Runs one line's body on its endpoint for a call: (HTTP status, response body). It lives in
-# the API layer (the family's mappers and renderers); app.py hands it in.
-Execute = Callable[[Call, str, dict[str, Any]], Awaitable[tuple[int, dict[str, Any]]]]
+# Lines run together, so that lines of small requests can share one engine call (embeddings).
+GROUP = {"/v1/embeddings": 32}
+
+# Runs a group of lines' bodies on their endpoint, each as its own call: (HTTP status, response
+# body) for each. It lives in the API layer (the family's mappers and renderers); app.py hands
+# it in.
+Execute = Callable[[list[Call], str, list[dict[str, Any]]], Awaitable[list[tuple[int, dict[str, Any]]]]]
+
+
+async def embed_lines(gateway: Gateway, calls: list[Call], requests: list[EmbedRequest]) -> list[EmbedResult]:
+    """Batch lines that embed with one model, in one gateway call: the first line's call
+    resolves the model and is admitted for all (the lines share a key); then each line's call
+    is metered with its own texts' tokens, so its usage row is what it would be alone."""
+    lead = calls[0]
+    texts = tuple(text for request in requests for text in request.texts)
+    whole = await gateway.embed(lead, dataclasses.replace(requests[0], texts=texts))
+    parts: list[EmbedResult] = []
+    start = 0
+    for call, request in zip(calls, requests, strict=True):
+        end = start + len(request.texts)
+        if call is not lead:  # the model is held once, by the lead, and released when it closes
+            call.resolution = dataclasses.replace(lead.resolution, entry=None, shadow=None)
+        counts = whole.token_counts[start:end]
+        call.metering.prompt_tokens = sum(counts)
+        parts.append(EmbedResult(whole.model, whole.vectors[start:end], counts))
+        start = end
+    return parts
 
 
 def _owner(call: Call) -> int | None:
@@ -289,13 +316,15 @@ class BatchRunner:
         await self._finish(batch, lines, ending)
 
     async def _run_lines(self, batch: BatchView, key: Any, lines: list[Line]) -> str:
-        """Run the lines, a few at a time; how the batch ends: completed, cancelled or expired."""
-        gate = asyncio.Semaphore(IN_FLIGHT.get(batch.endpoint, 8))
+        """Run the lines, a few groups at a time; how the batch ends: completed, cancelled or
+        expired."""
+        size = GROUP.get(batch.endpoint, 1)
+        gate = asyncio.Semaphore(max(1, IN_FLIGHT.get(batch.endpoint, 8) // size))
         recorder = _Recorder(self._batches, batch.id)
         watch = _StatusWatch(self._batches, batch.id, self.worker)
         ending = "completed"
 
-        async def one(line: Line) -> None:
+        async def run(group: list[Line]) -> None:
             nonlocal ending
             async with gate:
                 if ending != "completed":
@@ -306,30 +335,34 @@ class BatchRunner:
                 if datetime.now(UTC) >= batch.times["expires_at"].astimezone(UTC):  # type: ignore[union-attr]
                     ending = "expired"
                     return
-                await self._run_line(batch, key, line, recorder)
+                await self._run_group(batch, key, group, recorder)
 
         try:
-            await asyncio.gather(*(one(line) for line in lines))
+            await asyncio.gather(*(run(lines[i : i + size]) for i in range(0, len(lines), size)))
         finally:
             await recorder.flush()
         return ending
 
-    async def _run_line(self, batch: BatchView, key: Any, line: Line, recorder: _Recorder) -> None:
-        call = self._gateway.batch_call(key, batch.endpoint, batch.id, line.custom_id)
-        status, body = 500, dict[str, Any]()
+    async def _run_group(self, batch: BatchView, key: Any, lines: list[Line], recorder: _Recorder) -> None:
+        calls = [self._gateway.batch_call(key, batch.endpoint, batch.id, line.custom_id) for line in lines]
+        answers: list[tuple[int, dict[str, Any]]] = []
         try:
-            status, body = await self._execute(call, batch.endpoint, line.body)
+            answers = await self._execute(calls, batch.endpoint, [line.body for line in lines])
         finally:
+            answers += [(500, {})] * (len(lines) - len(answers))  # cancelled part-way: close them all
+            for call, (status, body) in zip(calls, answers, strict=True):
+                error = (body.get("error") or {}).get("code") if status >= 400 else None
+                await self._gateway.close_call(call, status, error)  # limits back; the row goes below
+        for line, call, (status, body) in zip(lines, calls, answers, strict=True):
             error = (body.get("error") or {}).get("code") if status >= 400 else None
-            await self._gateway.close_call(call, status, error)  # limits back; the row goes below
-        usage = call.usage_event(call.metering.failed_status or status, error).as_row()
-        result = {
-            "id": f"batch_req_{uuid.uuid4().hex}",
-            "custom_id": line.custom_id,
-            "response": {"status_code": status, "request_id": call.request_id, "body": body},
-            "error": None,
-        }
-        await recorder.add(FinishedLine(line.number, line.custom_id, status < 400, result, usage))
+            usage = call.usage_event(call.metering.failed_status or status, error).as_row()
+            result = {
+                "id": f"batch_req_{uuid.uuid4().hex}",
+                "custom_id": line.custom_id,
+                "response": {"status_code": status, "request_id": call.request_id, "body": body},
+                "error": None,
+            }
+            await recorder.add(FinishedLine(line.number, line.custom_id, status < 400, result, usage))
 
     async def _finish(self, batch: BatchView, lines: list[Line], ending: str) -> None:
         if ending == "completed":

@@ -5,6 +5,7 @@ mappers and renderers), for the runner (``gateway/batches.py``)."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
@@ -17,10 +18,11 @@ from hearth.api.openai import protocol as oa
 from hearth.api.openai.errors import OPENAI
 from hearth.api.openai.responses.routes import execute_response
 from hearth.errors import HearthError, InvalidRequest
-from hearth.gateway.batches import MESSAGES, Execute
+from hearth.gateway.batches import MESSAGES, Execute, embed_lines
 from hearth.gateway.call import Call
 from hearth.gateway.responses import Responses
 from hearth.gateway.service import Gateway
+from hearth.inference.types import EmbedRequest
 from hearth.store.batches import BatchView
 
 router = APIRouter(prefix="/v1/batches", tags=["OpenAI"], dependencies=[REQUIRE_KEY])
@@ -92,18 +94,61 @@ async def cancel(batch_id: str, batches: BatchesDep, call: CallDep) -> dict[str,
 
 
 def line_executor(gateway: Gateway, responses: Responses) -> Execute:
-    """Runs a batch line by its endpoint, bound to the services, for the runner (``app.py``
-    wires it): OpenAI's routes here, the Responses API's in its routes, Anthropic's Messages in
-    ``api/anthropic/batches.py``."""
+    """Runs a group of batch lines by their endpoint, bound to the services, for the runner
+    (``app.py`` wires it): OpenAI's routes here, the Responses API's in its routes, Anthropic's
+    Messages in ``api/anthropic/batches.py``. Embedding lines share engine calls."""
 
-    async def execute(call: Call, endpoint: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+    async def one(call: Call, endpoint: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         if endpoint == MESSAGES:
             return await execute_message(gateway, call, body)
         if endpoint == "/v1/responses":
             return await execute_response(responses, call, body)
         return await execute_line(gateway, call, endpoint, body)
 
+    async def execute(
+        calls: list[Call], endpoint: str, bodies: list[dict[str, Any]]
+    ) -> list[tuple[int, dict[str, Any]]]:
+        if endpoint == "/v1/embeddings" and len(calls) > 1:
+            return await execute_embeddings(gateway, calls, bodies)
+        return list(await asyncio.gather(*(one(c, endpoint, b) for c, b in zip(calls, bodies, strict=True))))
+
     return execute
+
+
+async def execute_embeddings(
+    gateway: Gateway, calls: list[Call], bodies: list[dict[str, Any]]
+) -> list[tuple[int, dict[str, Any]]]:
+    """Embedding lines that ask one model for one format, in one engine call; each line still
+    gets its own answer and usage. A line the route would refuse, or a shared call that fails,
+    runs alone, so each line gets the answer (or error) it would get by itself."""
+    answers: dict[int, tuple[int, dict[str, Any]]] = {}
+    groups: dict[tuple[str, str, int | None], list[tuple[int, oa.EmbeddingRequest, EmbedRequest]]] = {}
+    for i, body in enumerate(bodies):
+        try:
+            embed = _embedding_body(body)
+            request = mapper.embed_request(embed)
+        except (ValidationError, HearthError):
+            answers[i] = await execute_line(gateway, calls[i], "/v1/embeddings", body)
+            continue
+        groups.setdefault((request.model, embed.encoding_format, request.dimensions), []).append(
+            (i, embed, request)
+        )
+    for members in groups.values():
+        try:
+            parts = await embed_lines(gateway, [calls[i] for i, _, _ in members], [r for _, _, r in members])
+        except HearthError:
+            for i, _, _ in members:
+                answers[i] = await execute_line(gateway, calls[i], "/v1/embeddings", bodies[i])
+            continue
+        for (i, embed, _), part in zip(members, parts, strict=True):
+            answers[i] = (200, render.embeddings(embed, part).model_dump(mode="json"))
+    return [answers[i] for i in range(len(bodies))]
+
+
+def _embedding_body(body: dict[str, Any]) -> oa.EmbeddingRequest:
+    return oa.EmbeddingRequest.model_validate(
+        {k: v for k, v in body.items() if k not in {"stream", "priority"}}
+    )
 
 
 async def execute_line(
@@ -131,9 +176,7 @@ async def _answer(gateway: Gateway, call: Call, endpoint: str, body: dict[str, A
         completion = oa.CompletionRequest.model_validate(body)
         stream = await gateway.complete(call, mapper.completion_request(completion))
         return render.completion(stream, await stream.collect()).model_dump(mode="json", exclude_none=True)
-    embed = oa.EmbeddingRequest.model_validate(
-        {k: v for k, v in body.items() if k not in {"stream", "priority"}}
-    )
+    embed = _embedding_body(body)
     result = await gateway.embed(call, mapper.embed_request(embed))
     reply: dict[str, Any] = render.embeddings(embed, result).model_dump(mode="json")
     return reply

@@ -27,7 +27,14 @@ _LEVELS = {0: logging.DEBUG, 1: logging.DEBUG, 2: logging.DEBUG, 3: logging.WARN
 _CONT = 5
 # Warnings llama.cpp prints for harmless quirks of well-known model files (SmolLM2's "</s>"
 # token type): kept at DEBUG so a normal start shows no false alarm.
-_BENIGN = ("control-looking token",)
+# Logged at debug: a stopped step of batch-class work (step_abort.py) rolls its positions back.
+_BENIGN = (
+    "control-looking token",
+    "removing memory module entries",
+    "compute_async failed with error 1",  # GGML_STATUS_ABORTED
+    "compute status: 1",
+    "failed to decode, ret = 2",
+)
 
 _lock = threading.Lock()
 _load_lock = threading.Lock()  # one load at a time, so captured lines belong to it

@@ -19,7 +19,8 @@ Waiting requests are admitted by priority and fairly across keys (fair_queue.py)
 slot busy, a key below its fair share takes a slot from the key furthest above its share, and
 urgent work from less urgent work (``_make_way``); the sequence that gives it up is parked in
 the host cache and resumes from there. Batch-class work also sits out the decode steps while
-more urgent work runs (``_held_back``): it runs on idle capacity only.
+more urgent work runs (``_held_back``), and a step of it under way when urgent work arrives is
+stopped (step_abort.py): it runs on idle capacity only.
 
 With a unified KV cache (all sequences share one pool of cells) the pool can run out while
 sequences grow. Admission keeps a margin; if a decode still finds no free cells, idle slots'
@@ -44,6 +45,7 @@ from hearth.engines.llama.detokenize import IncrementalDetokenizer, PieceTable
 from hearth.engines.llama.grammar import ConstrainedSampler
 from hearth.engines.llama.prefix_cache import PrefixCache
 from hearth.engines.llama.sequence import BatchView, Event, Runtime, Sequence
+from hearth.engines.llama.step_abort import StepAbort
 from hearth.errors import EngineFailure, Overloaded
 from hearth.inference.events import FinishReason, GenerationDone, TextDelta
 
@@ -72,6 +74,9 @@ class Scheduler:
         self.steps = 0
         self.batched_tokens = 0  # tokens over all llama_decode calls: their mean batch size
         self.preemptions = 0
+        self.aborted_steps = 0
+        self._abort = StepAbort(rt.ctx)
+        self._abortable = False  # the step under way holds only batch-class work (under _lock)
         # Every llama_decode, the warm-up included, runs on this one thread: an OpenMP build of
         # llama.cpp parallelises on the calling thread, and a second calling thread keeps a second
         # OpenMP team around that slowed every later decode by ~18% (measured): libgomp then
@@ -101,6 +106,8 @@ class Scheduler:
                     retry_after=min(60.0, max(1.0, wait)),
                 )
             self._waiting.push(seq, seq.params.ticket)
+            if self._abortable and not _yields(seq):
+                self._abort.arm()
             self._wake.notify()
 
     def cancel(self, seq: Sequence) -> None:
@@ -122,6 +129,7 @@ class Scheduler:
             "steps": self.steps,
             "batched_tokens": self.batched_tokens,
             "preemptions": self.preemptions,
+            "aborted_steps": self.aborted_steps,
             **self._cache.stats(),
         }
 
@@ -186,8 +194,16 @@ class Scheduler:
             return
         n_tokens = sum(take for _, take in plan)
         self._batch.batch.n_tokens = n_tokens
+        with self._lock:  # urgent work submitted during a step of batch-class work stops it
+            self._abortable = self._abort.enabled and all(_yields(seq) for seq, _ in plan)
         with self.rt.cpu_turn(), self.rt.turn():
             rc = llama_cpp.llama_decode(self.rt.ctx, self._batch.batch)
+        with self._lock:
+            self._abortable = False
+            self._abort.disarm()
+        if rc == 2:  # stopped for urgent work: the step's positions are gone, its tokens unfed
+            self.aborted_steps += 1
+            return
         self.steps += 1
         self.batched_tokens += n_tokens
         if rc == 1:
@@ -273,6 +289,8 @@ class Scheduler:
                 if seq.cancelled:  # flagged without the lock (a stream garbage-collected)
                     self._waiting.remove(seq)
                     continue
+                if _yields(seq) and self._idle_slots <= 1 < self.rt.slots:
+                    return  # the last free slot is kept for urgent work: it need not preempt
                 if self._idle_slots == 0:
                     victim = self._make_way(seq)
                     if victim is None:
@@ -447,12 +465,16 @@ class Scheduler:
                     seq.cancelled = True
 
 
+def _yields(seq: Sequence) -> bool:
+    return seq.params.ticket.priority >= YIELDING_PRIORITY
+
+
 def _held_back(seq: Sequence, most_urgent: int) -> bool:
     """Batch-class and shadow work runs only on capacity nothing more urgent wants: while a more
     urgent sequence runs, it keeps its slot and cells but sits out the decode steps, so an
-    interactive request's prefill and tokens cost what they cost on an idle server."""
-    priority = seq.params.ticket.priority
-    return priority >= YIELDING_PRIORITY and priority > most_urgent
+    interactive request's prefill and tokens cost what they cost on an idle server. A step of
+    such work that is under way when urgent work arrives is stopped (step_abort.py)."""
+    return _yields(seq) and seq.params.ticket.priority > most_urgent
 
 
 def _deliver(items: list[tuple[Sequence, Event]]) -> None:
