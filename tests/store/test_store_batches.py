@@ -7,12 +7,14 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from hearth.errors import RateLimited
-from hearth.store.batches import BatchStore
+from hearth.store.batches import BatchStore, FinishedLine
 from hearth.store.keys import KeyStore
-from hearth.store.tables import utcnow
+from hearth.store.tables import UsageRecord, utcnow
+from hearth.store.usage_event import UsageEvent
 
 DAY = timedelta(hours=24)
 
@@ -44,3 +46,30 @@ def test_unfinished_batches_hold_their_tokens_until_they_end(
     assert store.move(oldest.id, "w1", "completed", when="completed_at", release=True)
     assert create(600) == "validating"  # its 600 tokens were freed when it ended
     assert create(1) == "failed"
+
+
+def test_only_the_holder_records_lines_and_a_line_is_billed_once(
+    keys: KeyStore, sessions: sessionmaker[Session]
+) -> None:
+    store = BatchStore(sessions)
+    key = keys.create("recorder")[0]
+    made = store.create(key.id, "/v1/embeddings", "file-x", DAY, None, total=3)
+    assert store.claim("w1", stale_before=utcnow() - DAY) is not None
+
+    def line(n: int) -> FinishedLine:
+        usage = UsageEvent(request_id=f"r{n}", model="m", route="POST /v1/embeddings", key_id=key.id,
+                           latency_ms=1.0, status_code=200, batch_id=made.id, custom_id=f"c{n}")  # fmt: skip
+        return FinishedLine(n, f"c{n}", True, {"custom_id": f"c{n}"}, usage.as_row())
+
+    assert store.record_lines(made.id, "w1", [line(1), line(2)])
+    assert store.record_lines(made.id, "w1", [line(2), line(3)])  # line 2 again: kept once
+    assert not store.record_lines(made.id, "w2", [line(3)]), "w2 does not hold the batch"
+    assert [n for n, _, _ in store.lines(made.id)] == [1, 2, 3]
+    assert store.by_id(made.id).completed == 3  # type: ignore[union-attr]
+    with sessions() as session:
+        billed = session.execute(
+            select(UsageRecord.custom_id)
+            .where(UsageRecord.batch_id == made.id)
+            .order_by(UsageRecord.custom_id)
+        ).scalars()
+        assert list(billed) == ["c1", "c2", "c3"]

@@ -195,8 +195,9 @@ class _Recorder:
 
     GROUP = 32
 
-    def __init__(self, batches: BatchStore, batch_id: str) -> None:
-        self._batches, self._batch_id = batches, batch_id
+    def __init__(self, batches: BatchStore, batch_id: str, worker: str) -> None:
+        self._batches, self._batch_id, self._worker = batches, batch_id, worker
+        self.lost = False  # another replica took the batch over: what this one ran is not kept
         self._pending: list[FinishedLine] = []
         self._lock = asyncio.Lock()
         self._last = time.monotonic()
@@ -210,7 +211,8 @@ class _Recorder:
         async with self._lock:
             group, self._pending = self._pending, []
             self._last = time.monotonic()
-            await asyncio.to_thread(self._batches.record_lines, self._batch_id, group)
+            held = await asyncio.to_thread(self._batches.record_lines, self._batch_id, self._worker, group)
+            self.lost = self.lost or not held
 
 
 class _StatusWatch:
@@ -313,14 +315,17 @@ class BatchRunner:
         key = None if batch.key_id is None else await asyncio.to_thread(self._keys.get_by_id, batch.key_id)
         done = {n for n, _, _ in await asyncio.to_thread(self._batches.lines, batch.id)}
         ending = await self._run_lines(batch, key, [line for line in lines if line.number not in done])
+        if ending == "lost":  # this replica went quiet too long and another one took the batch over
+            log.warning("batch %s was taken over by another replica; leaving it to that one", batch.id)
+            return
         await self._finish(batch, lines, ending)
 
     async def _run_lines(self, batch: BatchView, key: Any, lines: list[Line]) -> str:
         """Run the lines, a few groups at a time; how the batch ends: completed, cancelled or
-        expired."""
+        expired (or lost, to a replica that took it over)."""
         size = GROUP.get(batch.endpoint, 1)
         gate = asyncio.Semaphore(max(1, IN_FLIGHT.get(batch.endpoint, 8) // size))
-        recorder = _Recorder(self._batches, batch.id)
+        recorder = _Recorder(self._batches, batch.id, self.worker)
         watch = _StatusWatch(self._batches, batch.id, self.worker)
         ending = "completed"
 
@@ -329,7 +334,11 @@ class BatchRunner:
             async with gate:
                 if ending != "completed":
                     return
-                if await watch.status() == "cancelling":
+                status = await watch.status()
+                if status is None or recorder.lost:
+                    ending = "lost"
+                    return
+                if status == "cancelling":
                     ending = "cancelled"
                     return
                 if datetime.now(UTC) >= batch.times["expires_at"].astimezone(UTC):  # type: ignore[union-attr]
@@ -341,7 +350,7 @@ class BatchRunner:
             await asyncio.gather(*(run(lines[i : i + size]) for i in range(0, len(lines), size)))
         finally:
             await recorder.flush()
-        return ending
+        return "lost" if recorder.lost else ending
 
     async def _run_group(self, batch: BatchView, key: Any, lines: list[Line], recorder: _Recorder) -> None:
         calls = [self._gateway.batch_call(key, batch.endpoint, batch.id, line.custom_id) for line in lines]

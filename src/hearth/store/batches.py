@@ -250,26 +250,49 @@ class BatchStore:
             session.commit()
             return bool(moved.rowcount)  # type: ignore[attr-defined]
 
-    def record_lines(self, batch_id: str, finished: list[FinishedLine]) -> None:
+    def record_lines(self, batch_id: str, worker: str, finished: list[FinishedLine]) -> bool:
         """Finished lines' results and their usage rows, in one transaction: a line is either
-        done and billed, or neither (and runs again on the replica that takes the batch over)."""
+        done and billed, or neither (and runs again on the replica that takes the batch over).
+
+        Only the batch's holder records, and a line already recorded is not recorded (or billed)
+        again; False when ``worker`` no longer holds the batch (another replica took it over).
+        """
         if not finished:
-            return
+            return True
         with db_errors(), self._sessions() as session:
-            for f in finished:
-                session.merge(
-                    StoredBatchLine(
-                        batch_id=batch_id, line=f.line, custom_id=f.custom_id, ok=f.ok, result=f.result
-                    )
-                )
-            session.execute(insert(UsageRecord), [f.usage for f in finished])
-            ok = sum(1 for f in finished if f.ok)
-            session.execute(
+            # First, so that on PostgreSQL the batch's row stays locked until the commit.
+            held = session.execute(
                 update(StoredBatch)
-                .where(StoredBatch.id == batch_id)
-                .values(completed=StoredBatch.completed + ok, failed=StoredBatch.failed + len(finished) - ok)
+                .where(StoredBatch.id == batch_id, StoredBatch.worker == worker)
+                .values(heartbeat_at=utcnow())
             )
+            if not held.rowcount:  # type: ignore[attr-defined]
+                session.rollback()
+                return False
+            numbers = [f.line for f in finished]
+            there = set(
+                session.execute(
+                    select(StoredBatchLine.line).where(
+                        StoredBatchLine.batch_id == batch_id, StoredBatchLine.line.in_(numbers)
+                    )
+                ).scalars()
+            )
+            new = [f for f in finished if f.line not in there]
+            if new:
+                session.execute(
+                    insert(StoredBatchLine),
+                    [{"batch_id": batch_id, "line": f.line, "custom_id": f.custom_id, "ok": f.ok,
+                      "result": f.result} for f in new],
+                )  # fmt: skip
+                session.execute(insert(UsageRecord), [f.usage for f in new])
+                ok = sum(1 for f in new if f.ok)
+                session.execute(
+                    update(StoredBatch)
+                    .where(StoredBatch.id == batch_id)
+                    .values(completed=StoredBatch.completed + ok, failed=StoredBatch.failed + len(new) - ok)
+                )
             session.commit()
+            return True
 
     def delete(self, batch_id: str) -> None:
         with db_errors(), self._sessions() as session:
