@@ -8,7 +8,9 @@
    the load generator), in completion tokens/s. The anchor is 8 concurrent streams on the same
    server (``shared/bench/llm_load.py``).
 3. **Interactive latency.** While a batch of 400 chat lines runs, one client sends single
-   requests; its time to first token p50 is set against the same client on the idle server.
+   requests, each a new prompt; its time to first token p50 is set against the same client on
+   the idle server. Also with the client repeating eight prompts: the idle server's eight slots
+   keep those cached, and the batch's sequences take seven of them.
 
 Rounds alternate between each figure and its anchor.
 
@@ -121,11 +123,21 @@ def chat_batch(http: httpx.Client, base: str) -> float:
     return tokens / elapsed
 
 
-def interactive_ttft(http: httpx.Client, base: str, until: threading.Event | None, n: int = 30) -> float:
-    """One client's time to first token (p50) on single streamed completions."""
+_asked = iter(range(10**9))
+
+
+def interactive_ttft(
+    http: httpx.Client, base: str, until: threading.Event | None, n: int = 30, *, fresh: bool = True
+) -> float:
+    """One client's time to first token (p50) on single streamed completions. ``fresh``: every
+    prompt is new (a numbered request), so no slot holds it already; otherwise the client
+    repeats the eight prompts, which an idle server's eight slots keep cached."""
     waits = []
     for i in range(n):
-        body = {"model": MODEL, "prompt": PROMPTS[i % len(PROMPTS)], "max_tokens": 8, "stream": True}
+        prompt = PROMPTS[i % len(PROMPTS)]
+        if fresh:
+            prompt = f"Note {next(_asked)}. {prompt}"
+        body = {"model": MODEL, "prompt": prompt, "max_tokens": 8, "stream": True}
         began = time.perf_counter()
         with http.stream("POST", base + "/v1/completions", json=body) as reply:
             lines = reply.iter_lines()
@@ -155,7 +167,7 @@ def main() -> None:
         figures: dict[str, list[float]] = {k: [] for k in (
             "batch_texts_per_s", "batch_texts_per_s_2", "engine_texts_per_s", "encode_texts_per_s",
             "batch_tokens_per_s", "streams_tokens_per_s",
-            "ttft_idle_ms", "ttft_under_batch_ms")}  # fmt: skip
+            "ttft_idle_ms", "ttft_under_batch_ms", "ttft_idle_repeat_ms", "ttft_under_batch_repeat_ms")}  # fmt: skip
         try:
             wait_http(base + "/ready")
             engine = EngineAnchor(Path(tmp) / "anchor")
@@ -185,10 +197,12 @@ def main() -> None:
                 if args.only not in (None, "ttft"):
                     continue
                 figures["ttft_idle_ms"].append(interactive_ttft(http, base, None))
+                figures["ttft_idle_repeat_ms"].append(interactive_ttft(http, base, None, fresh=False))
                 done = threading.Event()
                 batch_id = submit(http, base, "/v1/completions", completion_lines(400))
                 time.sleep(2)  # the batch is under way
                 figures["ttft_under_batch_ms"].append(interactive_ttft(http, base, done))
+                figures["ttft_under_batch_repeat_ms"].append(interactive_ttft(http, base, done, fresh=False))
                 http.post(f"{base}/v1/batches/{batch_id}/cancel")
                 while http.get(f"{base}/v1/batches/{batch_id}").json()["status"] not in (
                     "cancelled",
@@ -196,7 +210,9 @@ def main() -> None:
                 ):
                     time.sleep(0.2)
                 console.print(f"round {round_ + 1} ttft idle {figures['ttft_idle_ms'][-1]:.0f} ms, "
-                              f"under a batch {figures['ttft_under_batch_ms'][-1]:.0f} ms")  # fmt: skip
+                              f"under a batch {figures['ttft_under_batch_ms'][-1]:.0f} ms; repeated prompts "
+                              f"{figures['ttft_idle_repeat_ms'][-1]:.0f} / "
+                              f"{figures['ttft_under_batch_repeat_ms'][-1]:.0f} ms")  # fmt: skip
         finally:
             http.close()
             stop(server)
@@ -210,6 +226,7 @@ def main() -> None:
         "embeddings_ratio_to_torch": ("batch_texts_per_s", "encode_texts_per_s"),
         "chat_ratio": ("batch_tokens_per_s", "streams_tokens_per_s"),
         "ttft_ratio": ("ttft_under_batch_ms", "ttft_idle_ms"),
+        "ttft_ratio_repeated_prompts": ("ttft_under_batch_repeat_ms", "ttft_idle_repeat_ms"),
     }
     result: dict[str, Any] = {"rounds": figures, "median": med}
     result.update({name: med[a] / med[b] for name, (a, b) in ratios.items() if a in med and b in med})

@@ -14,9 +14,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from pydantic import ValidationError
 from starlette.responses import JSONResponse
 
-from hearth.errors import HearthError, ModelNotFound, RateLimitState, Subject, in_words
+from hearth.errors import HearthError, InvalidRequest, ModelNotFound, RateLimitState, Subject, in_words
 from hearth.gateway.call import Call
 from hearth.inference.types import Family
 
@@ -63,6 +64,16 @@ class FamilyAdapter:
         self, error: HearthError, path: str = "", words: Mapping[Subject, str] | None = None
     ) -> dict[str, Any]:
         return {"error": self.say(error, path, words).message}
+
+    def line_failure(self, error: ValidationError | HearthError, path: str) -> tuple[int, dict[str, Any]]:
+        """A batch line's failure as the family's route would answer it: (status, body)."""
+        if isinstance(error, ValidationError):
+            error = InvalidRequest(self.invalid_field(error.errors()[0]))
+        return self.error_status(error), self.error_body(error, path)
+
+    def invalid_field(self, first: Any) -> str:
+        """What a request body that fails validation is told, from its first error."""
+        return f"{first['msg']}: {'.'.join(str(p) for p in first['loc'])}"
 
     def format_reset(self, seconds: float) -> str:
         """When a window resets, as the family writes it (OpenAI: "6m0s", Anthropic: RFC 3339)."""

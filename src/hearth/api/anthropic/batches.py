@@ -150,9 +150,5 @@ async def execute_message(gateway: Gateway, call: Call, body: dict[str, Any]) ->
         params = an.MessagesRequest.model_validate({**body, "stream": False})
         stream = await gateway.chat(call, mapper.chat_request(params))
         return 200, render.message(stream, await stream.collect()).model_dump(mode="json", exclude_none=True)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        error = InvalidRequest(f"{'.'.join(str(p) for p in first['loc'])}: {first['msg']}")
-        return 400, ANTHROPIC.error_body(error, path)
-    except HearthError as exc:
-        return ANTHROPIC.error_status(exc), ANTHROPIC.error_body(exc, path)
+    except (ValidationError, HearthError) as exc:
+        return ANTHROPIC.line_failure(exc, path)

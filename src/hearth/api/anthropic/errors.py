@@ -59,6 +59,9 @@ class AnthropicAdapter(FamilyAdapter):
     name: ClassVar[Family] = "anthropic"
     words: ClassVar[Mapping[Subject, str]] = WORDS
 
+    def invalid_field(self, first: Any) -> str:
+        return f"{'.'.join(str(p) for p in first['loc'])}: {first['msg']}"
+
     def error_status(self, error: HearthError) -> int:
         if error.kind in (ErrorKind.OVERLOADED, ErrorKind.NOT_READY):
             return OVERLOADED_STATUS

@@ -17,7 +17,7 @@ from hearth.api.openai import mapper, render
 from hearth.api.openai import protocol as oa
 from hearth.api.openai.errors import OPENAI
 from hearth.api.openai.responses.routes import execute_response
-from hearth.errors import HearthError, InvalidRequest
+from hearth.errors import HearthError
 from hearth.gateway.batches import MESSAGES, Execute, embed_lines
 from hearth.gateway.call import Call
 from hearth.gateway.responses import Responses
@@ -157,12 +157,8 @@ async def execute_line(
     """One line's request as its route would answer it, whole (a batch line never streams)."""
     try:
         return 200, await _answer(gateway, call, endpoint, {**body, "stream": False})
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        error = InvalidRequest(f"{first['msg']}: {'.'.join(str(p) for p in first['loc'])}")
-        return 400, OPENAI.error_body(error, endpoint)
-    except HearthError as exc:
-        return exc.status_code, OPENAI.error_body(exc, endpoint)
+    except (ValidationError, HearthError) as exc:
+        return OPENAI.line_failure(exc, endpoint)
 
 
 async def _answer(gateway: Gateway, call: Call, endpoint: str, body: dict[str, Any]) -> dict[str, Any]:

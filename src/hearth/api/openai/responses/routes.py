@@ -89,9 +89,5 @@ async def execute_response(
         with how_to_fit(new):
             record = await (await responses.create(call, new)).collect()
         return 200, render.response(record).model_dump(mode="json")
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        error = InvalidRequest(f"{first['msg']}: {'.'.join(str(p) for p in first['loc'])}")
-        return 400, RESPONSES.error_body(error, path)
-    except HearthError as exc:
-        return exc.status_code, RESPONSES.error_body(exc, path)
+    except (ValidationError, HearthError) as exc:
+        return RESPONSES.line_failure(exc, path)
