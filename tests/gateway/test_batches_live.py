@@ -1,5 +1,5 @@
-"""Batch jobs on the real default models, through the official openai and anthropic SDKs: chat
-and embedding lines answered by the models themselves, an Anthropic message batch, and a replica killed with ``kill -9`` half-way through a
+"""Batch jobs on the real default models, through the official openai and anthropic SDKs: chat,
+Responses and embedding lines answered by the models themselves, an Anthropic message batch, and a replica killed with ``kill -9`` half-way through a
 batch, whose unfinished lines another replica on the same PostgreSQL database runs, every line
 billed exactly once."""
 
@@ -66,6 +66,18 @@ def test_chat_and_embedding_batches_on_the_real_models(real_server: LiveServer) 
         for cid, body in outputs(client, done.output_file_id).items()
     }
     assert done.status == "completed" and "Paris" in answers["france"] and "Rome" in answers["italy"], answers
+    asked = {"custom_id": "france", "method": "POST", "url": "/v1/responses",
+             "body": {"model": "smollm2-135m-instruct", "input": questions["france"], "max_output_tokens": 24}}  # fmt: skip
+    batch = client.batches.create(
+        input_file_id=client.files.create(file=("responses.jsonl", jsonl([asked])), purpose="batch").id,
+        endpoint="/v1/responses",
+        completion_window="24h",
+    )
+    done = wait_for(client, batch.id, lambda b: b.status in ("completed", "failed"))
+    answer = outputs(client, done.output_file_id)["france"]
+    assert done.status == "completed" and "Paris" in client.responses.retrieve(answer["id"]).output_text, (
+        answer
+    )
     texts = ["A cat sleeps on the sofa.", "A kitten naps on the couch.", "I filed my tax return."]
     embed = [
         {"custom_id": f"t{i}", "method": "POST", "url": "/v1/embeddings", "body": {"model": "all-minilm-l6-v2", "input": t}}
