@@ -61,6 +61,7 @@ from hearth.gateway.responses import Responses
 from hearth.gateway.routing import RouteTable
 from hearth.gateway.service import Gateway
 from hearth.gateway.shadow import ShadowRunner
+from hearth.gateway.speech import Speech
 from hearth.logs import AccessLogMiddleware
 from hearth.metrics import Metrics
 from hearth.store.database import Database
@@ -178,6 +179,7 @@ def build_root(settings: Settings, registry: ModelRegistry | None = None) -> Roo
         responses=responses,
         files=Files(database.files, settings.max_file_bytes),
         batches=Batches(database.batches, database.files),
+        speech=Speech(resolver, settings.fair_admission),
         replicas=replicas,
         readiness=Readiness(registry, database, limiter),
         admin_secret=AdminSecret(settings.data_dir, settings.admin_key, database),

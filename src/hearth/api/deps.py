@@ -26,6 +26,7 @@ from hearth.gateway.health import Readiness
 from hearth.gateway.replica_sync import ReplicaSync
 from hearth.gateway.responses import Responses
 from hearth.gateway.service import Gateway
+from hearth.gateway.speech import Speech
 from hearth.metrics import Metrics
 
 T = TypeVar("T")
@@ -42,6 +43,7 @@ class Services:
     responses: Responses
     files: Files
     batches: Batches
+    speech: Speech
     replicas: ReplicaSync
     readiness: Readiness
     admin_secret: AdminSecret
@@ -71,6 +73,7 @@ AccountsDep = Annotated[Accounts, Depends(_service(lambda s: s.accounts))]
 ResponsesDep = Annotated[Responses, Depends(_service(lambda s: s.responses))]
 FilesDep = Annotated[Files, Depends(_service(lambda s: s.files))]
 BatchesDep = Annotated[Batches, Depends(_service(lambda s: s.batches))]
+SpeechDep = Annotated[Speech, Depends(_service(lambda s: s.speech))]
 ReplicasDep = Annotated[ReplicaSync, Depends(_service(lambda s: s.replicas))]
 ReadinessDep = Annotated[Readiness, Depends(_service(lambda s: s.readiness))]
 SettingsDep = Annotated[Settings, Depends(_service(lambda s: s.settings))]

@@ -31,7 +31,7 @@ from hearth.engines.base import (
 from hearth.engines.fair_queue import Ticket, admitted_as
 from hearth.engines.images import decode_image
 from hearth.errors import AuthenticationFailed, InvalidRequest, Subject, Unsupported
-from hearth.gateway import images, remote, speech
+from hearth.gateway import images, remote
 from hearth.gateway.auth import GET_A_KEY, presented_secret
 from hearth.gateway.call import Call, Identity
 from hearth.gateway.fallbacks import with_fallbacks
@@ -42,13 +42,11 @@ from hearth.gateway.planning import cache_point, chat_prompt, completion_prompts
 from hearth.gateway.priority import ticket_for
 from hearth.gateway.resolver import Resolver
 from hearth.gateway.shadow import ShadowJob, ShadowOutcome, ShadowRunner, agreement
-from hearth.gateway.speech import SpeechStream
 from hearth.gateway.streams import GenerationStream
 from hearth.gateway.tool_stream import ToolCallParser
 from hearth.gateway.tools import FORMAT as TOOL_FORMAT
 from hearth.gateway.tools import output_constraint, plan_tools
 from hearth.inference.events import ChoiceResult, ClassifyResult, EmbedResult
-from hearth.inference.speech import SpeakRequest, SpeechAudio, TranscribeRequest
 from hearth.inference.types import (
     ChatRequest,
     ClassifyRequest,
@@ -431,16 +429,6 @@ class Gateway:
             return engine.spec.id, scored
 
         return await with_fallbacks(self._resolver, call, model, attempt)
-
-    async def transcribe(self, call: Call, request: TranscribeRequest) -> SpeechStream:
-        """A transcript (or English translation) of one audio file, its segments as they come."""
-        name = request.model or self._resolver.default_model(ModelKind.SPEECH_TO_TEXT)
-        return await speech.transcribe(self._resolver, call, name, request, self._ticket(call))
-
-    async def speak(self, call: Call, request: SpeakRequest) -> tuple[str, SpeechAudio]:
-        """Text read aloud, sentence by sentence, and the model that reads it."""
-        name = request.model or self._resolver.default_model(ModelKind.TEXT_TO_SPEECH)
-        return await speech.speak(self._resolver, call, name, request, self._ticket(call))
 
     async def classify(self, call: Call, request: ClassifyRequest) -> ClassifyResult:
         name = request.model or self._resolver.default_model(ModelKind.IMAGE_CLASSIFICATION)

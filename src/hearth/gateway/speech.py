@@ -9,11 +9,13 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
+from hearth.config import ModelKind
 from hearth.engines.base import SpeechEngine, SynthesisEngine
 from hearth.engines.fair_queue import Ticket, admitted_as
 from hearth.errors import HearthError
 from hearth.gateway.call import Call
 from hearth.gateway.fallbacks import with_fallbacks
+from hearth.gateway.priority import ticket_for
 from hearth.gateway.resolver import Resolver
 from hearth.inference.speech import (
     AudioInfo,
@@ -41,6 +43,26 @@ class SpeechStream:
         async for segment in self.segments:
             transcript.segments.append(segment)
         return transcript
+
+
+class Speech:
+    """What the audio routes ask for, over the resolver (the routes' own dependency)."""
+
+    def __init__(self, resolver: Resolver, fair_admission: bool) -> None:
+        self._resolver, self._fair = resolver, fair_admission
+
+    async def transcribe(self, call: Call, request: TranscribeRequest) -> SpeechStream:
+        """A transcript (or English translation) of one audio file, its segments as they come."""
+        name = request.model or self._resolver.default_model(ModelKind.SPEECH_TO_TEXT)
+        return await transcribe(self._resolver, call, name, request, self._ticket(call))
+
+    async def speak(self, call: Call, request: SpeakRequest) -> tuple[str, SpeechAudio]:
+        """Text read aloud, sentence by sentence, and the model that reads it."""
+        name = request.model or self._resolver.default_model(ModelKind.TEXT_TO_SPEECH)
+        return await speak(self._resolver, call, name, request, self._ticket(call))
+
+    def _ticket(self, call: Call) -> Ticket | None:
+        return ticket_for(call) if self._fair else None
 
 
 async def transcribe(

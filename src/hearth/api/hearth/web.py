@@ -83,7 +83,7 @@ def ui_config(request: Request, response: Response) -> UiConfig:
     response.headers["Cache-Control"] = "no-store"
     found = services(request)
     settings = found.settings
-    auth = found.gateway.auth_enabled
+    auth = not settings.no_auth
     # Paths on the server (its data folder, its config, the admin key's file) are for a visitor
     # on the server's own machine; anyone else reading this page before sign-in learns only
     # that a key is made there.

@@ -17,6 +17,7 @@ from hearth.api.deps import (
     GatewayDep,
     ReadinessDep,
     SettingsDep,
+    SpeechDep,
 )
 from hearth.api.disconnect import cancel_on_disconnect
 from hearth.api.oip import mapper, render
@@ -25,6 +26,7 @@ from hearth.api.oip.tensors import HEADER_LENGTH, decompress
 from hearth.errors import Unsupported
 from hearth.gateway.call import Call
 from hearth.gateway.service import Gateway
+from hearth.gateway.speech import Speech
 
 public = APIRouter(prefix="/v2", tags=["Open Inference Protocol v2"])
 keyed = APIRouter(prefix="/v2", tags=["Open Inference Protocol v2"], dependencies=[REQUIRE_KEY])
@@ -90,6 +92,7 @@ async def infer(
     name: str,
     request: Request,
     gateway: GatewayDep,
+    speech: SpeechDep,
     catalog: CatalogDep,
     settings: SettingsDep,
     call: CallDep,
@@ -100,12 +103,13 @@ async def infer(
     body = decompress(await request.body(), request.headers.get("content-encoding"), settings.max_body_bytes)
     parsed = mapper.read(body, request.headers.get(HEADER_LENGTH))
     wanted = mapper.wanted_outputs(parsed, view.kind)
-    outputs = await _run(gateway, call, request, view.kind, name, parsed, wanted)
+    outputs = await _run(gateway, speech, call, request, view.kind, name, parsed, wanted)
     return render.infer_response(name, parsed.id, outputs)
 
 
 async def _run(
     gateway: Gateway,
+    speech: Speech,
     call: Call,
     request: Request,
     kind: str,
@@ -124,10 +128,10 @@ async def _run(
         classified = await gateway.classify(call, mapper.classify_request(name, parsed, wanted))
         return render.classify_outputs(classified, wanted)
     if kind == "speech-to-text":
-        speech = await cancel_on_disconnect(
-            request, gateway.transcribe(call, mapper.transcribe_request(name, parsed))
+        transcript = await cancel_on_disconnect(
+            request, speech.transcribe(call, mapper.transcribe_request(name, parsed))
         )
-        return render.transcript_outputs(await cancel_on_disconnect(request, speech.collect()), wanted)
+        return render.transcript_outputs(await cancel_on_disconnect(request, transcript.collect()), wanted)
     completion = mapper.completion_request(name, parsed)
     stream = await cancel_on_disconnect(request, gateway.complete(call, completion))
     return render.completion_outputs(await cancel_on_disconnect(request, stream.collect()), wanted)

@@ -15,7 +15,7 @@ from fastapi import APIRouter, File, Form, Request, UploadFile
 from fastapi.responses import PlainTextResponse, Response
 from starlette.responses import StreamingResponse
 
-from hearth.api.deps import REQUIRE_KEY, CallDep, GatewayDep, SettingsDep
+from hearth.api.deps import REQUIRE_KEY, CallDep, SettingsDep, SpeechDep
 from hearth.api.disconnect import cancel_on_disconnect
 from hearth.api.openai import transcripts
 from hearth.api.sse import stream_response
@@ -62,7 +62,7 @@ def _flag(value: str | None) -> bool:
 
 async def _answer(
     request: Request,
-    gateway: GatewayDep,
+    speech: SpeechDep,
     call: CallDep,
     settings: SettingsDep,
     *,
@@ -101,7 +101,7 @@ async def _answer(
         word_timestamps=words,
         timestamps=form in ("srt", "vtt", "verbose_json"),
     )
-    started = await cancel_on_disconnect(request, gateway.transcribe(call, neutral))
+    started = await cancel_on_disconnect(request, speech.transcribe(call, neutral))
     if stream:
         return stream_response(transcripts.events(started, request.url.path))
     transcript = await cancel_on_disconnect(request, started.collect())
@@ -119,7 +119,7 @@ _RESPONSES: dict[int | str, dict[str, Any]] = {
 @router.post("/transcriptions", summary="Transcribe audio", responses=_RESPONSES, response_model=None)
 async def transcriptions(
     request: Request,
-    gateway: GatewayDep,
+    speech: SpeechDep,
     call: CallDep,
     settings: SettingsDep,
     file: Annotated[UploadFile, File()],
@@ -132,7 +132,7 @@ async def transcriptions(
     stream: _Text = None,
 ) -> Response | StreamingResponse | dict[str, Any]:
     answer: Response | StreamingResponse | dict[str, Any] = await _answer(
-        request, gateway, call, settings,
+        request, speech, call, settings,
         task="transcribe", file=file, model=model, language=language, prompt=prompt,
         response_format=response_format, temperature=temperature,
         granularities=timestamp_granularities or [], stream=_flag(stream),
@@ -145,7 +145,7 @@ async def transcriptions(
 )
 async def translations(
     request: Request,
-    gateway: GatewayDep,
+    speech: SpeechDep,
     call: CallDep,
     settings: SettingsDep,
     file: Annotated[UploadFile, File()],
@@ -155,7 +155,7 @@ async def translations(
     temperature: _Text = None,
 ) -> Response | StreamingResponse | dict[str, Any]:
     answer: Response | StreamingResponse | dict[str, Any] = await _answer(
-        request, gateway, call, settings,
+        request, speech, call, settings,
         task="translate", file=file, model=model, language=None, prompt=prompt,
         response_format=response_format, temperature=temperature, granularities=[], stream=False,
     )  # fmt: skip

@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import StreamingResponse
 
 from hearth.api.audio_out import FORMATS, MEDIA_TYPES, STREAMED, Encoder, Format
-from hearth.api.deps import REQUIRE_KEY, CallDep, GatewayDep
+from hearth.api.deps import REQUIRE_KEY, CallDep, SpeechDep
 from hearth.api.disconnect import cancel_on_disconnect
 from hearth.api.openai.errors import OPENAI
 from hearth.api.sse import SSE, event_frame, json_frame, stream_response
@@ -86,10 +86,10 @@ async def _close(pieces: AsyncIterator[bytes]) -> None:
     response_model=None,
     responses={200: {"content": {**{t: {} for t in MEDIA_TYPES.values()}, SSE: {}}}},
 )
-async def speech(body: SpeechBody, request: Request, gateway: GatewayDep, call: CallDep) -> StreamingResponse:
+async def speech(body: SpeechBody, request: Request, voices: SpeechDep, call: CallDep) -> StreamingResponse:
     voice = body.voice.id if isinstance(body.voice, Voice) else body.voice
     neutral = SpeakRequest(body.model or None, body.input, voice, body.speed)
-    _, audio = await cancel_on_disconnect(request, gateway.speak(call, neutral))
+    _, audio = await cancel_on_disconnect(request, voices.speak(call, neutral))
     form: Format = body.response_format
     assert form in FORMATS
     encoder = Encoder(form, audio.sample_rate)

@@ -74,7 +74,7 @@ async def events(stream: SpeechStream, path: str) -> AsyncIterator[bytes]:
             tokens += len(segment.tokens)
             done_seconds = segment.end
             yield event_frame("transcript.text.delta", _delta(delta, done_seconds, stream.info.duration))
-    except HearthError as exc:  # the usage row has its label already (gateway.speech)
+    except HearthError as exc:  # the usage row has its label already (gateway/speech.py)
         yield json_frame(OPENAI.error_body(exc, path))
         return
     finally:
